@@ -1,0 +1,69 @@
+//===- Passes.h - kv technique passes ---------------------------*- C++ -*-===//
+//
+// Declarations and registration of the target-independent kv passes and
+// the pipelines that compose them.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KVOPT_TRANSFORMS_PASSES_H
+#define KVOPT_TRANSFORMS_PASSES_H
+
+#include "kvopt/Dialect/KV/KVOps.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Pass/Pass.h"
+
+namespace kvopt {
+
+#define GEN_PASS_DECL
+#include "kvopt/Transforms/Passes.h.inc"
+
+#define GEN_PASS_REGISTRATION
+#include "kvopt/Transforms/Passes.h.inc"
+
+/// Options of the `kv-optimize` pipeline: one flag per technique.
+struct OptimizePipelineOptions
+    : public mlir::PassPipelineOptions<OptimizePipelineOptions> {
+  Option<int64_t> pageSize{*this, "page-size",
+                           llvm::cl::desc("tokens per page, 0 = keep contiguous"),
+                           llvm::cl::init(16)};
+  Option<std::string> key{*this, "key",
+                          llvm::cl::desc("key encoding (none, int8, fp8_e4m3, "
+                                         "int4, int2)"),
+                          llvm::cl::init("none")};
+  Option<std::string> value{*this, "value",
+                            llvm::cl::desc("value encoding (none, int8, "
+                                           "fp8_e4m3, int4, int2)"),
+                            llvm::cl::init("none")};
+  Option<int64_t> keyGroup{*this, "key-group",
+                           llvm::cl::desc("tokens per key scale (per channel)"),
+                           llvm::cl::init(16)};
+  Option<int64_t> valueGroup{*this, "value-group",
+                             llvm::cl::desc("channels per value scale, 0 = "
+                                            "whole head"),
+                             llvm::cl::init(0)};
+  Option<int64_t> recent{*this, "recent",
+                         llvm::cl::desc("recent tokens kept in full precision"),
+                         llvm::cl::init(0)};
+  Option<double> budgetGiB{*this, "budget-gib",
+                           llvm::cl::desc("memory budget for the report"),
+                           llvm::cl::init(80.0)};
+  Option<int64_t> batch{*this, "batch",
+                        llvm::cl::desc("sequences for the report"),
+                        llvm::cl::init(1)};
+  Option<bool> report{*this, "report",
+                      llvm::cl::desc("print the memory report"),
+                      llvm::cl::init(true)};
+};
+
+/// Builds `kv-optimize`: quantize (when asked), paginate (when asked), and
+/// report memory before and after.
+void buildOptimizePipeline(mlir::OpPassManager &pm,
+                           const OptimizePipelineOptions &options);
+
+/// Registers the kv passes and pipelines with the global registry.
+void registerTransformsPassesAndPipelines();
+
+} // namespace kvopt
+
+#endif // KVOPT_TRANSFORMS_PASSES_H

@@ -1,0 +1,101 @@
+//===- Passes.td - kv technique passes ----------------------*- tablegen -*-===//
+//
+// Target-independent passes that apply KV-cache techniques to kv IR.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KVOPT_TRANSFORMS_PASSES_TD
+#define KVOPT_TRANSFORMS_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def KVPaginate : Pass<"kv-paginate", "::mlir::ModuleOp"> {
+  let summary = "store KV caches in fixed-size pages addressed by block tables";
+  let description = [{
+    Rewrites every contiguous cache type in the module to the paged layout
+    with `page-size` tokens per page. Each function that takes a cache as an
+    argument gains, right after it, a block table argument
+    `tensor<? x P x i32>` (P = ceil(capacity / page-size)), and every
+    kv.append, kv.view, kv.attention and kv.mla_attention on that cache uses
+    it. Caches created inside a function by kv.alloc_cache get a block table
+    argument too, appended to the function's arguments.
+
+    Preconditions: caches reach ops only as function arguments,
+    kv.alloc_cache results or kv.share_cache views of those; public
+    functions may change signature (the pass updates func.call sites in the
+    module). Already paged caches are left alone.
+    Postconditions: no contiguous cache type remains; each cache-touching op
+    has a block table of its cache's batch.
+  }];
+  let options = [
+    Option<"pageSize", "page-size", "int64_t", /*default=*/"16",
+           "tokens per page (1..4096)">
+  ];
+  let dependentDialects = ["::mlir::tensor::TensorDialect"];
+}
+
+def KVQuantize : Pass<"kv-quantize", "::mlir::ModuleOp"> {
+  let summary = "quantize the keys and values stored in KV caches";
+  let description = [{
+    Gives every cache in the module quantization encodings for its keys and
+    values (the latent row of an MLA cache uses the key options). Each side
+    has its own encoding, scale axis, group size and full-precision windows;
+    the defaults follow KIVI: keys per channel, values per token.
+    `key=none` or `value=none` keeps that side in full precision. Scales
+    become part of the cache's storage; quantization happens on append and
+    dequantization inside attention. Caches that already carry an encoding
+    for a side keep it.
+  }];
+  let options = [
+    Option<"key", "key", "std::string", /*default=*/"\"int8\"",
+           "key encoding: none, int8, fp8_e4m3, int4 or int2">,
+    Option<"keyAxis", "key-axis", "std::string", /*default=*/"\"channel\"",
+           "key scale axis: token or channel">,
+    Option<"keyGroup", "key-group", "int64_t", /*default=*/"16",
+           "key group size (channels for token axis, 0 = whole head; tokens "
+           "for channel axis)">,
+    Option<"value", "value", "std::string", /*default=*/"\"int8\"",
+           "value encoding: none, int8, fp8_e4m3, int4 or int2">,
+    Option<"valueAxis", "value-axis", "std::string", /*default=*/"\"token\"",
+           "value scale axis: token or channel">,
+    Option<"valueGroup", "value-group", "int64_t", /*default=*/"0",
+           "value group size">,
+    Option<"symmetric", "symmetric", "bool", /*default=*/"false",
+           "symmetric scales (no zero points); fp8 is always symmetric">,
+    Option<"scaleType", "scale-type", "std::string", /*default=*/"\"f16\"",
+           "scale element type: f16, bf16 or f32">,
+    Option<"recent", "recent", "int64_t", /*default=*/"0",
+           "most recent tokens kept in full precision">,
+    Option<"sinks", "sinks", "int64_t", /*default=*/"0",
+           "first tokens kept in full precision">
+  ];
+}
+
+def KVMemoryReport : Pass<"kv-memory-report", "::mlir::ModuleOp"> {
+  let summary = "report KV-cache bytes per token and what fits a memory budget";
+  let description = [{
+    An analysis that changes nothing. It lists every cache of the module
+    (function arguments and kv.alloc_cache results; kv.share_cache views
+    count as layers without storage), with its bytes per token, and prints
+    the total per token of context, the fixed per-sequence bytes of
+    full-precision windows, and the largest context per sequence that fits
+    `budget-gib` at `batch` sequences. When a previous run of this pass left
+    a baseline in the module (attribute `kv.baseline_bytes_per_token`, set
+    with `record-baseline`), the report also shows the reduction against it.
+    `format=json` prints the same as one JSON object.
+  }];
+  let options = [
+    Option<"budgetGiB", "budget-gib", "double", /*default=*/"80.0",
+           "memory budget for KV caches in GiB">,
+    Option<"batch", "batch", "int64_t", /*default=*/"1",
+           "sequences sharing the budget">,
+    Option<"format", "format", "std::string", /*default=*/"\"table\"",
+           "output format: table or json">,
+    Option<"recordBaseline", "record-baseline", "bool", /*default=*/"false",
+           "store the total as the module's baseline and print nothing">,
+    Option<"output", "output", "std::string", /*default=*/"\"-\"",
+           "file to write the report to (- = stdout)">
+  ];
+}
+
+#endif // KVOPT_TRANSFORMS_PASSES_TD
