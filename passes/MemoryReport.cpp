@@ -134,7 +134,9 @@ struct MemoryReportPass : public kvopt::impl::KVMemoryReportBase<MemoryReportPas
     std::vector<LayerEntry> layers;
     llvm::DenseMap<Value, int64_t> layerOf;
     auto nextLayer = [&] { return int64_t(layers.size()); };
-    module.walk([&](Operation *op) {
+    // Pre-order, so that a function's arguments are known before the
+    // kv.share_cache views in its body.
+    module.walk<WalkOrder::PreOrder>([&](Operation *op) {
       if (auto func = dyn_cast<func::FuncOp>(op)) {
         for (BlockArgument arg : func.getArguments()) {
           auto type = dyn_cast<KVCacheTypeInterface>(arg.getType());
@@ -158,6 +160,9 @@ struct MemoryReportPass : public kvopt::impl::KVMemoryReportBase<MemoryReportPas
         layers.push_back({int64_t(share.getLayer()),
                           cast<KVCacheTypeInterface>(share.getType()), owner});
       }
+    });
+    llvm::stable_sort(layers, [](const LayerEntry &a, const LayerEntry &b) {
+      return a.layer < b.layer;
     });
     return layers;
   }

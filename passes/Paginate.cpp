@@ -213,12 +213,13 @@ struct PaginatePass : public kvopt::impl::KVPaginateBase<PaginatePass> {
         call->setOperands(operands);
         return WalkResult::advance();
       }
-      for (Value operand : op->getOperands()) {
-        if (!isa<KVCacheTypeInterface>(operand.getType()))
-          continue;
-        if (Value table = tables.lookup(rootOf(operand)))
-          setBlockTable(op, table);
-      }
+      // Look the table up first: setting it grows the operand list.
+      Value table;
+      for (Value operand : op->getOperands())
+        if (isa<KVCacheTypeInterface>(operand.getType()))
+          table = tables.lookup(rootOf(operand));
+      if (table)
+        setBlockTable(op, table);
       return WalkResult::advance();
     });
     return failure(result.wasInterrupted());

@@ -1,7 +1,12 @@
-// RUN: kvopt-opt %s | kvopt-opt | FileCheck %s
-// RUN: kvopt-opt %s --mlir-print-op-generic | kvopt-opt | FileCheck %s
+// RUN: kvopt-opt %s | kvopt-opt --mlir-print-local-scope | FileCheck %s
+// RUN: kvopt-opt %s --mlir-print-op-generic | kvopt-opt --mlir-print-local-scope | FileCheck %s
 // Round trip of every kv op, type and attribute, through the custom and the
 // generic form.
+// A third run checks the type aliases the printer emits for long cache types.
+// RUN: kvopt-opt %s | FileCheck %s --check-prefix=ALIAS
+// ALIAS-DAG: !kv_cache = !kv.cache<kv_heads = 8, head_dim = 128, capacity = 4096, element = f16>
+// ALIAS-DAG: #kv_quant{{[0-9]*}} = #kv.quant<int8>
+// ALIAS-DAG: !kv_latent_cache{{[0-9]*}} = !kv.latent_cache<latent_dim = 512, rope_dim = 64, capacity = 1024, element = bf16>
 
 // CHECK-LABEL: func @types
 // CHECK-SAME: !kv.cache<kv_heads = 8, head_dim = 128, capacity = 4096, element = f16>
