@@ -205,3 +205,27 @@ kvopt::reference::mergeStates(const std::vector<AttentionResult> &parts) {
   }
   return merged;
 }
+
+AttentionTolerance kvopt::reference::fp32AttentionTolerance(
+    int64_t dim, int64_t keys, double maxScore, double maxValue,
+    double maxLse, bool dequantizing, ScalarType outputType) {
+  const double u = 0x1p-24; // f32 unit roundoff
+  double d = static_cast<double>(dim), t = static_cast<double>(keys);
+  // Score error: a dot product of `dim` terms (gamma_dim), the scale
+  // multiply, and with fused dequantization one more rounding per K element.
+  double scoreError = (d + 1.0 + (dequantizing ? d : 0.0)) * u * maxScore;
+  // Sum of `keys` exponentials (gamma_keys), expf's ~2 ulp, the log, the
+  // final division, and online-softmax rescaling: a few u beyond gamma_keys.
+  double sumError = (t + 8.0) * u;
+  AttentionTolerance tolerance;
+  tolerance.lse = scoreError + sumError + 2.0 * u * maxLse;
+  // Softmax weights move by at most 2 * scoreError relative; V's own
+  // dequantization adds u relative.
+  double valueError = dequantizing ? u : 0.0;
+  double outputRounding = outputType == ScalarType::F32   ? u
+                          : outputType == ScalarType::F16 ? 0x1p-11
+                                                          : 0x1p-8;
+  tolerance.out = maxValue * (2.0 * scoreError + sumError + valueError +
+                              outputRounding);
+  return tolerance;
+}

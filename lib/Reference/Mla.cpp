@@ -141,21 +141,28 @@ Tensor kvopt::reference::mlaAbsorbQuery(const Tensor &qNope,
   return projectPerHead(qNope, upKTransposed, false);
 }
 
+AttentionResult kvopt::reference::mlaLatentAttention(
+    const Tensor &qLatent, const Tensor &qRope, const MlaCache &cache,
+    const std::vector<int64_t> &lengths, const AttentionOptions &options) {
+  KVOPT_REF_CHECK(cache.latent.rank() == 3 && cache.ropeKey.rank() == 3,
+                  "MLA cache is [B, T, latent] and [B, T, rope]");
+  int64_t batch = cache.latent.dim(0), tokens = cache.latent.dim(1);
+  int64_t latent = cache.latent.dim(2), ropeDim = cache.ropeKey.dim(2);
+  // One KV head whose key is [c, k_r] and whose value is c itself
+  // (FlashMLA's 576/512 shape for DeepSeek).
+  Tensor key = concatLast(cache.latent, cache.ropeKey)
+                   .reshaped({batch, 1, tokens, latent + ropeDim});
+  Tensor value = cache.latent.reshaped({batch, 1, tokens, latent});
+  return attention(concatLast(qLatent, qRope), key, value, lengths, options);
+}
+
 AttentionResult kvopt::reference::mlaAttentionAbsorbed(
     const Tensor &qNope, const Tensor &qRope, const MlaCache &cache,
     const MlaWeights &weights, const std::vector<int64_t> &lengths,
     const AttentionOptions &options) {
   checkMlaShapes(qNope, qRope, cache, weights);
-  int64_t batch = cache.latent.dim(0), tokens = cache.latent.dim(1);
-  int64_t latent = cache.latent.dim(2), ropeDim = cache.ropeKey.dim(2);
-  // MQA over the latent cache: one KV head whose key is [c, k_r] and whose
-  // value is c itself (FlashMLA's 576/512 shape for DeepSeek).
-  Tensor query = concatLast(mlaAbsorbQuery(qNope, weights), qRope);
-  Tensor key = concatLast(cache.latent, cache.ropeKey)
-                   .reshaped({batch, 1, tokens, latent + ropeDim});
-  Tensor value = cache.latent.reshaped({batch, 1, tokens, latent});
-  AttentionResult latentResult =
-      attention(query, key, value, lengths, options);
+  AttentionResult latentResult = mlaLatentAttention(
+      mlaAbsorbQuery(qNope, weights), qRope, cache, lengths, options);
   return {projectPerHead(latentResult.out, weights.upV, false),
           latentResult.lse};
 }

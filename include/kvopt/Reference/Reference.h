@@ -174,6 +174,23 @@ AttentionResult attentionQuantized(const Tensor &q, const QuantizedCache &k,
 /// Merges partial states of the same queries over disjoint key sets.
 AttentionResult mergeStates(const std::vector<AttentionResult> &parts);
 
+/// Error bounds of an f32 attention kernel against attention() on the same
+/// (element-rounded or dequantized) inputs; derivation in docs/Numerics.md.
+struct AttentionTolerance {
+  double out = 0.0; ///< absolute, per output element
+  double lse = 0.0; ///< absolute, per row
+};
+
+/// Tolerance for f32 accumulation over `dim`-wide dot products and `keys`
+/// visible keys. `maxScore` bounds scale * sum_d |q_d k_d| over visible
+/// keys, `maxValue` bounds |v|, `maxLse` bounds |lse|. `dequantizing` adds
+/// the f32 rounding of a fused q * s + z. `outputType` adds the rounding of
+/// the stored output (F32 for an f32 output).
+AttentionTolerance fp32AttentionTolerance(int64_t dim, int64_t keys,
+                                          double maxScore, double maxValue,
+                                          double maxLse, bool dequantizing,
+                                          ScalarType outputType);
+
 //===----------------------------------------------------------------------===//
 // Multi-head latent attention (MLA)
 //===----------------------------------------------------------------------===//
@@ -208,6 +225,14 @@ AttentionResult mlaAttentionNaive(const Tensor &qNope, const Tensor &qRope,
 
 /// q_latent[B, H, Tq, latent] = qNope W_uk[h]^T: W_uk absorbed into the query.
 Tensor mlaAbsorbQuery(const Tensor &qNope, const MlaWeights &weights);
+
+/// The latent attention of kv.mla_attention: MQA of q = [qLatent, qRope]
+/// ([B, H, Tq, latent] and [B, H, Tq, rope]) over keys [c, k_r] and values
+/// c, giving the softmax-weighted latent sum [B, H, Tq, latent] and its lse.
+AttentionResult mlaLatentAttention(const Tensor &qLatent, const Tensor &qRope,
+                                   const MlaCache &cache,
+                                   const std::vector<int64_t> &lengths,
+                                   const AttentionOptions &options);
 
 /// Absorbed MLA: scores q_latent.c + qRope.k_r (MQA over the latent cache,
 /// key width latent + rope), outLatent = sum p c, out = outLatent W_uv[h].

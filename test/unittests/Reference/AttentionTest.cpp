@@ -219,7 +219,7 @@ TEST(Attention, MergeOfRandomSplitsEqualsUnsplit) {
 }
 
 TEST(Attention, MergeHandlesInfinitePartials) {
-  AttentionResult empty{Tensor({1, 2}, 123.0), Tensor({1}, -INFINITY)};
+  AttentionResult empty{Tensor({1, 2}, NAN), Tensor({1}, -INFINITY)};
   AttentionResult real{Tensor({1, 2}), Tensor({1}, 0.5)};
   real.out.values() = {1.0, -2.0};
   // The empty part's (garbage) output carries no weight.
@@ -299,5 +299,69 @@ TEST(Attention, QuantizedCacheUsesTheDequantizedView) {
     double err = maxAbsDiff(quantized.out, exact.out);
     EXPECT_GT(err, 0.0);
     EXPECT_LT(err, 0.2);
+  }
+}
+
+namespace {
+
+/// A straightforward f32 kernel: f32 dot products, online softmax over keys
+/// in order with f32 expf, f32 accumulation. The tolerance must cover it.
+AttentionResult attentionF32(const Tensor &q, const Tensor &k, const Tensor &v,
+                             int64_t length, double scale) {
+  int64_t dim = q.dim(3), valueDim = v.dim(3);
+  AttentionResult r{Tensor({1, 1, 1, valueDim}), Tensor({1, 1, 1})};
+  float m = -INFINITY, l = 0.0f;
+  std::vector<float> acc(valueDim, 0.0f);
+  for (int64_t j = 0; j < length; ++j) {
+    float dot = 0.0f;
+    for (int64_t d = 0; d < dim; ++d)
+      dot += static_cast<float>(q.at({0, 0, 0, d})) *
+             static_cast<float>(k.at({0, 0, j, d}));
+    float s = dot * static_cast<float>(scale);
+    float mNew = std::max(m, s);
+    float rescale = std::exp(m - mNew), p = std::exp(s - mNew);
+    l = l * rescale + p;
+    for (int64_t d = 0; d < valueDim; ++d)
+      acc[d] = acc[d] * rescale + p * static_cast<float>(v.at({0, 0, j, d}));
+    m = mNew;
+  }
+  for (int64_t d = 0; d < valueDim; ++d)
+    r.out.values()[d] = acc[d] / l;
+  r.lse.values()[0] = m + std::log(l);
+  return r;
+}
+
+} // namespace
+
+TEST(Attention, Fp32ToleranceCoversAnF32Kernel) {
+  for (uint64_t seed : testSeeds()) {
+    std::mt19937_64 rng(seed);
+    for (int64_t dim : {64, 128, 256}) {
+      // Head dim 64 gets a short context so the dropped-key check runs.
+      int64_t length =
+          dim == 64 ? randomInt(rng, 3, 40) : randomInt(rng, 1, 3000);
+      Tensor q = randomTensor(rng, {1, 1, 1, dim}, -2.0, 2.0, ScalarType::F16);
+      Tensor k = randomTensor(rng, {1, 1, length, dim}, -2.0, 2.0,
+                              ScalarType::F16);
+      Tensor v = randomTensor(rng, {1, 1, length, dim}, -3.0, 3.0,
+                              ScalarType::BF16);
+      double scale = 1.0 / std::sqrt(static_cast<double>(dim));
+      AttentionOptions options;
+      options.scale = scale;
+      AttentionResult expected = attention(q, k, v, {length}, options);
+      AttentionResult actual = attentionF32(q, k, v, length, scale);
+      AttentionTolerance tol = fp32AttentionTolerance(
+          dim, length, scale * 4.0 * dim, 3.0,
+          std::fabs(expected.lse.values()[0]), false, ScalarType::F32);
+      EXPECT_LE(maxAbsDiff(actual.out, expected.out), tol.out);
+      EXPECT_LE(std::fabs(actual.lse.values()[0] - expected.lse.values()[0]),
+                tol.lse);
+      // The bound is not vacuous: dropping one key of a short context
+      // breaks it.
+      if (dim == 64) {
+        AttentionResult dropped = attentionF32(q, k, v, length - 1, scale);
+        EXPECT_GT(maxAbsDiff(dropped.out, expected.out), tol.out);
+      }
+    }
   }
 }

@@ -108,6 +108,21 @@ TEST(Quantize, ScaleIsRoundedBeforeCodes) {
   EXPECT_EQ(dequantize(q, e).values()[1], 101 * scale);
 }
 
+TEST(Quantize, AsymmetricCodesClampWhenTheZeroPointRoundsUp) {
+  // lo = 1 + 3 * 2^-12 rounds up to z = 1 + 2^-10 in f16; with s = 2^-12,
+  // (lo - z) / s = -1 must clamp to code 0 (x' = z), not wrap around.
+  double lo = 1.0 + 3 * 0x1p-12, hi = lo + 3 * 0x1p-12;
+  Tensor x = tensor3({1, 1, 2}, {lo, hi});
+  QuantEncoding e = encodingOf(QuantKind::Int2, QuantAxis::Token, 0, false,
+                               ScalarType::F16);
+  QuantizedTensor q = quantize(x, e);
+  EXPECT_EQ(q.scales[0], 0x1p-12);
+  EXPECT_EQ(q.zeros[0], 1.0 + 0x1p-10);
+  EXPECT_EQ(q.codes, std::vector<uint8_t>({0, 2}));
+  EXPECT_EQ(dequantize(q, e).values(),
+            std::vector<double>({1.0 + 0x1p-10, hi}));
+}
+
 TEST(Quantize, ZeroAndConstantGroupsUseScaleOne) {
   for (bool symmetric : {true, false}) {
     QuantEncoding e = encodingOf(QuantKind::Int4, QuantAxis::Token, 2,
