@@ -171,7 +171,7 @@ struct MemoryReportPass : public kvopt::impl::KVMemoryReportBase<MemoryReportPas
                   double total, int64_t fixed, std::optional<double> baseline,
                   int64_t maxContext, int64_t maxBatch, int64_t capacity) {
     os << "KV memory report (budget " << llvm::format("%.2f", double(budgetGiB))
-       << " GiB, batch " << batch << ")\n";
+       << " GiB, batch " << int64_t(batch) << ")\n";
     os << llvm::format("  %-6s %-52s %14s\n", "layer", "cache", "bytes/token");
     int64_t owners = 0;
     for (const LayerEntry &entry : layers) {
@@ -189,7 +189,7 @@ struct MemoryReportPass : public kvopt::impl::KVMemoryReportBase<MemoryReportPas
       os << llvm::format(" (before: %.2f, %.2fx smaller)", *baseline,
                          *baseline / total);
     os << "\n  fixed bytes per sequence (full-precision windows): " << fixed
-       << "\n  max context per sequence at batch " << batch << ": "
+       << "\n  max context per sequence at batch " << int64_t(batch) << ": "
        << maxContext << " tokens\n  max batch at capacity " << capacity
        << ": " << maxBatch << " sequences\n";
     // The one-line summary the quick start prints.
@@ -198,7 +198,7 @@ struct MemoryReportPass : public kvopt::impl::KVMemoryReportBase<MemoryReportPas
     if (baseline && total > 0)
       os << llvm::format(" (was %.2f, %.2fx smaller)", *baseline,
                          *baseline / total);
-    os << ", max context " << maxContext << " tokens at batch " << batch
+    os << ", max context " << maxContext << " tokens at batch " << int64_t(batch)
        << " in " << llvm::format("%.2f", double(budgetGiB)) << " GiB\n";
   }
 

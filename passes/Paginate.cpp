@@ -60,7 +60,7 @@ struct PaginatePass : public kvopt::impl::KVPaginateBase<PaginatePass> {
     if (pageSize < 1 || pageSize > 4096) {
       module.emitError() << "kv-paginate: option 'page-size' must be in "
                             "1..4096, got "
-                         << pageSize;
+                         << int64_t(pageSize);
       return signalPassFailure();
     }
     if (failed(checkPreconditions(module)))
@@ -135,7 +135,7 @@ struct PaginatePass : public kvopt::impl::KVPaginateBase<PaginatePass> {
   LogicalResult verifyCacheType(KVCacheTypeInterface type, ModuleOp module) {
     auto emit = [&] {
       return module.emitError() << "kv-paginate: option 'page-size' = "
-                                << pageSize << " does not fit " << Type(type)
+                                << int64_t(pageSize) << " does not fit " << Type(type)
                                 << ": ";
     };
     if (auto cache = dyn_cast<CacheType>(type))

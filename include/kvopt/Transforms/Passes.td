@@ -31,7 +31,8 @@ def KVPaginate : Pass<"kv-paginate", "::mlir::ModuleOp"> {
     Option<"pageSize", "page-size", "int64_t", /*default=*/"16",
            "tokens per page (1..4096)">
   ];
-  let dependentDialects = ["::mlir::tensor::TensorDialect"];
+  let dependentDialects = ["::kvopt::kv::KVDialect",
+                           "::mlir::tensor::TensorDialect"];
 }
 
 def KVQuantize : Pass<"kv-quantize", "::mlir::ModuleOp"> {
@@ -69,6 +70,7 @@ def KVQuantize : Pass<"kv-quantize", "::mlir::ModuleOp"> {
     Option<"sinks", "sinks", "int64_t", /*default=*/"0",
            "first tokens kept in full precision">
   ];
+  let dependentDialects = ["::kvopt::kv::KVDialect"];
 }
 
 def KVMemoryReport : Pass<"kv-memory-report", "::mlir::ModuleOp"> {
