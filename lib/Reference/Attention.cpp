@@ -145,10 +145,9 @@ Tensor kvopt::reference::dequantizeCache(const QuantizedCache &cache) {
     const QuantizedTensor &sequence = cache.sequences[b];
     KVOPT_REF_CHECK(sequence.heads == heads && sequence.dim == dim,
                     "sequences of one cache differ in shape");
-    Tensor values = dequantize(sequence, cache.encoding,
-                               cache.fullPrecision.empty()
-                                   ? nullptr
-                                   : &cache.fullPrecision[b]);
+    Tensor values = dequantize(
+        sequence, cache.encoding,
+        cache.fullPrecision.empty() ? nullptr : &cache.fullPrecision[b]);
     for (int64_t t = 0; t < sequence.tokens; ++t)
       for (int64_t h = 0; h < heads; ++h)
         for (int64_t d = 0; d < dim; ++d)
@@ -163,8 +162,7 @@ kvopt::reference::attentionQuantized(const Tensor &q, const QuantizedCache &k,
                                      const AttentionOptions &options) {
   std::vector<int64_t> lengths = k.lengths();
   KVOPT_REF_CHECK(lengths == v.lengths(), "K and V lengths differ");
-  return attention(q, dequantizeCache(k), dequantizeCache(v), lengths,
-                   options);
+  return attention(q, dequantizeCache(k), dequantizeCache(v), lengths, options);
 }
 
 AttentionResult
@@ -207,8 +205,8 @@ kvopt::reference::mergeStates(const std::vector<AttentionResult> &parts) {
 }
 
 AttentionTolerance kvopt::reference::fp32AttentionTolerance(
-    int64_t dim, int64_t keys, double maxScore, double maxValue,
-    double maxLse, bool dequantizing, ScalarType outputType) {
+    int64_t dim, int64_t keys, double maxScore, double maxValue, double maxLse,
+    bool dequantizing, ScalarType outputType) {
   const double u = 0x1p-24; // f32 unit roundoff
   double d = static_cast<double>(dim), t = static_cast<double>(keys);
   // Score error: a dot product of `dim` terms (gamma_dim), the scale
@@ -225,7 +223,7 @@ AttentionTolerance kvopt::reference::fp32AttentionTolerance(
   double outputRounding = outputType == ScalarType::F32   ? u
                           : outputType == ScalarType::F16 ? 0x1p-11
                                                           : 0x1p-8;
-  tolerance.out = maxValue * (2.0 * scoreError + sumError + valueError +
-                              outputRounding);
+  tolerance.out =
+      maxValue * (2.0 * scoreError + sumError + valueError + outputRounding);
   return tolerance;
 }

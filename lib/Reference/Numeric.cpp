@@ -66,9 +66,8 @@ uint32_t encodeExact(const BinaryFormat &format, double value) {
   if (std::isnan(value)) {
     // Quiet NaN: all-ones exponent and the top fraction bit, or for e4m3
     // (whose only NaN is S.1111.111) all fraction bits.
-    uint32_t fraction = format.hasInfinities
-                            ? 1u << (format.fractionBits - 1)
-                            : (1u << format.fractionBits) - 1;
+    uint32_t fraction = format.hasInfinities ? 1u << (format.fractionBits - 1)
+                                             : (1u << format.fractionBits) - 1;
     return (expAllOnes << format.fractionBits) | fraction;
   }
   if (std::isinf(value))
@@ -203,7 +202,8 @@ double kvopt::reference::fromScalarBits(ScalarType type, uint32_t bits) {
   return decodeBits(formatOf(type), bits);
 }
 
-double kvopt::reference::readScalarBytes(ScalarType type, const uint8_t *bytes) {
+double kvopt::reference::readScalarBytes(ScalarType type,
+                                         const uint8_t *bytes) {
   uint32_t bits = 0;
   for (int64_t i = scalarBytes(type) - 1; i >= 0; --i)
     bits = (bits << 8) | bytes[i];

@@ -34,12 +34,21 @@ int64_t layoutComponent(const PagedCacheFormat &format,
   KVOPT_REF_CHECK(elements * bits % 8 == 0,
                   "packed page data must fill whole bytes");
   data.bytes = elements * bits / 8;
-  int64_t count = scaleCount(*encoding, format.pageSize, format.kvHeads,
-                             format.headDim);
-  scales = {data.offset + data.bytes,
-            count * scalarBytes(encoding->scaleType)};
-  zeros = {scales.offset + scales.bytes, encoding->symmetric ? 0 : scales.bytes};
+  int64_t count =
+      scaleCount(*encoding, format.pageSize, format.kvHeads, format.headDim);
+  scales = {data.offset + data.bytes, count * scalarBytes(encoding->scaleType)};
+  zeros = {scales.offset + scales.bytes,
+           encoding->symmetric ? 0 : scales.bytes};
   return zeros.offset + zeros.bytes;
+}
+
+/// Byte offset of physical page `physical` in a pool of `poolBytes`; aborts
+/// when the page lies outside the pool.
+int64_t pageStart(size_t poolBytes, int64_t physical, int64_t pageBytes) {
+  KVOPT_REF_CHECK(physical >= 0 && (physical + 1) * pageBytes <=
+                                       static_cast<int64_t>(poolBytes),
+                  "block table names a page outside the pool");
+  return physical * pageBytes;
 }
 
 /// Shape-only storage descriptor of one page, for page-local scale indices.
@@ -77,12 +86,8 @@ void writeComponent(const PagedCacheFormat &format,
   QuantizedTensor page = pageShape(format);
   int64_t pages = (length + pageSize - 1) / pageSize;
   for (int64_t i = 0; i < pages; ++i) {
-    int64_t physical = table.page(b, i);
-    KVOPT_REF_CHECK(physical >= 0 &&
-                        (physical + 1) * pageBytes <=
-                            static_cast<int64_t>(pool.size()),
-                    "block table names a page outside the pool");
-    uint8_t *base = pool.data() + physical * pageBytes;
+    uint8_t *base =
+        pool.data() + pageStart(pool.size(), table.page(b, i), pageBytes);
     // Unused slots read as zero bytes. Only this component's regions: the
     // other component of the same page is written by its own call.
     std::fill(base + data.offset, base + zeros.offset + zeros.bytes, 0);
@@ -182,13 +187,12 @@ QuantizedTensor kvopt::reference::readQuantizedComponent(
     storage.zeros.resize(storage.scales.size());
   QuantizedTensor page = pageShape(format);
   for (int64_t t = 0; t < length; ++t) {
-    int64_t physical = table.page(b, t / pageSize), slot = t % pageSize;
-    KVOPT_REF_CHECK(physical >= 0 && (physical + 1) * layout.pageBytes <=
-                                         static_cast<int64_t>(pool.size()),
-                    "block table names a page outside the pool");
-    const uint8_t *base = pool.data() + physical * layout.pageBytes;
-    std::vector<uint8_t> codes = unpackCodes(
-        encoding->kind, base + data.offset, pageSize * heads * dim);
+    int64_t slot = t % pageSize;
+    const uint8_t *base =
+        pool.data() +
+        pageStart(pool.size(), table.page(b, t / pageSize), layout.pageBytes);
+    std::vector<uint8_t> codes =
+        unpackCodes(encoding->kind, base + data.offset, pageSize * heads * dim);
     for (int64_t h = 0; h < heads; ++h)
       for (int64_t d = 0; d < dim; ++d) {
         storage.codes[(t * heads + h) * dim + d] =
@@ -205,10 +209,9 @@ QuantizedTensor kvopt::reference::readQuantizedComponent(
   return storage;
 }
 
-KVTensors kvopt::reference::readPagedCache(const PagedCacheFormat &format,
-                                           const std::vector<uint8_t> &pool,
-                                           const BlockTable &table,
-                                           const std::vector<int64_t> &lengths) {
+KVTensors kvopt::reference::readPagedCache(
+    const PagedCacheFormat &format, const std::vector<uint8_t> &pool,
+    const BlockTable &table, const std::vector<int64_t> &lengths) {
   PageLayout layout = computePageLayout(format);
   KVOPT_REF_CHECK(static_cast<int64_t>(lengths.size()) == table.batch,
                   "one length per sequence");
@@ -238,13 +241,11 @@ KVTensors kvopt::reference::readPagedCache(const PagedCacheFormat &format,
       const PageRegion &data = key ? layout.keyData : layout.valueData;
       int64_t size = scalarBytes(format.element);
       for (int64_t t = 0; t < lengths[b]; ++t) {
-        int64_t physical = table.page(b, t / format.pageSize);
         int64_t slot = t % format.pageSize;
-        KVOPT_REF_CHECK(physical >= 0 && (physical + 1) * layout.pageBytes <=
-                                             static_cast<int64_t>(pool.size()),
-                        "block table names a page outside the pool");
         const uint8_t *base =
-            pool.data() + physical * layout.pageBytes + data.offset;
+            pool.data() + data.offset +
+            pageStart(pool.size(), table.page(b, t / format.pageSize),
+                      layout.pageBytes);
         for (int64_t h = 0; h < heads; ++h)
           for (int64_t d = 0; d < dim; ++d)
             target.at({b, h, t, d}) = readScalarBytes(

@@ -85,10 +85,7 @@ void kvopt::reference::appendPaged(Tensor &pages, PageOrder order,
   KVOPT_REF_CHECK(static_cast<int64_t>(start.size()) == table.batch,
                   "one start position per sequence");
   int64_t tokens = rows.dim(2);
-  Tensor stored = ropeTheta > 0.0
-                      ? applyRope(rows, appendPositions(start, tokens),
-                                  ropeTheta)
-                      : rows;
+  Tensor stored = appendedRows(rows, start, ropeTheta);
   for (int64_t b = 0; b < table.batch; ++b)
     for (int64_t t = 0; t < tokens; ++t) {
       KVOPT_REF_CHECK(start[b] >= 0, "negative append position");

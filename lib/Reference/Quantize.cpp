@@ -206,11 +206,11 @@ Tensor kvopt::reference::dequantize(const QuantizedTensor &q,
   KVOPT_REF_CHECK(encoding.symmetric || q.zeros.size() == q.scales.size(),
                   "asymmetric storage needs one zero point per scale");
   bool hasWindows = encoding.recent > 0 || encoding.sinks > 0;
-  KVOPT_REF_CHECK(!hasWindows ||
-                      (fullPrecision &&
-                       fullPrecision->shape() ==
-                           std::vector<int64_t>{q.tokens, q.heads, q.dim}),
-                  "recent/sink windows need the full-precision tensor");
+  KVOPT_REF_CHECK(
+      !hasWindows ||
+          (fullPrecision && fullPrecision->shape() ==
+                                std::vector<int64_t>{q.tokens, q.heads, q.dim}),
+      "recent/sink windows need the full-precision tensor");
   Tensor out({q.tokens, q.heads, q.dim});
   for (int64_t t = 0; t < q.tokens; ++t) {
     bool exact = hasWindows && isFullPrecisionToken(encoding, t, q.tokens);
@@ -254,7 +254,7 @@ std::vector<uint8_t> kvopt::reference::unpackCodes(QuantKind kind,
   int64_t perByte = 8 / bits;
   std::vector<uint8_t> codes(count);
   for (int64_t i = 0; i < count; ++i)
-    codes[i] = static_cast<uint8_t>((bytes[i / perByte] >> ((i % perByte) * bits)) &
-                                    ((1 << bits) - 1));
+    codes[i] = static_cast<uint8_t>(
+        (bytes[i / perByte] >> ((i % perByte) * bits)) & ((1 << bits) - 1));
   return codes;
 }

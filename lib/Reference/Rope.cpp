@@ -15,8 +15,7 @@ Tensor kvopt::reference::applyRope(const Tensor &x,
                                    const std::vector<int64_t> &positions,
                                    double theta) {
   KVOPT_REF_CHECK(x.rank() == 4, "applyRope expects x[B, H, T, D]");
-  int64_t batch = x.dim(0), heads = x.dim(1), tokens = x.dim(2),
-          dim = x.dim(3);
+  int64_t batch = x.dim(0), heads = x.dim(1), tokens = x.dim(2), dim = x.dim(3);
   KVOPT_REF_CHECK(dim % 2 == 0, "RoPE needs an even head dim");
   KVOPT_REF_CHECK(static_cast<int64_t>(positions.size()) == batch * tokens,
                   "one position per token of every sequence");
@@ -51,21 +50,27 @@ kvopt::reference::appendPositions(const std::vector<int64_t> &start,
   return positions;
 }
 
+Tensor kvopt::reference::appendedRows(const Tensor &rows,
+                                      const std::vector<int64_t> &start,
+                                      double ropeTheta) {
+  if (ropeTheta <= 0.0)
+    return rows;
+  return applyRope(rows, appendPositions(start, rows.dim(2)), ropeTheta);
+}
+
 void kvopt::reference::appendContiguous(Tensor &cache, const Tensor &rows,
                                         const std::vector<int64_t> &start,
                                         double ropeTheta) {
-  KVOPT_REF_CHECK(cache.rank() == 4 && rows.rank() == 4,
-                  "append expects cache[B, H, capacity, D] and rows[B, H, Tn, D]");
+  KVOPT_REF_CHECK(
+      cache.rank() == 4 && rows.rank() == 4,
+      "append expects cache[B, H, capacity, D] and rows[B, H, Tn, D]");
   KVOPT_REF_CHECK(cache.dim(0) == rows.dim(0) && cache.dim(1) == rows.dim(1) &&
                       cache.dim(3) == rows.dim(3),
                   "cache and rows differ in batch, heads or head dim");
   KVOPT_REF_CHECK(static_cast<int64_t>(start.size()) == rows.dim(0),
                   "one start position per sequence");
   int64_t tokens = rows.dim(2);
-  Tensor stored = ropeTheta > 0.0
-                      ? applyRope(rows, appendPositions(start, tokens),
-                                  ropeTheta)
-                      : rows;
+  Tensor stored = appendedRows(rows, start, ropeTheta);
   for (int64_t b = 0; b < rows.dim(0); ++b) {
     KVOPT_REF_CHECK(start[b] >= 0 && start[b] + tokens <= cache.dim(2),
                     "append past the cache capacity");

@@ -1,4 +1,5 @@
-//===- PagedCache.h - Reference page bytes of docs/CacheLayout.md -*- C++ -*-===//
+//===- PagedCache.h - Reference page bytes of docs/CacheLayout.md -*- C++
+//-*-===//
 //
 // Writes and reads a K/V cache in the exact byte format of a page in
 // docs/CacheLayout.md, so that append kernels can be checked byte for byte

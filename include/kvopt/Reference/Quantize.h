@@ -1,4 +1,5 @@
-//===- Quantize.h - Reference KV quantization and dequantization -*- C++ -*-===//
+//===- Quantize.h - Reference KV quantization and dequantization -*- C++
+//-*-===//
 //
 // The exact meaning of every KV-cache quantization encoding (int8, fp8 e4m3,
 // int4, int2; per-token or per-channel scales; symmetric or asymmetric; exact
@@ -35,6 +36,9 @@
 //   int asymmetric: q = clamp(roundeven((x - z) / s), 0, 2^bits - 1),
 //                   stored unsigned
 //   fp8 e4m3      : code = e4m3_satfinite_rne(x / s); fp8 must be symmetric
+// The symmetric clamp never fires with these scale types (RNE moves s by
+// at most u/(1+u) relative, and qmax * u < 1/2); the asymmetric one does
+// when z rounds above lo or s rounds down.
 // Dequantized value, computed in double:
 //   x' = q * s (symmetric int), q * s + z (asymmetric), e4m3(code) * s (fp8).
 //
@@ -134,8 +138,8 @@ struct QuantizedTensor {
 int64_t scaleIndex(const QuantEncoding &encoding, const QuantizedTensor &q,
                    int64_t token, int64_t head, int64_t channel);
 /// Number of scales for `tokens` tokens of `heads` x `dim`.
-int64_t scaleCount(const QuantEncoding &encoding, int64_t tokens,
-                   int64_t heads, int64_t dim);
+int64_t scaleCount(const QuantEncoding &encoding, int64_t tokens, int64_t heads,
+                   int64_t dim);
 
 /// Quantizes x[T][H][D] (recent/sinks do not change the storage).
 QuantizedTensor quantize(const Tensor &x, const QuantEncoding &encoding);

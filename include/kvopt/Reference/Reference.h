@@ -58,10 +58,14 @@ Tensor applyRope(const Tensor &x, const std::vector<int64_t> &positions,
 std::vector<int64_t> appendPositions(const std::vector<int64_t> &start,
                                      int64_t tokens);
 
-/// Writes rows[B, H, Tn, D] into cache[B, H, capacity, D] at positions
-/// start[b] .. start[b] + Tn - 1 of sequence b. When `ropeTheta` > 0 the rows
-/// are rotated by applyRope at those positions first (keys); 0 stores them
-/// as given (values, or keys roped elsewhere).
+/// The rows an append stores: rows[B, H, Tn, D] rotated by applyRope at
+/// positions start[b] + t when `ropeTheta` > 0, else unchanged.
+Tensor appendedRows(const Tensor &rows, const std::vector<int64_t> &start,
+                    double ropeTheta);
+
+/// Writes appendedRows(rows, start, ropeTheta) into cache[B, H, capacity, D] at
+/// positions start[b] .. start[b] + Tn - 1 of sequence b. `ropeTheta` > 0 for
+/// keys, 0 for values or keys roped elsewhere.
 void appendContiguous(Tensor &cache, const Tensor &rows,
                       const std::vector<int64_t> &start, double ropeTheta);
 

@@ -1,4 +1,5 @@
-//===- Tensor.h - Dense double tensors for the numeric reference -*- C++ -*-===//
+//===- Tensor.h - Dense double tensors for the numeric reference -*- C++
+//-*-===//
 //
 // A minimal row-major tensor of doubles and the argument checks shared by the
 // numeric reference.

@@ -95,8 +95,8 @@ TEST(Attention, MasksMatchBruteForceOverCompactedKeys) {
             int64_t position = p.lengths[b] - queries + i;
             std::vector<int64_t> keys;
             for (int64_t j = 0; j < p.lengths[b]; ++j)
-              if (visibleBruteForce(position, j, options.causal,
-                                    options.window, options.sinks))
+              if (visibleBruteForce(position, j, options.causal, options.window,
+                                    options.sinks))
                 keys.push_back(j);
             if (keys.empty()) {
               EXPECT_EQ(r.lse.at({b, h, i}), -INFINITY);
@@ -168,8 +168,7 @@ TEST(Attention, PrefillRowsEqualDecodeSteps) {
     for (int64_t h = 0; h < 4; ++h)
       for (int64_t d = 0; d < 8; ++d)
         q1.at({0, h, 0, d}) = p.q.at({0, h, i, d});
-    AttentionResult decode =
-        attention(q1, p.k, p.v, {20 - 6 + i + 1}, options);
+    AttentionResult decode = attention(q1, p.k, p.v, {20 - 6 + i + 1}, options);
     for (int64_t h = 0; h < 4; ++h) {
       EXPECT_NEAR(decode.lse.at({0, h, 0}), prefill.lse.at({0, h, i}), kTol);
       for (int64_t d = 0; d < 8; ++d)
@@ -341,10 +340,10 @@ TEST(Attention, Fp32ToleranceCoversAnF32Kernel) {
       int64_t length =
           dim == 64 ? randomInt(rng, 3, 40) : randomInt(rng, 1, 3000);
       Tensor q = randomTensor(rng, {1, 1, 1, dim}, -2.0, 2.0, ScalarType::F16);
-      Tensor k = randomTensor(rng, {1, 1, length, dim}, -2.0, 2.0,
-                              ScalarType::F16);
-      Tensor v = randomTensor(rng, {1, 1, length, dim}, -3.0, 3.0,
-                              ScalarType::BF16);
+      Tensor k =
+          randomTensor(rng, {1, 1, length, dim}, -2.0, 2.0, ScalarType::F16);
+      Tensor v =
+          randomTensor(rng, {1, 1, length, dim}, -3.0, 3.0, ScalarType::BF16);
       double scale = 1.0 / std::sqrt(static_cast<double>(dim));
       AttentionOptions options;
       options.scale = scale;

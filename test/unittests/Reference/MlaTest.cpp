@@ -47,8 +47,8 @@ TEST(Mla, ProjectionHandComputed) {
 TEST(Mla, AbsorbedEqualsNaive) {
   for (uint64_t seed : testSeeds()) {
     std::mt19937_64 rng(seed);
-    int64_t batch = 2, heads = 4, hidden = 24, latent = 32, rope = 8,
-            nope = 16, valueDim = 12, tokens = 19, queries = 3;
+    int64_t batch = 2, heads = 4, hidden = 24, latent = 32, rope = 8, nope = 16,
+            valueDim = 12, tokens = 19, queries = 3;
     MlaWeights w =
         randomWeights(rng, hidden, latent, rope, heads, nope, valueDim);
     Tensor h = randomTensor(rng, {batch, tokens, hidden});

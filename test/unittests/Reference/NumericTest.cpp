@@ -29,9 +29,9 @@ TEST(Numeric, F16KnownBits) {
   EXPECT_EQ(toF16Bits(1.0), 0x3C00);
   EXPECT_EQ(toF16Bits(-2.0), 0xC000);
   EXPECT_EQ(toF16Bits(65504.0), 0x7BFF);
-  EXPECT_EQ(toF16Bits(0x1p-14), 0x0400);  // smallest normal
-  EXPECT_EQ(toF16Bits(0x1p-24), 0x0001);  // smallest subnormal
-  EXPECT_EQ(toF16Bits(0x1p-25), 0x0000);  // tie to even: 0
+  EXPECT_EQ(toF16Bits(0x1p-14), 0x0400);   // smallest normal
+  EXPECT_EQ(toF16Bits(0x1p-24), 0x0001);   // smallest subnormal
+  EXPECT_EQ(toF16Bits(0x1p-25), 0x0000);   // tie to even: 0
   EXPECT_EQ(toF16Bits(0x1.8p-25), 0x0001); // above the tie
   EXPECT_EQ(toF16Bits(0.1), 0x2E66);
   EXPECT_EQ(toF16Bits(1.0 / 3.0), 0x3555);
@@ -57,7 +57,7 @@ TEST(Numeric, BF16KnownBits) {
   EXPECT_EQ(toBF16Bits(-2.0), 0xC000);
   EXPECT_EQ(toBF16Bits(0.1), 0x3DCD);
   EXPECT_EQ(toBF16Bits(3.140625), 0x4049);
-  EXPECT_EQ(toBF16Bits(1.0 + 0x1p-8), 0x3F80);         // tie to even
+  EXPECT_EQ(toBF16Bits(1.0 + 0x1p-8), 0x3F80);          // tie to even
   EXPECT_EQ(toBF16Bits(1.0 + 0x1p-7 + 0x1p-8), 0x3F82); // tie to even
   EXPECT_EQ(toBF16Bits(0x1p-133), 0x0001);              // smallest subnormal
   EXPECT_EQ(toBF16Bits(0x1.fep127), 0x7F7F);            // max finite
@@ -99,9 +99,9 @@ TEST(Numeric, E4M3KnownValues) {
   EXPECT_EQ(toE4M3Bits(1.0), 0x38);
   EXPECT_EQ(toE4M3Bits(448.0), 0x7E);
   EXPECT_EQ(toE4M3Bits(-448.0), 0xFE);
-  EXPECT_EQ(toE4M3Bits(0x1p-9), 0x01);  // smallest subnormal
-  EXPECT_EQ(toE4M3Bits(0x1p-6), 0x08);  // smallest normal
-  EXPECT_EQ(toE4M3Bits(0x1p-10), 0x00); // tie to even: 0
+  EXPECT_EQ(toE4M3Bits(0x1p-9), 0x01);   // smallest subnormal
+  EXPECT_EQ(toE4M3Bits(0x1p-6), 0x08);   // smallest normal
+  EXPECT_EQ(toE4M3Bits(0x1p-10), 0x00);  // tie to even: 0
   EXPECT_EQ(toE4M3Bits(0x1.8p-9), 0x02); // tie 1.5 quanta: to 2 (even)
   EXPECT_EQ(toE4M3Bits(1.0625), 0x38);   // tie between 1 and 1.125
   EXPECT_EQ(toE4M3Bits(1.1875), 0x3A);   // tie between 1.125 and 1.25

@@ -45,8 +45,7 @@ TEST(Paging, GatherEqualsContiguousForShuffledPages) {
         int64_t numPages = batch * maxPages + 3;
         Tensor pages(order == PageOrder::TokenMajor
                          ? std::vector<int64_t>{numPages, pageSize, heads, dim}
-                         : std::vector<int64_t>{numPages, heads, pageSize,
-                                                dim},
+                         : std::vector<int64_t>{numPages, heads, pageSize, dim},
                      -99.0);
         // Scatter by the layout's definition, written out independently.
         for (int64_t b = 0; b < batch; ++b)
@@ -86,8 +85,8 @@ TEST(PagedCache, PageBytesMatchCacheLayoutExamples) {
   keyEncoding.scaleType = ScalarType::F16;
   QuantEncoding valueEncoding = keyEncoding;
   valueEncoding.axis = QuantAxis::Token;
-  PagedCacheFormat format{8, 128, 32, ScalarType::F16, keyEncoding,
-                          valueEncoding};
+  PagedCacheFormat format{8,           128,          32, ScalarType::F16,
+                          keyEncoding, valueEncoding};
   PageLayout layout = computePageLayout(format);
   EXPECT_EQ(layout.pageBytes, 32 * 1280);
   EXPECT_EQ(layout.keyData.bytes, 32 * 512);
@@ -145,7 +144,8 @@ TEST(PagedCache, BytesRoundTripForEveryEncoding) {
     std::mt19937_64 rng(seed);
     for (QuantKind kind : kinds)
       for (QuantAxis axis : {QuantAxis::Token, QuantAxis::Channel}) {
-        int64_t pageSize = axis == QuantAxis::Channel ? 8 : randomInt(rng, 1, 9);
+        int64_t pageSize =
+            axis == QuantAxis::Channel ? 8 : randomInt(rng, 1, 9);
         QuantEncoding keyEncoding;
         keyEncoding.kind = kind;
         keyEncoding.axis = axis;
@@ -154,14 +154,14 @@ TEST(PagedCache, BytesRoundTripForEveryEncoding) {
             kind == QuantKind::Fp8E4M3 || randomInt(rng, 0, 1);
         keyEncoding.scaleType = ScalarType::BF16;
         keyEncoding.recent = 2; // Windows do not reach the pages.
-        PagedCacheFormat format{2, 16, pageSize, ScalarType::BF16,
+        PagedCacheFormat format{2,           16, pageSize, ScalarType::BF16,
                                 keyEncoding, {}};
         int64_t batch = 3, maxPages = 30 / pageSize + 1;
         std::vector<int64_t> lengths;
         for (int64_t b = 0; b < batch; ++b)
           lengths.push_back(randomInt(rng, 1, 30));
-        Tensor k = randomTensor(rng, {batch, 2, 30, 16}, -2.0, 2.0,
-                                ScalarType::BF16);
+        Tensor k =
+            randomTensor(rng, {batch, 2, 30, 16}, -2.0, 2.0, ScalarType::BF16);
         Tensor v = randomTensor(rng, {batch, 2, 30, 16});
         BlockTable table = shuffledTable(rng, batch, maxPages, 2);
         PageLayout layout = computePageLayout(format);

@@ -50,8 +50,8 @@ double unitRoundoff(ScalarType type) {
 TEST(Quantize, Int4SymmetricTokenHandComputed) {
   // absmax 7 and qmax 7 give scale 1; -3.5 and 2.5 are ties to even.
   Tensor x = tensor3({1, 1, 4}, {7.0, -3.5, 2.5, 0.4});
-  QuantEncoding e = encodingOf(QuantKind::Int4, QuantAxis::Token, 0, true,
-                               ScalarType::F16);
+  QuantEncoding e =
+      encodingOf(QuantKind::Int4, QuantAxis::Token, 0, true, ScalarType::F16);
   QuantizedTensor q = quantize(x, e);
   EXPECT_EQ(q.scales, std::vector<double>({1.0}));
   EXPECT_TRUE(q.zeros.empty());
@@ -62,8 +62,8 @@ TEST(Quantize, Int4SymmetricTokenHandComputed) {
 TEST(Quantize, Int2AsymmetricHandComputed) {
   // range 3 over qmax 3 gives scale 1, zero point -1.
   Tensor x = tensor3({1, 1, 4}, {-1.0, 0.5, 1.5, 2.0});
-  QuantEncoding e = encodingOf(QuantKind::Int2, QuantAxis::Token, 0, false,
-                               ScalarType::F32);
+  QuantEncoding e =
+      encodingOf(QuantKind::Int2, QuantAxis::Token, 0, false, ScalarType::F32);
   QuantizedTensor q = quantize(x, e);
   EXPECT_EQ(q.scales, std::vector<double>({1.0}));
   EXPECT_EQ(q.zeros, std::vector<double>({-1.0}));
@@ -74,8 +74,8 @@ TEST(Quantize, Int2AsymmetricHandComputed) {
 TEST(Quantize, Int4ChannelAxisHandComputed) {
   // x[3 tokens][1 head][2 channels], groups of 2 tokens: {0, 1} and {2}.
   Tensor x = tensor3({3, 1, 2}, {1.0, -7.0, 3.5, 0.5, -14.0, 0.0});
-  QuantEncoding e = encodingOf(QuantKind::Int4, QuantAxis::Channel, 2, true,
-                               ScalarType::F16);
+  QuantEncoding e =
+      encodingOf(QuantKind::Int4, QuantAxis::Channel, 2, true, ScalarType::F16);
   QuantizedTensor q = quantize(x, e);
   // scales[2 token groups][1][2]: 3.5/7, 7/7, 14/7, and 1 for the zero group.
   EXPECT_EQ(q.scales, std::vector<double>({0.5, 1.0, 2.0, 1.0}));
@@ -99,8 +99,8 @@ TEST(Quantize, ScaleIsRoundedBeforeCodes) {
   // 100.503 rounded scales: the code must come from the rounded scale.
   double x0 = roundToScalar(ScalarType::F32, 0.79131);
   Tensor x = tensor3({1, 1, 2}, {1.0, x0});
-  QuantEncoding e = encodingOf(QuantKind::Int8, QuantAxis::Token, 0, true,
-                               ScalarType::BF16);
+  QuantEncoding e =
+      encodingOf(QuantKind::Int8, QuantAxis::Token, 0, true, ScalarType::BF16);
   QuantizedTensor q = quantize(x, e);
   double scale = 1.0078125 * 0x1p-7;
   EXPECT_EQ(q.scales[0], scale);
@@ -113,8 +113,8 @@ TEST(Quantize, AsymmetricCodesClampWhenTheZeroPointRoundsUp) {
   // (lo - z) / s = -1 must clamp to code 0 (x' = z), not wrap around.
   double lo = 1.0 + 3 * 0x1p-12, hi = lo + 3 * 0x1p-12;
   Tensor x = tensor3({1, 1, 2}, {lo, hi});
-  QuantEncoding e = encodingOf(QuantKind::Int2, QuantAxis::Token, 0, false,
-                               ScalarType::F16);
+  QuantEncoding e =
+      encodingOf(QuantKind::Int2, QuantAxis::Token, 0, false, ScalarType::F16);
   QuantizedTensor q = quantize(x, e);
   EXPECT_EQ(q.scales[0], 0x1p-12);
   EXPECT_EQ(q.zeros[0], 1.0 + 0x1p-10);
@@ -157,7 +157,8 @@ TEST(Quantize, ErrorBoundedByHalfScaleForEveryEncoding) {
           for (ScalarType scaleType : scaleTypes) {
             if (kind == QuantKind::Fp8E4M3 && !symmetric)
               continue;
-            int64_t tokens = randomInt(rng, 1, 40), heads = randomInt(rng, 1, 3);
+            int64_t tokens = randomInt(rng, 1, 40),
+                    heads = randomInt(rng, 1, 3);
             int64_t dim = 8 * randomInt(rng, 1, 4);
             int64_t group = axis == QuantAxis::Token
                                 ? (randomInt(rng, 0, 1) ? 0 : 8)
@@ -220,10 +221,9 @@ TEST(Quantize, ErrorBoundedByHalfScaleForEveryEncoding) {
 
 TEST(Quantize, ScalesAndZerosAreRepresentableInTheScaleType) {
   std::mt19937_64 rng(5);
-  for (ScalarType type :
-       {ScalarType::F16, ScalarType::BF16, ScalarType::F32}) {
-    QuantEncoding e = encodingOf(QuantKind::Int4, QuantAxis::Channel, 3,
-                                 false, type);
+  for (ScalarType type : {ScalarType::F16, ScalarType::BF16, ScalarType::F32}) {
+    QuantEncoding e =
+        encodingOf(QuantKind::Int4, QuantAxis::Channel, 3, false, type);
     Tensor x = randomTensor(rng, {10, 2, 16}, -3.0, 5.0);
     QuantizedTensor q = quantize(x, e);
     for (size_t i = 0; i < q.scales.size(); ++i) {
@@ -291,10 +291,10 @@ TEST(Quantize, RejectsInvalidEncodings) {
   QuantEncoding asymFp8 = encodingOf(QuantKind::Fp8E4M3, QuantAxis::Token, 0,
                                      false, ScalarType::F32);
   EXPECT_DEATH(quantize(x, asymFp8), "fp8_e4m3 must be symmetric");
-  QuantEncoding badGroup = encodingOf(QuantKind::Int8, QuantAxis::Token, 3,
-                                      true, ScalarType::F32);
+  QuantEncoding badGroup =
+      encodingOf(QuantKind::Int8, QuantAxis::Token, 3, true, ScalarType::F32);
   EXPECT_DEATH(quantize(x, badGroup), "must divide the head dim");
-  QuantEncoding zeroChannelGroup = encodingOf(
-      QuantKind::Int8, QuantAxis::Channel, 0, true, ScalarType::F32);
+  QuantEncoding zeroChannelGroup =
+      encodingOf(QuantKind::Int8, QuantAxis::Channel, 0, true, ScalarType::F32);
   EXPECT_DEATH(quantize(x, zeroChannelGroup), "channel group must be >= 1");
 }

@@ -70,8 +70,7 @@ TEST(Append, ContiguousWritesRopedKeysAtTheirPositions) {
         bool written = t >= start[b] && t < start[b] + 3;
         Tensor slot({1, 1, 1, 8});
         for (int64_t d = 0; d < 8; ++d)
-          slot.values()[d] =
-              written ? rows.at({b, h, t - start[b], d}) : 0.0;
+          slot.values()[d] = written ? rows.at({b, h, t - start[b], d}) : 0.0;
         Tensor expected = applyRope(slot, {t}, 10000.0);
         for (int64_t d = 0; d < 8; ++d)
           EXPECT_EQ(cache.at({b, h, t, d}),
@@ -117,8 +116,7 @@ TEST(Append, PagedEqualsContiguousThroughGather) {
         for (int64_t h = 0; h < heads; ++h)
           for (int64_t t = 0; t < lengths[b]; ++t)
             for (int64_t d = 0; d < dim; ++d)
-              EXPECT_EQ(gathered.at({b, h, t, d}),
-                        contiguous.at({b, h, t, d}));
+              EXPECT_EQ(gathered.at({b, h, t, d}), contiguous.at({b, h, t, d}));
     }
   }
 }
