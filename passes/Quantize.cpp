@@ -115,8 +115,12 @@ struct QuantizePass : public kvopt::impl::KVQuantizeBase<QuantizePass> {
              << "kv-quantize: options '" << side << "', '" << side
              << "-axis', '" << side << "-group', 'recent' or 'sinks': ";
     };
+    int64_t window = recent;
+    if (window == -1)
+      window = *axis == ScaleAxis::Channel ? std::max<int64_t>(group - 1, 0)
+                                           : 0;
     QuantAttr attr = QuantAttr::getChecked(emit, ctx, *kind, *axis, group,
-                                           isSymmetric, scale, int64_t(recent),
+                                           isSymmetric, scale, window,
                                            int64_t(sinks));
     if (!attr)
       return failure();

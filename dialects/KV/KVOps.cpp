@@ -453,17 +453,17 @@ LogicalResult DequantizeOp::verify() {
 LogicalResult GatherPagesOp::verify() {
   Type pagesType = getPages().getType();
   if (failed(checkRank(*this, pagesType, 4, "pages",
-                       "pages x heads x page_size x head_dim")))
+                       "pages x page_size x heads x head_dim")))
     return failure();
   auto pages = cast<RankedTensorType>(pagesType);
   auto table = getBlockTable().getType();
-  int64_t pageSize = pages.getDimSize(2), perSeq = table.getDimSize(1);
+  int64_t pageSize = pages.getDimSize(1), perSeq = table.getDimSize(1);
   int64_t tokens = ShapedType::isDynamic(pageSize) ||
                            ShapedType::isDynamic(perSeq)
                        ? ShapedType::kDynamic
                        : pageSize * perSeq;
   auto expected = RankedTensorType::get(
-      {table.getDimSize(0), pages.getDimSize(1), tokens, pages.getDimSize(3)},
+      {table.getDimSize(0), pages.getDimSize(2), tokens, pages.getDimSize(3)},
       pages.getElementType());
   auto result = getResult().getType();
   bool ok = result.getRank() == 4 &&

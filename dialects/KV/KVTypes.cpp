@@ -187,6 +187,16 @@ verifyComponentQuant(function_ref<InFlightDiagnostic()> emitError,
       return emitError() << name << " encoding token group "
                          << quant.getGroup() << " does not divide page size "
                          << layout.getPageSize();
+    // A group's scales are computed when its last token arrives, from the
+    // full-precision copies of the earlier ones (KIVI's residual), so the
+    // recent window must hold a whole incomplete group.
+    if (quant.getRecent() < quant.getGroup() - 1)
+      return emitError() << name << " encoding scales channels over groups of "
+                         << quant.getGroup()
+                         << " tokens; its recent window must hold an "
+                            "incomplete group (recent >= "
+                         << quant.getGroup() - 1 << "), got "
+                         << quant.getRecent();
   }
   if (quant.getFullPrecisionTokens() > capacity)
     return emitError() << name << " encoding keeps "

@@ -6,10 +6,13 @@
 
 // Baseline 2 caches x 4096 B; after: K int4/channel/16 asymmetric f16
 // = 512 + 256, V int4/token/head asymmetric = 512 + 32: 1312 per cache.
+// The keys' 15-token full-precision window costs 15 * 1024 * 2 per cache.
+// (16 GiB / 8 - 61440) / 2624 = 818377.4, rounded down to 16-token pages.
 // CHECK: total bytes per token: 2624.00 (before: 8192.00, 3.12x smaller)
-// CHECK: kv-memory-report: 3 layers, 2 caches, 2624.00 B/token (was 8192.00, 3.12x smaller), max context 818400 tokens at batch 8 in 16.00 GiB
+// CHECK: fixed bytes per sequence (full-precision windows): 61440
+// CHECK: kv-memory-report: 3 layers, 2 caches, 2624.00 B/token (was 8192.00, 3.12x smaller), max context 818368 tokens at batch 8 in 16.00 GiB
 // CHECK-LABEL: func @step
-// CHECK-SAME: layout = #kv.layout<paged, page_size = 16>, key = #kv.quant<int4, axis = channel, group = 16, symmetric = false>, value = #kv.quant<int4, symmetric = false>>
+// CHECK-SAME: layout = #kv.layout<paged, page_size = 16>, key = #kv.quant<int4, axis = channel, group = 16, symmetric = false, recent = 15>, value = #kv.quant<int4, symmetric = false>>
 // CHECK-SAME: tensor<?x512xi32>
 // CHECK-NOT: kv.baseline_bytes_per_token
 

@@ -6,8 +6,8 @@
 // ZERO: error: kv-paginate: option 'page-size' must be in 1..4096, got 0
 
 // A per-channel key group of 16 tokens cannot live in 8-token pages.
-// CHECK: error: kv-paginate: option 'page-size' = 8 does not fit '!kv.cache<kv_heads = 1, head_dim = 64, capacity = 48, element = f32, layout = #kv.layout<paged, page_size = 8>, key = #kv.quant<int8, axis = channel, group = 16>>': key encoding token group 16 does not divide page size 8
-func.func @group(%c: !kv.cache<kv_heads = 1, head_dim = 64, capacity = 48, element = f32, key = #kv.quant<int8, axis = channel, group = 16>>) {
+// CHECK: error: kv-paginate: option 'page-size' = 8 does not fit '!kv.cache<kv_heads = 1, head_dim = 64, capacity = 48, element = f32, layout = #kv.layout<paged, page_size = 8>, key = #kv.quant<int8, axis = channel, group = 16, recent = 15>>': key encoding token group 16 does not divide page size 8
+func.func @group(%c: !kv.cache<kv_heads = 1, head_dim = 64, capacity = 48, element = f32, key = #kv.quant<int8, axis = channel, group = 16, recent = 15>>) {
   return
 }
 

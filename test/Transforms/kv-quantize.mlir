@@ -4,10 +4,11 @@
 
 !c = !kv.cache<kv_heads = 8, head_dim = 128, capacity = 4096, element = f16>
 
-// The defaults are KIVI's: int8 keys per channel in 16-token groups, int8
+// The defaults are KIVI's: int8 keys per channel in 32-token groups (whose
+// last 31 tokens stay in full precision until the group completes), int8
 // values per token, asymmetric f16 scales.
 // DEFAULT-LABEL: func @kv
-// DEFAULT-SAME: key = #kv.quant<int8, axis = channel, group = 16, symmetric = false>, value = #kv.quant<int8, symmetric = false>>
+// DEFAULT-SAME: key = #kv.quant<int8, axis = channel, group = 32, symmetric = false, recent = 31>, value = #kv.quant<int8, symmetric = false>>
 // KIVI-LABEL: func @kv
 // KIVI-SAME: key = #kv.quant<int4, axis = channel, group = 32, scale = f32, recent = 64, sinks = 4>, value = #kv.quant<int2, group = 32, scale = f32, recent = 64, sinks = 4>>
 // FP8-LABEL: func @kv
@@ -33,7 +34,7 @@ func.func @keep(%c: !kv.cache<kv_heads = 8, head_dim = 128, capacity = 4096, ele
 
 // Latent caches take the key options for their single row.
 // DEFAULT-LABEL: func @latent
-// DEFAULT-SAME: quant = #kv.quant<int8, axis = channel, group = 16, symmetric = false>>
+// DEFAULT-SAME: quant = #kv.quant<int8, axis = channel, group = 32, symmetric = false, recent = 31>>
 // FP8-LABEL: func @latent
 // FP8-SAME: quant = #kv.quant<fp8_e4m3>>
 func.func @latent(%c: !kv.latent_cache<latent_dim = 512, rope_dim = 64, capacity = 4096, element = bf16>) {

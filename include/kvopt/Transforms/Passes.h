@@ -36,15 +36,17 @@ struct OptimizePipelineOptions
                                            "fp8_e4m3, int4, int2)"),
                             llvm::cl::init("none")};
   Option<int64_t> keyGroup{*this, "key-group",
-                           llvm::cl::desc("tokens per key scale (per channel)"),
+                           llvm::cl::desc("tokens per key scale (per "
+                                          "channel); must divide page-size"),
                            llvm::cl::init(16)};
   Option<int64_t> valueGroup{*this, "value-group",
                              llvm::cl::desc("channels per value scale, 0 = "
                                             "whole head"),
                              llvm::cl::init(0)};
   Option<int64_t> recent{*this, "recent",
-                         llvm::cl::desc("recent tokens kept in full precision"),
-                         llvm::cl::init(0)};
+                         llvm::cl::desc("recent tokens kept in full precision "
+                                        "(-1: what per-channel keys need)"),
+                         llvm::cl::init(-1)};
   Option<double> budgetGiB{*this, "budget-gib",
                            llvm::cl::desc("memory budget for the report"),
                            llvm::cl::init(80.0)};

@@ -41,7 +41,10 @@ def KVQuantize : Pass<"kv-quantize", "::mlir::ModuleOp"> {
     Gives every cache in the module quantization encodings for its keys and
     values (the latent row of an MLA cache uses the key options). Each side
     has its own encoding, scale axis, group size and full-precision windows;
-    the defaults follow KIVI: keys per channel, values per token.
+    the defaults follow KIVI: keys per channel in 32-token groups, values
+    per token. Per-channel groups are quantized once complete, so their
+    tokens stay in a full-precision recent window until then; `recent=-1`
+    (the default) picks the smallest window that allows (group - 1).
     `key=none` or `value=none` keeps that side in full precision. Scales
     become part of the cache's storage; quantization happens on append and
     dequantization inside attention. Caches that already carry an encoding
@@ -52,7 +55,7 @@ def KVQuantize : Pass<"kv-quantize", "::mlir::ModuleOp"> {
            "key encoding: none, int8, fp8_e4m3, int4 or int2">,
     Option<"keyAxis", "key-axis", "std::string", /*default=*/"\"channel\"",
            "key scale axis: token or channel">,
-    Option<"keyGroup", "key-group", "int64_t", /*default=*/"16",
+    Option<"keyGroup", "key-group", "int64_t", /*default=*/"32",
            "key group size (channels for token axis, 0 = whole head; tokens "
            "for channel axis)">,
     Option<"value", "value", "std::string", /*default=*/"\"int8\"",
@@ -65,8 +68,9 @@ def KVQuantize : Pass<"kv-quantize", "::mlir::ModuleOp"> {
            "symmetric scales (no zero points); fp8 is always symmetric">,
     Option<"scaleType", "scale-type", "std::string", /*default=*/"\"f16\"",
            "scale element type: f16, bf16 or f32">,
-    Option<"recent", "recent", "int64_t", /*default=*/"0",
-           "most recent tokens kept in full precision">,
+    Option<"recent", "recent", "int64_t", /*default=*/"-1",
+           "most recent tokens kept in full precision; -1 = the least a "
+           "per-channel encoding needs (its token group - 1), else 0">,
     Option<"sinks", "sinks", "int64_t", /*default=*/"0",
            "first tokens kept in full precision">
   ];

@@ -89,13 +89,20 @@ func.func @int2_group(%c: !kv.cache<kv_heads = 1, head_dim = 12, capacity = 64, 
 // -----
 
 // expected-error @+1 {{key encoding int4 packs 2 values per byte; head dim 5 is not a multiple of 2}}
-func.func @int4_odd_dim(%c: !kv.cache<kv_heads = 2, head_dim = 5, capacity = 64, element = f16, key = #kv.quant<int4, axis = channel, group = 4>>)
+func.func @int4_odd_dim(%c: !kv.cache<kv_heads = 2, head_dim = 5, capacity = 64, element = f16, key = #kv.quant<int4, axis = channel, group = 4, recent = 3>>)
 
 // -----
 
 // Per-channel scale groups must not straddle pages.
 // expected-error @+1 {{key encoding token group 32 does not divide page size 16}}
 func.func @channel_group_vs_page(%c: !kv.cache<kv_heads = 8, head_dim = 128, capacity = 64, element = f16, layout = #kv.layout<paged, page_size = 16>, key = #kv.quant<int4, axis = channel, group = 32>>)
+
+// -----
+
+// Per-channel groups are quantized when complete; until then the tokens live
+// in the full-precision recent window.
+// expected-error @+1 {{key encoding scales channels over groups of 32 tokens; its recent window must hold an incomplete group (recent >= 31), got 16}}
+func.func @channel_group_recent(%c: !kv.cache<kv_heads = 8, head_dim = 128, capacity = 64, element = f16, key = #kv.quant<int4, axis = channel, group = 32, recent = 16>>)
 
 // -----
 
@@ -765,16 +772,16 @@ func.func @dequant_storage(%q: tensor<16x128xi8>, %s: tensor<16x1xf16>) {
 // -----
 
 func.func @gather_rank(%p: tensor<64x16x128xf16>, %bt: tensor<2x8xi32>) {
-  // expected-error @+1 {{'kv.gather_pages' op pages must be a rank-4 tensor (pages x heads x page_size x head_dim), got 'tensor<64x16x128xf16>'}}
+  // expected-error @+1 {{'kv.gather_pages' op pages must be a rank-4 tensor (pages x page_size x heads x head_dim), got 'tensor<64x16x128xf16>'}}
   %g = kv.gather_pages %p, %bt : tensor<64x16x128xf16>, tensor<2x8xi32> -> tensor<2x8x128x128xf16>
   return
 }
 
 // -----
 
-func.func @gather_result(%p: tensor<64x8x16x128xf16>, %bt: tensor<2x8xi32>) {
+func.func @gather_result(%p: tensor<64x16x8x128xf16>, %bt: tensor<2x8xi32>) {
   // expected-error @+1 {{'kv.gather_pages' op result must be 'tensor<2x8x128x128xf16>' (batch x heads x pages * page_size x head_dim)}}
-  %g = kv.gather_pages %p, %bt : tensor<64x8x16x128xf16>, tensor<2x8xi32> -> tensor<2x8x100x128xf16>
+  %g = kv.gather_pages %p, %bt : tensor<64x16x8x128xf16>, tensor<2x8xi32> -> tensor<2x8x100x128xf16>
   return
 }
 

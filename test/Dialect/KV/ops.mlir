@@ -103,12 +103,12 @@ func.func @quantize_roundtrip(%x: tensor<32x128xf16>) -> (tensor<32x128xf16>, te
 }
 
 // CHECK-LABEL: func @pages_merge_rope
-func.func @pages_merge_rope(%pages: tensor<64x8x16x128xf16>, %bt: tensor<2x8xi32>,
+func.func @pages_merge_rope(%pages: tensor<64x16x8x128xf16>, %bt: tensor<2x8xi32>,
                             %os: tensor<4x2x32x1x128xf32>, %lses: tensor<4x2x32x1xf32>,
                             %k: tensor<2x8x3x128xf16>, %pos: tensor<2xi32>)
     -> (tensor<2x8x128x128xf16>, tensor<2x32x1x128xf32>, tensor<2x32x1xf32>, tensor<2x8x3x128xf16>) {
-  // CHECK: kv.gather_pages %{{.*}}, %{{.*}} : tensor<64x8x16x128xf16>, tensor<2x8xi32> -> tensor<2x8x128x128xf16>
-  %g = kv.gather_pages %pages, %bt : tensor<64x8x16x128xf16>, tensor<2x8xi32> -> tensor<2x8x128x128xf16>
+  // CHECK: kv.gather_pages %{{.*}}, %{{.*}} : tensor<64x16x8x128xf16>, tensor<2x8xi32> -> tensor<2x8x128x128xf16>
+  %g = kv.gather_pages %pages, %bt : tensor<64x16x8x128xf16>, tensor<2x8xi32> -> tensor<2x8x128x128xf16>
   // CHECK: kv.merge_states %{{.*}}, %{{.*}} : tensor<4x2x32x1x128xf32>, tensor<4x2x32x1xf32> -> tensor<2x32x1x128xf32>, tensor<2x32x1xf32>
   %o, %l = kv.merge_states %os, %lses : tensor<4x2x32x1x128xf32>, tensor<4x2x32x1xf32> -> tensor<2x32x1x128xf32>, tensor<2x32x1xf32>
   // CHECK: kv.rope %{{.*}}, %{{.*}} {theta = 5.000000e+05 : f64} : tensor<2x8x3x128xf16>, tensor<2xi32> -> tensor<2x8x3x128xf16>

@@ -142,7 +142,7 @@ TEST_F(KVTypesTest, ParsePrintRoundTrip) {
   const char *text =
       "!kv.cache<kv_heads = 4, head_dim = 64, capacity = 1000, element = f16, "
       "layout = #kv.layout<paged, page_size = 8>, key = #kv.quant<int4, axis "
-      "= channel, group = 8, symmetric = false>, value = #kv.quant<int8, "
+      "= channel, group = 8, symmetric = false, recent = 8>, value = #kv.quant<int8, "
       "scale = f32>>";
   Type type = parseType(text, &ctx);
   ASSERT_TRUE(type);

@@ -341,16 +341,17 @@ def KV_DequantizeOp : KV_Op<"dequantize", [Pure]> {
 def KV_GatherPagesOp : KV_Op<"gather_pages", [Pure]> {
   let summary = "gather a paged pool into contiguous per-sequence tensors";
   let description = [{
-    `pages : tensor<N x H x P x D>` is a pool of `N` pages of `P` tokens;
+    `pages : tensor<N x P x H x D>` is a pool of `N` pages of `P` tokens,
+    token-major like the runtime's pages (docs/CacheLayout.md);
     `block_table : tensor<B x M x i32>` lists each sequence's pages in
     logical order. The result `tensor<B x H x (M * P) x D>` holds sequence
-    `b`'s token `t` at `[b, :, t, :] = pages[block_table[b, t / P], :, t % P, :]`.
+    `b`'s token `t` at `[b, :, t, :] = pages[block_table[b, t / P], t % P, :, :]`.
     Entries past a sequence's length may name any page (they are not read
     by attention) but must be valid page ids.
 
     ```mlir
     %kv = kv.gather_pages %pages, %bt
-        : tensor<64x8x16x128xf16>, tensor<2x8xi32> -> tensor<2x8x128x128xf16>
+        : tensor<64x16x8x128xf16>, tensor<2x8xi32> -> tensor<2x8x128x128xf16>
     ```
   }];
   let arguments = (ins KV_FloatTensor:$pages, KV_BlockTable:$block_table);
