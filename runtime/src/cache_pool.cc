@@ -63,6 +63,11 @@ Status CachePool::create(const CacheLayout &layout, const PoolOptions &options,
                    " bytes is too large");
   pool->arenaBytes_ = pool->pageBytes_ * pool->numCaches_ * pool->numPages_ +
                       pool->windowBytes_ * windows;
+  // The arena first: if it fails, nothing else was built. From here on the
+  // destructor releases it, even if a vector below throws.
+  pool->memory_ = std::move(memory);
+  KVOPT_RT_RETURN_IF_ERROR(
+      pool->memory_->allocate(pool->arenaBytes_, pool->arena_));
   pool->refCounts_.assign(pool->numPages_, 0);
   pool->nonLastRefs_.assign(pool->numPages_, 0);
   pool->scratchFill_.assign(pool->numPages_, 0);
@@ -74,14 +79,12 @@ Status CachePool::create(const CacheLayout &layout, const PoolOptions &options,
   pool->freeWindows_.resize(windows);
   for (uint32_t i = 0; i < windows; ++i)
     pool->freeWindows_[i] = int32_t(windows - 1 - i);
-  KVOPT_RT_RETURN_IF_ERROR(memory->allocate(pool->arenaBytes_, pool->arena_));
-  pool->memory_ = std::move(memory);
   out = std::move(pool);
   return Status::ok();
 }
 
 CachePool::~CachePool() {
-  if (memory_)
+  if (memory_ && arena_)
     memory_->release(arena_);
 }
 
