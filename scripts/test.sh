@@ -8,4 +8,6 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh
 scripts/build.sh
 BUILD_DIR=${KVOPT_BUILD_DIR:-build}
+# The sweep label (exhaustive grids) runs only when asked: -L sweep.
+if [ "$#" -eq 0 ]; then set -- -LE sweep; fi
 ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$(nproc)" "$@"
