@@ -16,6 +16,12 @@
 #include <string>
 #include <vector>
 
+// The driver's opaque handle types (global, as in cuda.h).
+struct CUctx_st {};
+struct CUmod_st;
+struct CUfunc_st;
+struct CUstream_st;
+
 namespace {
 
 struct Module {
@@ -42,7 +48,7 @@ State &state() {
   return s;
 }
 
-int ctxToken;
+CUctx_st ctxToken;
 
 } // namespace
 
@@ -57,7 +63,7 @@ int cuDeviceGet(int *device, int ordinal) {
   *device = ordinal;
   return 0;
 }
-int cuDevicePrimaryCtxRetain(void **context, int) {
+int cuDevicePrimaryCtxRetain(CUctx_st **context, int) {
   std::lock_guard<std::mutex> lock(state().mutex);
   ++state().retainedContexts;
   *context = &ctxToken;
@@ -68,7 +74,7 @@ int cuDevicePrimaryCtxRelease_v2(int) {
   --state().retainedContexts;
   return 0;
 }
-int cuCtxSetCurrent(void *context) { return context == &ctxToken ? 0 : 201; }
+int cuCtxSetCurrent(CUctx_st *context) { return context == &ctxToken ? 0 : 201; }
 int cuMemAlloc_v2(unsigned long long *ptr, size_t bytes) {
   // Larger than 1 GiB fails like a full device.
   if (bytes > (size_t(1) << 30))
@@ -101,17 +107,17 @@ int cuMemcpyDtoH_v2(void *dst, unsigned long long src, size_t bytes) {
   std::memcpy(dst, reinterpret_cast<void *>(src), bytes);
   return 0;
 }
-int cuModuleLoadData(void **module, const void *image) {
+int cuModuleLoadData(CUmod_st **module, const void *image) {
   const char *text = static_cast<const char *>(image);
   if (!std::strstr(text, ".version"))
     return 218; // CUDA_ERROR_INVALID_PTX
   std::lock_guard<std::mutex> lock(state().mutex);
   ++state().liveModules;
-  *module = new Module{text, {}};
+  *module = reinterpret_cast<CUmod_st *>(new Module{text, {}});
   return 0;
 }
-int cuModuleUnload(void *module) {
-  Module *m = static_cast<Module *>(module);
+int cuModuleUnload(CUmod_st *module) {
+  Module *m = reinterpret_cast<Module *>(module);
   for (std::string *f : m->functions)
     delete f;
   delete m;
@@ -119,40 +125,41 @@ int cuModuleUnload(void *module) {
   --state().liveModules;
   return 0;
 }
-int cuModuleGetFunction(void **function, void *module, const char *name) {
-  Module *m = static_cast<Module *>(module);
+int cuModuleGetFunction(CUfunc_st **function, CUmod_st *module,
+                        const char *name) {
+  Module *m = reinterpret_cast<Module *>(module);
   if (m->text.find(std::string(".entry ") + name + "(") == std::string::npos)
     return 500; // CUDA_ERROR_NOT_FOUND
   m->functions.push_back(new std::string(name));
-  *function = m->functions.back();
+  *function = reinterpret_cast<CUfunc_st *>(m->functions.back());
   return 0;
 }
-int cuLaunchKernel(void *function, unsigned gx, unsigned gy, unsigned gz,
-                   unsigned bx, unsigned by, unsigned bz, unsigned shared,
-                   void *, void **params, void **) {
+int cuLaunchKernel(CUfunc_st *function, unsigned gx, unsigned gy,
+                   unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                   unsigned shared, CUstream_st *, void **params, void **) {
   std::lock_guard<std::mutex> lock(state().mutex);
   State &s = state();
   ++s.launches;
-  s.lastKernel = *static_cast<std::string *>(function);
+  s.lastKernel = *reinterpret_cast<std::string *>(function);
   s.lastGrid[0] = gx, s.lastGrid[1] = gy, s.lastGrid[2] = gz;
   s.lastBlock[0] = bx, s.lastBlock[1] = by, s.lastBlock[2] = bz;
   s.lastShared = shared;
   s.lastFirstArg = params ? *static_cast<uint64_t *>(params[0]) : 0;
   return 0;
 }
-int cuStreamCreate(void **stream, unsigned) {
+int cuStreamCreate(CUstream_st **stream, unsigned) {
   std::lock_guard<std::mutex> lock(state().mutex);
   ++state().liveStreams;
-  *stream = new int(0);
+  *stream = reinterpret_cast<CUstream_st *>(new int(0));
   return 0;
 }
-int cuStreamDestroy_v2(void *stream) {
-  delete static_cast<int *>(stream);
+int cuStreamDestroy_v2(CUstream_st *stream) {
+  delete reinterpret_cast<int *>(stream);
   std::lock_guard<std::mutex> lock(state().mutex);
   --state().liveStreams;
   return 0;
 }
-int cuStreamSynchronize(void *) { return 0; }
+int cuStreamSynchronize(CUstream_st *) { return 0; }
 int cuGetErrorName(int code, const char **name) {
   switch (code) {
   case 2:

@@ -461,7 +461,7 @@ void runModel(uint64_t seed, int steps) {
 
 class ModelTest : public ::testing::TestWithParam<uint64_t> {};
 
-TEST_P(ModelTest, RandomOperationsMatchShadowModel) { runModel(GetParam(), 1500); }
+TEST_P(ModelTest, RandomOperationsMatchShadowModel) { runModel(GetParam(), 3000); }
 
 INSTANTIATE_TEST_SUITE_P(FixedSeeds, ModelTest,
                          ::testing::Values(1u, 2u, 3u, 20240611u));
@@ -474,7 +474,7 @@ TEST(ModelTestEnv, SeedFromEnvironment) {
                               : std::random_device()();
   std::printf("model test seed: %llu (set KVOPT_TEST_SEED to replay)\n",
               (unsigned long long)seed);
-  runModel(seed, 1500);
+  runModel(seed, 3000);
 }
 
 } // namespace

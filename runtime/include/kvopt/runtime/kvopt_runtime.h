@@ -33,7 +33,8 @@ typedef enum kvopt_status {
   KVOPT_ERR_PARSE = 10,
   KVOPT_ERR_NOT_FOUND = 11,
   KVOPT_ERR_OUT_OF_MEMORY = 12,
-  KVOPT_ERR_INTERNAL = 13
+  KVOPT_ERR_INTERNAL = 13,
+  KVOPT_STATUS_FORCE_INT32 = 0x7fffffff /**< keeps the enum 32-bit wide */
 } kvopt_status;
 
 /** Kernel ABI version this runtime implements (manifest "abi_version"). */
@@ -48,13 +49,15 @@ typedef uint64_t kvopt_seq_id;
 /** Where the pool's memory lives. */
 typedef enum kvopt_memory_kind {
   KVOPT_MEMORY_HOST = 0,
-  KVOPT_MEMORY_CUDA = 1
+  KVOPT_MEMORY_CUDA = 1,
+  KVOPT_MEMORY_FORCE_INT32 = 0x7fffffff /**< any int may be passed safely */
 } kvopt_memory_kind;
 
 /** K or V component (latent caches only have K). */
 typedef enum kvopt_component {
   KVOPT_COMPONENT_KEY = 0,
-  KVOPT_COMPONENT_VALUE = 1
+  KVOPT_COMPONENT_VALUE = 1,
+  KVOPT_COMPONENT_FORCE_INT32 = 0x7fffffff /**< any int may be passed safely */
 } kvopt_component;
 
 typedef struct kvopt_pool_options {
