@@ -276,14 +276,16 @@ private:
                 StatusCode::UnknownSequence);
       break;
     case 1:
-      if (!freed_.empty())
-        EXPECT_EQ(pool_->freeSequence(freed_[rand(freed_.size())]).code(),
-                  StatusCode::FreedSequence);
+      if (!freed_.empty()) {
+        SequenceId dead = freed_[rand(uint32_t(freed_.size()))];
+        EXPECT_EQ(pool_->freeSequence(dead).code(), StatusCode::FreedSequence);
+      }
       break;
     case 2:
-      if (!freed_.empty())
-        EXPECT_EQ(pool_->fork(freed_[rand(freed_.size())], child).code(),
-                  StatusCode::FreedSequence);
+      if (!freed_.empty()) {
+        SequenceId dead = freed_[rand(uint32_t(freed_.size()))];
+        EXPECT_EQ(pool_->fork(dead, child).code(), StatusCode::FreedSequence);
+      }
       break;
     case 3: {
       SequenceId id = pickLive();
@@ -376,10 +378,11 @@ private:
         ASSERT_TRUE(matches(slot.scales, slot.scaleBytes, seq.stamps[owner],
                             c, comp * 3 + 1))
             << "scales of token " << t;
-        if (slot.zeros)
+        if (slot.zeros) {
           ASSERT_TRUE(matches(slot.zeros, slot.scaleBytes, seq.stamps[owner],
                               c, comp * 3 + 2))
               << "zeros of token " << t;
+        }
       }
     }
   }
@@ -389,9 +392,10 @@ private:
       for (unsigned comp = 0; comp < layout_.numComponents(); ++comp) {
         DeviceAddress a;
         uint64_t bytes;
-        if (pool_->windowAddress(id, c, Component(comp), a, bytes).isOk())
+        if (pool_->windowAddress(id, c, Component(comp), a, bytes).isOk()) {
           ASSERT_TRUE(matches(a, bytes, stamp, c, 9 + comp))
               << "window of cache " << c;
+        }
       }
   }
 
