@@ -51,6 +51,19 @@ void expectSame(const Snapshot &a, const Snapshot &b) {
   EXPECT_EQ(a.refCounts, b.refCounts);
 }
 
+/// Runs `op`, expects it to fail with `code`, and the pool (as seen through
+/// `ids`) to be exactly as before. Returns the error message.
+template <typename Op>
+std::string expectFailsUnchanged(const CachePool &pool,
+                            const std::vector<SequenceId> &ids,
+                            StatusCode code, Op op) {
+  Snapshot before = snapshot(pool, ids);
+  Status s = op();
+  EXPECT_EQ(s.code(), code) << s.toString();
+  expectSame(before, snapshot(pool, ids));
+  return s.message();
+}
+
 uint8_t *host(DeviceAddress a) { return reinterpret_cast<uint8_t *>(a); }
 
 /// Fills the K data row of `token` with `value`.
@@ -163,11 +176,9 @@ TEST(CachePoolTest, TruncateBeyondLengthFailsUnchanged) {
   SequenceId id;
   ASSERT_RT_OK(pool->createSequence(id));
   ASSERT_RT_OK(pool->appendTokens(id, 3));
-  Snapshot before = snapshot(*pool, {id});
-  Status s = pool->truncate(id, 4);
-  EXPECT_EQ(s.code(), StatusCode::InvalidArgument);
-  EXPECT_NE(s.message().find("cannot truncate to 4"), std::string::npos);
-  expectSame(before, snapshot(*pool, {id}));
+  std::string m = expectFailsUnchanged(*pool, {id}, StatusCode::InvalidArgument,
+                                       [&] { return pool->truncate(id, 4); });
+  EXPECT_NE(m.find("cannot truncate to 4"), std::string::npos);
 }
 
 TEST(CachePoolTest, FreeReleasesEverything) {
@@ -234,15 +245,15 @@ TEST(CachePoolTest, OutOfPagesLeavesPoolUnchanged) {
   ASSERT_RT_OK(pool->createSequence(a));
   ASSERT_RT_OK(pool->createSequence(b));
   ASSERT_RT_OK(pool->appendTokens(a, 6));
-  Snapshot before = snapshot(*pool, {a, b});
-  Status s = pool->appendTokens(b, 5); // needs 2 pages, 1 free
-  EXPECT_EQ(s.code(), StatusCode::OutOfPages);
-  EXPECT_EQ(s.message(), "append: sequence " + std::to_string(b) +
-                             " needs 2 more pages, 1 free");
-  expectSame(before, snapshot(*pool, {a, b}));
-  s = pool->appendTokens(a, 7); // 13 tokens = 4 pages, has 2, 1 free
-  EXPECT_EQ(s.code(), StatusCode::OutOfPages);
-  expectSame(before, snapshot(*pool, {a, b}));
+  std::string m =
+      expectFailsUnchanged(*pool, {a, b}, StatusCode::OutOfPages, [&] {
+        return pool->appendTokens(b, 5); // needs 2 pages, 1 free
+      });
+  EXPECT_EQ(m, "append: sequence " + std::to_string(b) +
+                   " needs 2 more pages, 1 free");
+  expectFailsUnchanged(*pool, {a, b}, StatusCode::OutOfPages, [&] {
+    return pool->appendTokens(a, 7); // 13 tokens = 4 pages, has 2, 1 free
+  });
   ASSERT_RT_OK(pool->appendTokens(a, 6)); // exactly fits
   EXPECT_EQ(pool->stats().freePages, 0u);
 }
@@ -252,10 +263,8 @@ TEST(CachePoolTest, AppendBeyondMaximumLengthFails) {
   SequenceId id;
   ASSERT_RT_OK(pool->createSequence(id));
   ASSERT_RT_OK(pool->appendTokens(id, 10));
-  Snapshot before = snapshot(*pool, {id});
-  Status s = pool->appendTokens(id, 0xFFFFFFFFu);
-  EXPECT_EQ(s.code(), StatusCode::InvalidArgument);
-  expectSame(before, snapshot(*pool, {id}));
+  expectFailsUnchanged(*pool, {id}, StatusCode::InvalidArgument,
+                       [&] { return pool->appendTokens(id, 0xFFFFFFFFu); });
 }
 
 TEST(CachePoolTest, ForkSharesAllPages) {
@@ -335,9 +344,8 @@ TEST(CachePoolTest, CopyOnWriteOutOfPagesLeavesPoolUnchanged) {
   ASSERT_RT_OK(pool->createSequence(parent));
   ASSERT_RT_OK(pool->appendTokens(parent, 6));
   ASSERT_RT_OK(pool->fork(parent, child));
-  Snapshot before = snapshot(*pool, {parent, child});
-  EXPECT_EQ(pool->appendTokens(child, 1).code(), StatusCode::OutOfPages);
-  expectSame(before, snapshot(*pool, {parent, child}));
+  expectFailsUnchanged(*pool, {parent, child}, StatusCode::OutOfPages,
+                       [&] { return pool->appendTokens(child, 1); });
 }
 
 // Truncating a child into a shared page and freeing the parent keep the
@@ -392,12 +400,11 @@ TEST(CachePoolTest, MakeWritableErrorsLeavePoolUnchanged) {
   ASSERT_RT_OK(pool->createSequence(parent));
   ASSERT_RT_OK(pool->appendTokens(parent, 12));
   ASSERT_RT_OK(pool->fork(parent, child));
-  Snapshot before = snapshot(*pool, {parent, child});
-  Status s = pool->makeWritable(child, 10, 3);
-  EXPECT_EQ(s.code(), StatusCode::InvalidArgument);
-  s = pool->makeWritable(child, 0, 12); // 3 copies, 1 free page
-  EXPECT_EQ(s.code(), StatusCode::OutOfPages);
-  expectSame(before, snapshot(*pool, {parent, child}));
+  expectFailsUnchanged(*pool, {parent, child}, StatusCode::InvalidArgument,
+                       [&] { return pool->makeWritable(child, 10, 3); });
+  expectFailsUnchanged(*pool, {parent, child}, StatusCode::OutOfPages, [&] {
+    return pool->makeWritable(child, 0, 12); // 3 copies, 1 free page
+  });
 }
 
 TEST(CachePoolTest, BlockTablesBatchIsCsr) {
@@ -446,13 +453,7 @@ TEST(CachePoolTest, BlockTablesBatchIsCsr) {
 // Slot addresses follow the page layout of docs/CacheLayout.md across
 // caches, components and scale axes.
 TEST(CachePoolTest, SlotAddressesFollowPageLayout) {
-  CacheLayout l = smallLayout(4);
-  l.numLayers = 3;
-  l.layerToCache = {0, 1, 0};
-  l.key = QuantEncoding{QuantKind::Int4, QuantAxis::Channel, 2, false,
-                        ElementType::F16, 0, 0};
-  l.value = QuantEncoding{QuantKind::Int8, QuantAxis::Token, 2, true,
-                          ElementType::F32, 0, 0};
+  CacheLayout l = quantizedLayout();
   auto pool = makePool(l, 4);
   ASSERT_EQ(pool->numCaches(), 2u);
   ASSERT_EQ(pool->cachePageBytes(), l.pageBytes());
@@ -554,12 +555,11 @@ TEST(CachePoolTest, WindowSlotExhaustionLeavesPoolUnchanged) {
   SequenceId a, b = 0;
   ASSERT_RT_OK(pool->createSequence(a));
   ASSERT_RT_OK(pool->appendTokens(a, 3));
-  Snapshot before = snapshot(*pool, {a});
-  Status s = pool->createSequence(b);
-  EXPECT_EQ(s.code(), StatusCode::OutOfPages);
-  EXPECT_NE(s.message().find("window slots"), std::string::npos);
-  EXPECT_EQ(pool->fork(a, b).code(), StatusCode::OutOfPages);
-  expectSame(before, snapshot(*pool, {a}));
+  std::string m = expectFailsUnchanged(*pool, {a}, StatusCode::OutOfPages,
+                                       [&] { return pool->createSequence(b); });
+  EXPECT_NE(m.find("window slots"), std::string::npos);
+  expectFailsUnchanged(*pool, {a}, StatusCode::OutOfPages,
+                       [&] { return pool->fork(a, b); });
   // The failed calls consumed no id: the next one is a + 1 after a free.
   ASSERT_RT_OK(pool->freeSequence(a));
   ASSERT_RT_OK(pool->createSequence(b));
@@ -612,13 +612,15 @@ TEST(CachePoolTest, FailedCopyLeavesPoolUnchanged) {
   ASSERT_RT_OK(pool->createSequence(parent));
   ASSERT_RT_OK(pool->appendTokens(parent, 6));
   ASSERT_RT_OK(pool->fork(parent, child));
-  Snapshot before = snapshot(*pool, {parent, child});
   fail = true;
-  EXPECT_EQ(pool->appendTokens(child, 1).code(), StatusCode::DriverError);
-  EXPECT_EQ(pool->makeWritable(child, 0, 6).code(), StatusCode::DriverError);
+  std::vector<SequenceId> ids = {parent, child};
+  expectFailsUnchanged(*pool, ids, StatusCode::DriverError,
+                       [&] { return pool->appendTokens(child, 1); });
+  expectFailsUnchanged(*pool, ids, StatusCode::DriverError,
+                       [&] { return pool->makeWritable(child, 0, 6); });
   SequenceId other = 0;
-  EXPECT_EQ(pool->fork(parent, other).code(), StatusCode::DriverError);
-  expectSame(before, snapshot(*pool, {parent, child}));
+  expectFailsUnchanged(*pool, ids, StatusCode::DriverError,
+                       [&] { return pool->fork(parent, other); });
   fail = false;
   ASSERT_RT_OK(pool->appendTokens(child, 1));
 }

@@ -409,19 +409,6 @@ private:
   uint64_t nextLogical_ = 0;
 };
 
-/// Quantized K (int4, channel axis, asymmetric) and V (int8, token axis),
-/// three layers on two caches, page size 4.
-CacheLayout quantizedLayout() {
-  CacheLayout l = smallLayout(4);
-  l.numLayers = 3;
-  l.layerToCache = {0, 1, 0};
-  l.key = QuantEncoding{QuantKind::Int4, QuantAxis::Channel, 2, false,
-                        ElementType::F16, 0, 0};
-  l.value = QuantEncoding{QuantKind::Int8, QuantAxis::Token, 2, true,
-                          ElementType::F32, 0, 0};
-  return l;
-}
-
 /// MLA latent cache in fp8 with sink and recent windows, page size 1.
 CacheLayout latentWindowLayout() {
   CacheLayout l;

@@ -47,6 +47,20 @@ inline CacheLayout smallLayout(uint32_t pageSize = 4) {
   return l;
 }
 
+/// smallLayout(4) with quantized K (int4, channel axis, group 2,
+/// asymmetric, f16 scales) and V (int8, token axis, group 2, symmetric, f32
+/// scales), three layers on two caches (layer_to_cache = [0, 1, 0]).
+inline CacheLayout quantizedLayout() {
+  CacheLayout l = smallLayout(4);
+  l.numLayers = 3;
+  l.layerToCache = {0, 1, 0};
+  l.key = QuantEncoding{QuantKind::Int4, QuantAxis::Channel, 2, false,
+                        ElementType::F16, 0, 0};
+  l.value = QuantEncoding{QuantKind::Int8, QuantAxis::Token, 2, true,
+                          ElementType::F32, 0, 0};
+  return l;
+}
+
 inline std::unique_ptr<CachePool> makePool(const CacheLayout &layout,
                                            uint32_t pages,
                                            uint32_t maxSequences = 0) {
