@@ -6,6 +6,7 @@
 
 #include "kvopt/InitAll.h"
 
+#include "kvopt/Codegen/SIMT/Passes.h"
 #include "kvopt/Dialect/KV/KVDialect.h"
 #include "kvopt/Transforms/Passes.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -19,6 +20,7 @@ void kvopt::registerAllPasses() {
   // mlir-opt; registering a pipeline twice is a fatal error, so only once.
   static const bool registered = [] {
     registerTransformsPassesAndPipelines();
+    registerSIMTPasses();
     return true;
   }();
   (void)registered;
