@@ -19,6 +19,19 @@ void kvopt::buildOptimizePipeline(OpPassManager &pm,
     baseline.recordBaseline = true;
     pm.addPass(createKVMemoryReport(baseline));
   }
+  if (options.kvHeads > 0) {
+    KVMHAToGQAOptions gqa;
+    gqa.kvHeads = options.kvHeads;
+    pm.addPass(createKVMHAToGQA(gqa));
+  }
+  if (options.shareGroup > 0 || !options.shareMap.empty()) {
+    KVShareLayersOptions share;
+    share.groupSize = options.shareGroup;
+    share.map = llvm::to_vector(options.shareMap);
+    pm.addPass(createKVShareLayers(share));
+  }
+  if (options.fuse)
+    pm.addPass(createKVFuseAppend());
   if (options.key != "none" || options.value != "none") {
     KVQuantizeOptions quantize;
     quantize.key = options.key;
@@ -45,7 +58,7 @@ void kvopt::registerTransformsPassesAndPipelines() {
   registerKVTransformsPasses();
   PassPipelineRegistration<OptimizePipelineOptions>(
       "kv-optimize",
-      "apply KV-cache techniques by option (quantize keys/values, paginate) "
-      "and report memory before and after",
+      "apply KV-cache techniques by option (MHA->GQA, cross-layer sharing, "
+      "fusion, quantization, paging) and report memory before and after",
       buildOptimizePipeline);
 }

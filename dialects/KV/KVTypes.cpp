@@ -287,6 +287,12 @@ CacheType CacheType::cloneWithQuant(QuantAttr key, QuantAttr value) const {
                         getElementType(), getLayout(), key, value);
 }
 
+CacheType CacheType::cloneWithKvHeads(int64_t kvHeads) const {
+  return CacheType::get(kvHeads, getHeadDim(), getCapacity(),
+                        getElementType(), getLayout(), getKeyQuant(),
+                        getValueQuant());
+}
+
 //===----------------------------------------------------------------------===//
 // LatentCacheType
 //===----------------------------------------------------------------------===//

@@ -28,5 +28,6 @@ func.func @step(%c0: !kv.cache<kv_heads = 8, head_dim = 128, capacity = 8192, el
                 %q: tensor<8x32x1x128xf16>, %lens: tensor<8xi32>) -> tensor<8x32x1x128xf16> {
   %o = kv.attention %q, %c0, %lens {causal} : (tensor<8x32x1x128xf16>, !kv.cache<kv_heads = 8, head_dim = 128, capacity = 8192, element = f16>, tensor<8xi32>) -> tensor<8x32x1x128xf16>
   %s = kv.share_cache %c1 {layer = 2} : !kv.cache<kv_heads = 8, head_dim = 128, capacity = 8192, element = f16> -> !kv.cache<kv_heads = 8, head_dim = 128, capacity = 8192, element = f16>
-  return %o : tensor<8x32x1x128xf16>
+  %o2 = kv.attention %q, %s, %lens {causal} : (tensor<8x32x1x128xf16>, !kv.cache<kv_heads = 8, head_dim = 128, capacity = 8192, element = f16>, tensor<8xi32>) -> tensor<8x32x1x128xf16>
+  return %o2 : tensor<8x32x1x128xf16>
 }

@@ -9,7 +9,9 @@
 #define KVOPT_TRANSFORMS_PASSES_H
 
 #include "kvopt/Dialect/KV/KVOps.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Pass/Pass.h"
 
@@ -47,6 +49,20 @@ struct OptimizePipelineOptions
                          llvm::cl::desc("recent tokens kept in full precision "
                                         "(-1: what per-channel keys need)"),
                          llvm::cl::init(-1)};
+  Option<int64_t> kvHeads{*this, "kv-heads",
+                          llvm::cl::desc("convert to GQA with this many KV "
+                                         "heads (kv-mha-to-gqa), 0 = keep"),
+                          llvm::cl::init(0)};
+  Option<int64_t> shareGroup{*this, "share-group",
+                             llvm::cl::desc("layers per shared cache "
+                                            "(kv-share-layers), 0 = none"),
+                             llvm::cl::init(0)};
+  ListOption<int64_t> shareMap{*this, "share-map",
+                               llvm::cl::desc("layer -> owner layer map for "
+                                              "kv-share-layers")};
+  Option<bool> fuse{*this, "fuse",
+                    llvm::cl::desc("fuse RoPE + quantize + append"),
+                    llvm::cl::init(true)};
   Option<double> budgetGiB{*this, "budget-gib",
                            llvm::cl::desc("memory budget for the report"),
                            llvm::cl::init(80.0)};
@@ -58,8 +74,9 @@ struct OptimizePipelineOptions
                       llvm::cl::init(true)};
 };
 
-/// Builds `kv-optimize`: quantize (when asked), paginate (when asked), and
-/// report memory before and after.
+/// Builds `kv-optimize`: record the memory baseline, then (each when asked)
+/// MHA->GQA, cross-layer sharing, RoPE/quantize/append fusion, quantization
+/// and paging, and report memory before and after.
 void buildOptimizePipeline(mlir::OpPassManager &pm,
                            const OptimizePipelineOptions &options);
 

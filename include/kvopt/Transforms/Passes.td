@@ -104,4 +104,70 @@ def KVMemoryReport : Pass<"kv-memory-report", "::mlir::ModuleOp"> {
   ];
 }
 
+def KVShareLayers : Pass<"kv-share-layers", "::mlir::ModuleOp"> {
+  let summary = "let groups of layers read one KV cache (cross-layer sharing)";
+  let description = [{
+    Cross-layer KV sharing (CLA, YOCO-style): within a sharing group, only the
+    first layer keeps and appends to a cache; the other layers read it
+    through `kv.share_cache` and their own appends are erased, as are their
+    cache arguments (func.call sites drop the operand) or kv.alloc_cache ops.
+    Layers are the caches' `kv.layer` argument attributes or kv.alloc_cache
+    `layer` attributes. Give either `group-size` (every N adjacent layers
+    share the cache of the first) or `map` (layer i reads the cache of layer
+    map[i]; an owner maps to itself and precedes the layers it serves).
+
+    This changes the model on purpose (the sharing layers' K/V projections
+    become dead); training with sharing (CLA) is what makes it accurate.
+
+    Preconditions: caches of one group live in one function and have one
+    type; the caches are not paged yet (run before kv-paginate).
+  }];
+  let options = [
+    Option<"groupSize", "group-size", "int64_t", /*default=*/"0",
+           "every N adjacent layers share one cache (0 = use map)">,
+    ListOption<"map", "map", "int64_t",
+               "layer i reads the cache of layer map[i]">
+  ];
+  let dependentDialects = ["::kvopt::kv::KVDialect"];
+}
+
+def KVMHAToGQA : Pass<"kv-mha-to-gqa", "::mlir::ModuleOp"> {
+  let summary = "convert multi-head attention to grouped-query attention";
+  let description = [{
+    The GQA paper's uptraining recipe: a cache of H KV heads becomes one of
+    `kv-heads` heads (H a multiple of it) by mean-pooling the key and value
+    projection weights of each group of H / kv-heads adjacent heads; the
+    query heads stay, now grouped over the pooled KV heads. The pass traces
+    the keys and values appended to each cache back through
+    an optional `kv.rope`, `linalg.transpose` [0, 2, 1, 3] and
+    `tensor.expand_shape` to the `linalg.matmul` with
+    the projection weight `[hidden, H * head_dim]`, inserts the pooled
+    weight `[hidden, kv-heads * head_dim]` computation and rebuilds the
+    chain with the new head count; views of the cache (and the function
+    results they feed) shrink accordingly. Caches whose projections are not
+    in that form are reported and left alone.
+  }];
+  let options = [
+    Option<"kvHeads", "kv-heads", "int64_t", /*default=*/"1",
+           "KV heads after the conversion (1 = MQA)">
+  ];
+  let dependentDialects = ["::kvopt::kv::KVDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect",
+                           "::mlir::arith::ArithDialect"];
+}
+
+def KVFuseAppend : Pass<"kv-fuse-append", "::mlir::ModuleOp"> {
+  let summary = "fuse RoPE, quantization and append into one kv.append";
+  let description = [{
+    Folds a `kv.rope` whose only use is the keys of a `kv.append` at the
+    same positions into the append's `rope_theta`, so that rotation,
+    quantization (the cache's encoding) and the scatter into pages happen in
+    one kernel. Dequantization is already inside `kv.attention`, which reads
+    quantized caches directly. RoPE on keys that are also used elsewhere,
+    or at other positions, is left alone.
+  }];
+  let dependentDialects = ["::kvopt::kv::KVDialect"];
+}
+
 #endif // KVOPT_TRANSFORMS_PASSES_TD

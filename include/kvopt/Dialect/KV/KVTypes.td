@@ -94,6 +94,8 @@ def KV_CacheType : KV_Type<"Cache", "cache",
     int64_t getRowWidth() const { return getKvHeads() * getHeadDim(); }
     /// Same cache with other quantization encodings (null = full precision).
     CacheType cloneWithQuant(QuantAttr key, QuantAttr value) const;
+    /// Same cache with another number of KV heads.
+    CacheType cloneWithKvHeads(int64_t kvHeads) const;
   }];
 }
 
