@@ -36,9 +36,9 @@ namespace {
 struct Options {
   uint64_t seed = 1;
   int steps = 20000;
-  double rate = 0.6;        ///< mean arrivals per decode step
-  uint32_t pages = 24576;   ///< pool page slots
-  uint32_t maxLen = 8192;   ///< context limit (baseline reservation)
+  double rate = 0.6;      ///< mean arrivals per decode step
+  uint32_t pages = 24576; ///< pool page slots
+  uint32_t maxLen = 8192; ///< context limit (baseline reservation)
   uint32_t pageSize = 16;
   double forkFraction = 0.1; ///< requests with 2..4 samples
 };
@@ -225,8 +225,8 @@ int main(int argc, char **argv) {
     sumBase += (baseReserved - baseUsed) / baseReserved;
     sumPagedReserved += double(st.bytesReserved);
     sumBaseReserved += baseReserved;
-    worstPagesPerSeq = std::max(
-        worstPagesPerSeq, pagedWaste / pageBytes / double(running.size()));
+    worstPagesPerSeq = std::max(worstPagesPerSeq, pagedWaste / pageBytes /
+                                                      double(running.size()));
     ++samples;
   }
   double total = seconds(std::chrono::steady_clock::now() - start);
@@ -258,8 +258,9 @@ int main(int argc, char **argv) {
   std::printf("  contiguous max-len baseline:  %.4f\n", sumBase / samples);
   std::printf("  mean reserved bytes, paged / baseline: %.4f\n",
               sumPagedReserved / sumBaseReserved);
-  std::printf("  worst paged waste per live sequence: %.3f pages (bound: < 1)\n",
-              worstPagesPerSeq);
+  std::printf(
+      "  worst paged waste per live sequence: %.3f pages (bound: < 1)\n",
+      worstPagesPerSeq);
   std::printf("  deferred admissions (pool full): %llu\n",
               (unsigned long long)deferred);
   return worstPagesPerSeq < 1.0 ? 0 : 1;

@@ -64,9 +64,8 @@ static Status parseDims(const json *value, const std::string &where,
   if (!value->is_array() || value->empty() || value->size() > 3)
     return parseError(where + ": expected an array of 1 to 3 dimensions");
   for (size_t d = 0; d < value->size(); ++d)
-    KVOPT_RT_RETURN_IF_ERROR(parseDim((*value)[d],
-                                      where + "[" + std::to_string(d) + "]",
-                                      args, out[d]));
+    KVOPT_RT_RETURN_IF_ERROR(parseDim(
+        (*value)[d], where + "[" + std::to_string(d) + "]", args, out[d]));
   return Status::ok();
 }
 

@@ -34,8 +34,7 @@ static kvopt_status record(const Status &s) {
 }
 
 /// Runs `body` (returning Status), mapping exceptions to error statuses.
-template <typename Body>
-static kvopt_status guard(Body &&body) {
+template <typename Body> static kvopt_status guard(Body &&body) {
   try {
     return record(body());
   } catch (const std::bad_alloc &) {
@@ -278,7 +277,8 @@ kvopt_status kvopt_backend_create(const char *name, int device,
     KVOPT_C_REQUIRE(name);
     KVOPT_C_REQUIRE(out);
     auto handle = std::make_unique<kvopt_backend>();
-    KVOPT_RT_RETURN_IF_ERROR(createLaunchBackend(name, device, handle->backend));
+    KVOPT_RT_RETURN_IF_ERROR(
+        createLaunchBackend(name, device, handle->backend));
     *out = handle.release();
     return Status::ok();
   });
@@ -320,10 +320,9 @@ kvopt_status kvopt_bundle_load(const char *manifest_path,
     KVOPT_C_REQUIRE(backend);
     KVOPT_C_REQUIRE(out);
     auto handle = std::make_unique<kvopt_bundle>();
-    KVOPT_RT_RETURN_IF_ERROR(KernelBundle::load(manifest_path,
-                                                pool->pool->layout(),
-                                                *backend->backend,
-                                                handle->bundle));
+    KVOPT_RT_RETURN_IF_ERROR(
+        KernelBundle::load(manifest_path, pool->pool->layout(),
+                           *backend->backend, handle->bundle));
     *out = handle.release();
     return Status::ok();
   });
@@ -335,8 +334,7 @@ size_t kvopt_bundle_kernel_count(const kvopt_bundle *bundle) {
   return bundle ? bundle->bundle->manifest().kernels.size() : 0;
 }
 
-const char *kvopt_bundle_kernel_name(const kvopt_bundle *bundle,
-                                     size_t index) {
+const char *kvopt_bundle_kernel_name(const kvopt_bundle *bundle, size_t index) {
   if (!bundle || index >= bundle->bundle->manifest().kernels.size())
     return nullptr;
   return bundle->bundle->manifest().kernels[index].name.c_str();

@@ -95,9 +95,9 @@ Status CachePool::lookup(SequenceId id, const char *op, Sequence *&out) const {
     return Status::ok();
   }
   if (id != 0 && id < nextId_)
-    return Status::error(StatusCode::FreedSequence,
-                         std::string(op) + ": " + seqName(id) +
-                             " was already freed");
+    return Status::error(StatusCode::FreedSequence, std::string(op) + ": " +
+                                                        seqName(id) +
+                                                        " was already freed");
   return Status::error(StatusCode::UnknownSequence,
                        std::string(op) + ": unknown sequence id " +
                            std::to_string(id));
@@ -205,11 +205,10 @@ Status CachePool::truncate(SequenceId id, uint32_t length) {
   Sequence *s = nullptr;
   KVOPT_RT_RETURN_IF_ERROR(lookup(id, "truncate", s));
   if (length > s->length)
-    return Status::error(StatusCode::InvalidArgument,
-                         "truncate: " + seqName(id) + " has " +
-                             std::to_string(s->length) +
-                             " tokens, cannot truncate to " +
-                             std::to_string(length));
+    return Status::error(
+        StatusCode::InvalidArgument,
+        "truncate: " + seqName(id) + " has " + std::to_string(s->length) +
+            " tokens, cannot truncate to " + std::to_string(length));
   size_t newPages = ceilDiv(length, pageSize_);
   size_t markFrom = newPages ? newPages - 1 : 0;
   markNonLast(*s, markFrom, -1);
@@ -275,8 +274,8 @@ Status CachePool::makeWritable(SequenceId id, uint32_t first, uint32_t count) {
                              std::to_string(s->length));
   if (count == 0)
     return Status::ok();
-  size_t begin = first / pageSize_, end = ceilDiv(uint64_t(first) + count,
-                                                  pageSize_);
+  size_t begin = first / pageSize_,
+         end = ceilDiv(uint64_t(first) + count, pageSize_);
   std::vector<size_t> shared;
   for (size_t i = begin; i < end; ++i)
     if (refCounts_[s->pages[i]] > 1)
@@ -288,8 +287,8 @@ Status CachePool::makeWritable(SequenceId id, uint32_t first, uint32_t count) {
                              std::to_string(freePages_.size()) + " free");
   // Copy into the pages we will take (top of the free stack) first.
   for (size_t k = 0; k < shared.size(); ++k)
-    KVOPT_RT_RETURN_IF_ERROR(copyPage(freePages_[freePages_.size() - 1 - k],
-                                      s->pages[shared[k]]));
+    KVOPT_RT_RETURN_IF_ERROR(
+        copyPage(freePages_[freePages_.size() - 1 - k], s->pages[shared[k]]));
   for (size_t i : shared) {
     int32_t page = freePages_.back();
     freePages_.pop_back();
@@ -342,8 +341,8 @@ Status CachePool::writeBlockTables(const SequenceId *ids, size_t count,
                                    int32_t *offsets, int32_t *seqLens,
                                    size_t &needed) const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return writeBlockTablesLocked(ids, count, pageIds, capacity, offsets,
-                                seqLens, needed);
+  return writeBlockTablesLocked(ids, count, pageIds, capacity, offsets, seqLens,
+                                needed);
 }
 
 Status CachePool::writeBlockTablesLocked(const SequenceId *ids, size_t count,
@@ -395,8 +394,8 @@ Status CachePool::slotAddress(SequenceId id, uint32_t token, uint32_t cache,
                          "slot address: token " + std::to_string(token) +
                              " is outside " + seqName(id) + " of length " +
                              std::to_string(s->length));
-  KVOPT_RT_RETURN_IF_ERROR(checkCacheComponent("slot address", cache,
-                                               component));
+  KVOPT_RT_RETURN_IF_ERROR(
+      checkCacheComponent("slot address", cache, component));
   ComponentPageLayout part = componentPageLayout(layout_, component);
   DeviceAddress base = pageAddress(cache, s->pages[token / pageSize_]);
   uint32_t t = token % pageSize_;
@@ -419,8 +418,8 @@ Status CachePool::windowAddress(SequenceId id, uint32_t cache,
   std::lock_guard<std::mutex> lock(mutex_);
   Sequence *s = nullptr;
   KVOPT_RT_RETURN_IF_ERROR(lookup(id, "window address", s));
-  KVOPT_RT_RETURN_IF_ERROR(checkCacheComponent("window address", cache,
-                                               component));
+  KVOPT_RT_RETURN_IF_ERROR(
+      checkCacheComponent("window address", cache, component));
   uint64_t rowBytes = layout_.rowWidth() * elementBytes(layout_.element);
   auto windowRows = [&](Component c) -> uint64_t {
     const std::optional<QuantEncoding> &q = layout_.encoding(c);
@@ -493,8 +492,8 @@ PoolStats CachePool::stats() const {
   }
   uint64_t windows = numWindows_ - freeWindows_.size();
   st.usedTokenSlots = slots;
-  st.bytesReserved = uint64_t(st.usedPages) * st.pageBytes +
-                     windows * windowBytes_;
+  st.bytesReserved =
+      uint64_t(st.usedPages) * st.pageBytes + windows * windowBytes_;
   st.bytesInUse = double(slots) * double(st.pageBytes) / double(pageSize_) +
                   double(windows * windowBytes_);
   return st;

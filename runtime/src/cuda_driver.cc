@@ -34,9 +34,10 @@ Status Driver::open(const char *path, std::shared_ptr<Driver> &out) {
   void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   if (!handle) {
     const char *why = dlerror();
-    return Status::error(StatusCode::NoDevice,
-                         std::string("CUDA driver not available: cannot load ") +
-                             path + ": " + (why ? why : "unknown reason"));
+    return Status::error(
+        StatusCode::NoDevice,
+        std::string("CUDA driver not available: cannot load ") + path + ": " +
+            (why ? why : "unknown reason"));
   }
   std::shared_ptr<Driver> d(new Driver());
   d->handle_ = handle;
@@ -73,8 +74,8 @@ Status Driver::open(const char *path, std::shared_ptr<Driver> &out) {
                          "CUDA driver loaded but cuInit reports no device");
   KVOPT_RT_RETURN_IF_ERROR(d->check(r, "cuInit"));
   int count = 0;
-  KVOPT_RT_RETURN_IF_ERROR(d->check(d->cuDeviceGetCount(&count),
-                                    "cuDeviceGetCount"));
+  KVOPT_RT_RETURN_IF_ERROR(
+      d->check(d->cuDeviceGetCount(&count), "cuDeviceGetCount"));
   if (count <= 0)
     return Status::error(StatusCode::NoDevice,
                          "CUDA driver loaded but no CUDA device is present");
@@ -95,8 +96,8 @@ Status Driver::check(CUresult result, const char *what) const {
     cuGetErrorName(result, &name);
   if (cuGetErrorString)
     cuGetErrorString(result, &text);
-  std::string message = std::string(what) + " failed: " +
-                        (name ? name : "CUDA error") + " (" +
+  std::string message = std::string(what) +
+                        " failed: " + (name ? name : "CUDA error") + " (" +
                         std::to_string(result) + ")";
   if (text)
     message += ": " + std::string(text);
@@ -117,9 +118,9 @@ Status Context::retain(std::shared_ptr<Driver> driver, int ordinal,
   KVOPT_RT_RETURN_IF_ERROR(
       driver->check(driver->cuDeviceGet(&device, ordinal), "cuDeviceGet"));
   CUcontext context = nullptr;
-  KVOPT_RT_RETURN_IF_ERROR(driver->check(
-      driver->cuDevicePrimaryCtxRetain(&context, device),
-      "cuDevicePrimaryCtxRetain"));
+  KVOPT_RT_RETURN_IF_ERROR(
+      driver->check(driver->cuDevicePrimaryCtxRetain(&context, device),
+                    "cuDevicePrimaryCtxRetain"));
   std::shared_ptr<Context> c(new Context());
   c->driver_ = std::move(driver);
   c->device_ = device;

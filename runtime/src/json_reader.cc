@@ -60,8 +60,8 @@ bool JsonObjectReader::getUnsigned(const char *key, uint64_t &out,
   }
   uint64_t x = v->get<uint64_t>();
   if (x > maxValue) {
-    fail(key, "value " + std::to_string(x) + " exceeds " +
-                  std::to_string(maxValue));
+    fail(key,
+         "value " + std::to_string(x) + " exceeds " + std::to_string(maxValue));
     return false;
   }
   out = x;

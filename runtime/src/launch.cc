@@ -127,13 +127,12 @@ public:
                 StreamHandle stream) override {
     KVOPT_RT_RETURN_IF_ERROR(checkLaunchShape(grid, block));
     KVOPT_RT_RETURN_IF_ERROR(context_->makeCurrent());
-    return driver().check(
-        driver().cuLaunchKernel(static_cast<cuda::CUfunction>(kernel), grid.x,
-                                grid.y, grid.z, block.x, block.y, block.z,
-                                sharedBytes,
-                                static_cast<cuda::CUstream>(stream), params,
-                                nullptr),
-        "cuLaunchKernel");
+    return driver().check(driver().cuLaunchKernel(
+                              static_cast<cuda::CUfunction>(kernel), grid.x,
+                              grid.y, grid.z, block.x, block.y, block.z,
+                              sharedBytes, static_cast<cuda::CUstream>(stream),
+                              params, nullptr),
+                          "cuLaunchKernel");
   }
   Status createStream(StreamHandle &out) override {
     KVOPT_RT_RETURN_IF_ERROR(context_->makeCurrent());
@@ -223,8 +222,8 @@ Status createLaunchBackend(const std::string &name, int device,
       for (const auto &entry : r.factories)
         known += (known.empty() ? "" : ", ") + entry.first;
       return Status::error(StatusCode::NotFound, "no launch backend named " +
-                                                     name + " (known: " +
-                                                     known + ")");
+                                                     name +
+                                                     " (known: " + known + ")");
     }
     factory = it->second;
   }

@@ -149,11 +149,10 @@ Status CacheLayout::validate() const {
     }
   }
   if (layout == StorageLayout::Paged && (pageSize < 1 || pageSize > 4096))
-    return bad("page_size " + std::to_string(pageSize) +
-               " is outside 1..4096");
+    return bad("page_size " + std::to_string(pageSize) + " is outside 1..4096");
   if (numLayers == 0 || numLayers > kMaxLayers)
-    return bad("num_layers " + std::to_string(numLayers) +
-               " is outside 1.." + std::to_string(kMaxLayers));
+    return bad("num_layers " + std::to_string(numLayers) + " is outside 1.." +
+               std::to_string(kMaxLayers));
   if (layerToCache.size() != numLayers)
     return bad("layer_to_cache has " + std::to_string(layerToCache.size()) +
                " entries for num_layers " + std::to_string(numLayers));
@@ -200,8 +199,8 @@ uint64_t CacheLayout::cacheFixedBytesPerSequence() const {
   uint64_t bytes = 0;
   for (unsigned i = 0; i < numComponents(); ++i)
     if (const auto &q = encoding(Component(i)))
-      bytes += uint64_t(q->recent + q->sinks) * rowWidth() *
-               elementBytes(element);
+      bytes +=
+          uint64_t(q->recent + q->sinks) * rowWidth() * elementBytes(element);
   return bytes;
 }
 
@@ -229,7 +228,8 @@ ComponentPageLayout componentPageLayout(const CacheLayout &l, Component c) {
       uint64_t scaleRows;
       if (q.axis == QuantAxis::Token) {
         part.tokensPerScaleRow = 1;
-        part.scaleRowBytes = (w / tokenGroupWidth(l, q)) * elementBytes(q.scale);
+        part.scaleRowBytes =
+            (w / tokenGroupWidth(l, q)) * elementBytes(q.scale);
         scaleRows = p;
       } else {
         part.tokensPerScaleRow = q.group;
@@ -312,8 +312,8 @@ Status CacheLayout::compare(const CacheLayout &actual, const char *expectedName,
     // Fields line up until the first difference, so names agree here.
     return Status::error(StatusCode::LayoutMismatch,
                          "cache layout mismatch: " + a[i].first + " is " +
-                             a[i].second + " in the " + expectedName +
-                             " but " + b[i].second + " in the " + actualName);
+                             a[i].second + " in the " + expectedName + " but " +
+                             b[i].second + " in the " + actualName);
   }
   return Status::ok();
 }
@@ -324,8 +324,8 @@ Status CacheLayout::compare(const CacheLayout &actual, const char *expectedName,
 
 template <typename Enum, size_t N>
 static bool readEnum(detail::JsonObjectReader &r, const char *key,
-                     const std::pair<const char *, Enum> (&names)[N],
-                     Enum &out, bool required) {
+                     const std::pair<const char *, Enum> (&names)[N], Enum &out,
+                     bool required) {
   std::string text;
   if (!r.getString(key, text, required))
     return false;
@@ -356,8 +356,7 @@ static const std::pair<const char *, QuantAxis> kAxisNames[] = {
 static const std::pair<const char *, CacheKind> kKindNames[] = {
     {"kv", CacheKind::KV}, {"latent", CacheKind::Latent}};
 static const std::pair<const char *, StorageLayout> kLayoutNames[] = {
-    {"contiguous", StorageLayout::Contiguous},
-    {"paged", StorageLayout::Paged}};
+    {"contiguous", StorageLayout::Contiguous}, {"paged", StorageLayout::Paged}};
 
 static Status parseEncoding(const json &value, const std::string &where,
                             std::optional<QuantEncoding> &out) {
@@ -380,7 +379,7 @@ static Status parseEncoding(const json &value, const std::string &where,
 }
 
 Status detail::parseCacheLayout(const json &value, const std::string &where,
-                        CacheLayout &out) {
+                                CacheLayout &out) {
   detail::JsonObjectReader r(value, where);
   CacheLayout l;
   readEnum(r, "kind", kKindNames, l.kind, true);

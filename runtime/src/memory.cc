@@ -31,9 +31,9 @@ public:
     uint64_t rounded = (bytes + kAlign - 1) / kAlign * kAlign;
     void *p = rounded ? std::aligned_alloc(kAlign, rounded) : nullptr;
     if (!p && rounded)
-      return Status::error(StatusCode::OutOfMemory,
-                           "host allocation of " + std::to_string(bytes) +
-                               " bytes failed");
+      return Status::error(StatusCode::OutOfMemory, "host allocation of " +
+                                                        std::to_string(bytes) +
+                                                        " bytes failed");
     address = reinterpret_cast<uintptr_t>(p);
     return Status::ok();
   }

@@ -27,11 +27,15 @@ std::string manifestText(const CacheLayout &layout, int abi = 1,
                          const std::string &binary = KVOPT_RT_TEST_KERNELS,
                          const std::string &format = "so") {
   return R"({
-  "abi_version": )" + std::to_string(abi) + R"(,
+  "abi_version": )" +
+         std::to_string(abi) + R"(,
   "target": "cpu",
-  "format": ")" + format + R"(",
-  "binary": ")" + binary + R"(",
-  "cache_layout": )" + layout.toJson() + R"(,
+  "format": ")" +
+         format + R"(",
+  "binary": ")" +
+         binary + R"(",
+  "cache_layout": )" +
+         layout.toJson() + R"(,
   "kernels": [
     {"name": "axpy", "symbol": "kvopt_test_axpy",
      "args": [{"name": "y", "type": "ptr"}, {"name": "x", "type": "ptr"},
@@ -195,7 +199,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadManifest{"{\"name\": \"x\", \"type\": \"ptr\"}",
                     "{\"name\": \"y\", \"type\": \"ptr\"}",
                     "args[1].name: duplicate argument y"},
-        BadManifest{"\"name\": \"kvopt_test_gather_keys\"", "\"name\": \"axpy\"",
+        BadManifest{"\"name\": \"kvopt_test_gather_keys\"",
+                    "\"name\": \"axpy\"",
                     "kernels[1].name: duplicate kernel axpy"},
         BadManifest{"{\"arg\": \"n\", \"ceil_div\": 128}", "{\"arg\": \"a\"}",
                     "launch.grid[0]: argument a is not an integer"},
@@ -342,14 +347,16 @@ TEST_F(BundleTest, RegistryAcceptsNewBackends) {
 
 TEST_F(BundleTest, CpuBackendRejectsBadLaunches) {
   KernelHandle kernel = nullptr;
-  EXPECT_EQ(backend_->launch(kernel, Dim3{1, 1, 1}, Dim3{1, 1, 1}, 0, nullptr,
-                             nullptr)
-                .code(),
-            StatusCode::InvalidArgument);
-  EXPECT_EQ(backend_->launch(kernel, Dim3{0, 1, 1}, Dim3{1, 1, 1}, 0, nullptr,
-                             nullptr)
-                .code(),
-            StatusCode::InvalidArgument);
+  EXPECT_EQ(
+      backend_
+          ->launch(kernel, Dim3{1, 1, 1}, Dim3{1, 1, 1}, 0, nullptr, nullptr)
+          .code(),
+      StatusCode::InvalidArgument);
+  EXPECT_EQ(
+      backend_
+          ->launch(kernel, Dim3{0, 1, 1}, Dim3{1, 1, 1}, 0, nullptr, nullptr)
+          .code(),
+      StatusCode::InvalidArgument);
 }
 
 } // namespace

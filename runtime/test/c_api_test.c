@@ -107,9 +107,9 @@ static void testPool(void) {
   CHECK(kvopt_pool_page_address(pool, 0, pages[0]) != 0);
   {
     kvopt_seq_id batch[2] = {a, b};
-    CHECK_STATUS(kvopt_pool_block_tables(pool, batch, 2, NULL, 0, NULL, NULL,
-                                         &count),
-                 KVOPT_OK);
+    CHECK_STATUS(
+        kvopt_pool_block_tables(pool, batch, 2, NULL, 0, NULL, NULL, &count),
+        KVOPT_OK);
     CHECK(count == 3);
     CHECK_STATUS(kvopt_pool_block_tables(pool, batch, 2, pages, 16, offsets,
                                          lens, &count),
@@ -138,8 +138,7 @@ static void testPool(void) {
   CHECK_STATUS(kvopt_seq_slot(pool, a, 0, 0, (kvopt_component)7, &slot),
                KVOPT_ERR_INVALID_ARGUMENT);
   CHECK_STATUS(kvopt_seq_create(NULL, &a), KVOPT_ERR_INVALID_ARGUMENT);
-  CHECK(strcmp(kvopt_status_name(KVOPT_ERR_OUT_OF_PAGES), "out_of_pages") ==
-        0);
+  CHECK(strcmp(kvopt_status_name(KVOPT_ERR_OUT_OF_PAGES), "out_of_pages") == 0);
 
   CHECK_STATUS(kvopt_seq_truncate(pool, a, 0), KVOPT_OK);
   CHECK_STATUS(kvopt_seq_free(pool, a), KVOPT_OK);

@@ -55,8 +55,8 @@ void expectSame(const Snapshot &a, const Snapshot &b) {
 /// `ids`) to be exactly as before. Returns the error message.
 template <typename Op>
 std::string expectFailsUnchanged(const CachePool &pool,
-                            const std::vector<SequenceId> &ids,
-                            StatusCode code, Op op) {
+                                 const std::vector<SequenceId> &ids,
+                                 StatusCode code, Op op) {
   Snapshot before = snapshot(pool, ids);
   Status s = op();
   EXPECT_EQ(s.code(), code) << s.toString();
@@ -216,8 +216,8 @@ TEST(CachePoolTest, UnknownAndFreedIdsAreErrors) {
   EXPECT_EQ(child, 777u);
   // Every operation on unknown ids (never handed out) and freed ids.
   for (SequenceId bad : {SequenceId(0), SequenceId(12345), dead}) {
-    StatusCode want = bad == dead ? StatusCode::FreedSequence
-                                  : StatusCode::UnknownSequence;
+    StatusCode want =
+        bad == dead ? StatusCode::FreedSequence : StatusCode::UnknownSequence;
     EXPECT_EQ(pool->appendTokens(bad, 1).code(), want);
     EXPECT_EQ(pool->truncate(bad, 0).code(), want);
     EXPECT_EQ(pool->freeSequence(bad).code(), want);
@@ -428,8 +428,8 @@ TEST(CachePoolTest, BlockTablesBatchIsCsr) {
 
   // Caller buffers: size query, too small, then exact.
   size_t needed = 0;
-  ASSERT_RT_OK(pool->writeBlockTables(ids, 4, nullptr, 0, nullptr, nullptr,
-                                      needed));
+  ASSERT_RT_OK(
+      pool->writeBlockTables(ids, 4, nullptr, 0, nullptr, nullptr, needed));
   EXPECT_EQ(needed, 7u);
   std::vector<int32_t> pages(7, -1), offsets(5, -1), lens(4, -1);
   Status s = pool->writeBlockTables(ids, 4, pages.data(), 6, offsets.data(),
@@ -444,10 +444,10 @@ TEST(CachePoolTest, BlockTablesBatchIsCsr) {
   SequenceId bad[] = {a, 999};
   EXPECT_EQ(pool->blockTables(bad, 2, batch).code(),
             StatusCode::UnknownSequence);
-  EXPECT_EQ(pool->writeBlockTables(nullptr, 2, nullptr, 0, nullptr, nullptr,
-                                   needed)
-                .code(),
-            StatusCode::InvalidArgument);
+  EXPECT_EQ(
+      pool->writeBlockTables(nullptr, 2, nullptr, 0, nullptr, nullptr, needed)
+          .code(),
+      StatusCode::InvalidArgument);
 }
 
 // Slot addresses follow the page layout of docs/CacheLayout.md across
@@ -516,8 +516,8 @@ TEST(CachePoolTest, LatentCacheHasOnlyKey) {
 /// A layout whose K keeps 1 sink + 2 recent tokens in full precision.
 CacheLayout windowLayout() {
   CacheLayout l = smallLayout(4);
-  l.key = QuantEncoding{QuantKind::Int8, QuantAxis::Token, 0, true,
-                        ElementType::F32, 2, 1};
+  l.key = QuantEncoding{
+      QuantKind::Int8, QuantAxis::Token, 0, true, ElementType::F32, 2, 1};
   return l;
 }
 
@@ -652,7 +652,8 @@ TEST(CachePoolTest, ConcurrentUseIsSafe) {
         continue;
       }
       for (int k = 0; k < 5; ++k)
-        failures += !pool->appendTokens(id, uint32_t(1 + (seed + k) % 7)).isOk();
+        failures +=
+            !pool->appendTokens(id, uint32_t(1 + (seed + k) % 7)).isOk();
       failures += !pool->truncate(id, 3).isOk();
       PoolStats s = pool->stats();
       failures += s.usedPages + s.freePages != s.totalPages;

@@ -37,8 +37,8 @@ struct FakeStats {
 };
 
 FakeStats fakeStats() {
-  using Fn = void (*)(int *, int *, int *, int *, int *, unsigned *,
-                      unsigned *, unsigned *, char *, uint64_t *);
+  using Fn = void (*)(int *, int *, int *, int *, int *, unsigned *, unsigned *,
+                      unsigned *, char *, uint64_t *);
   void *lib = dlopen(kFake, RTLD_NOW | RTLD_LOCAL);
   EXPECT_NE(lib, nullptr) << dlerror();
   FakeStats s{};
@@ -59,7 +59,8 @@ std::string readFile(const char *path) {
 
 std::string ptxManifest(const CacheLayout &layout, const std::string &ptx) {
   return R"({"abi_version": 1, "target": "sm_80", "format": "ptx",
-    "binary": ")" + ptx + R"(", "cache_layout": )" + layout.toJson() + R"(,
+    "binary": ")" +
+         ptx + R"(", "cache_layout": )" + layout.toJson() + R"(,
     "kernels": [{"name": "kvopt_add_one",
       "args": [{"name": "data", "type": "ptr"}, {"name": "n", "type": "u32"}],
       "launch": {"grid": [{"arg": "n", "ceil_div": 64}], "block": [64],
@@ -84,8 +85,7 @@ TEST(CudaTest, LibraryWithoutEntryPointsIsNoDevice) {
   std::unique_ptr<MemoryBackend> memory;
   Status s = createCudaMemory(0, memory, KVOPT_RT_TEST_KERNELS);
   EXPECT_EQ(s.code(), StatusCode::NoDevice);
-  EXPECT_NE(s.message().find("lacks the entry point cuInit"),
-            std::string::npos)
+  EXPECT_NE(s.message().find("lacks the entry point cuInit"), std::string::npos)
       << s.message();
 }
 
@@ -202,9 +202,9 @@ TEST(CudaTest, DriverErrorsAreNamed) {
   ASSERT_RT_OK(createCudaLaunchBackend(0, backend, kFake));
   std::unique_ptr<KernelBundle> bundle;
   dir.write("bad.ptx", "this is not ptx");
-  Status s = KernelBundle::load(
-      dir.write("bad.json", ptxManifest(layout, "bad.ptx")), layout, *backend,
-      bundle);
+  Status s =
+      KernelBundle::load(dir.write("bad.json", ptxManifest(layout, "bad.ptx")),
+                         layout, *backend, bundle);
   EXPECT_EQ(s.code(), StatusCode::DriverError);
   EXPECT_NE(s.message().find("CUDA_ERROR_INVALID_PTX (218): a PTX JIT"),
             std::string::npos)
@@ -216,8 +216,8 @@ TEST(CudaTest, DriverErrorsAreNamed) {
   EXPECT_EQ(s.code(), StatusCode::NotFound);
   EXPECT_NE(s.message().find("kernel kvopt_add_one"), std::string::npos);
   s = KernelBundle::load(
-      dir.write("none.json", ptxManifest(layout, "none.ptx")), layout,
-      *backend, bundle);
+      dir.write("none.json", ptxManifest(layout, "none.ptx")), layout, *backend,
+      bundle);
   EXPECT_EQ(s.code(), StatusCode::IoError);
   EXPECT_EQ(fakeStats().liveModules, 0); // failed loads unload the module
 }
@@ -260,9 +260,9 @@ TEST(CudaTest, RealGpu) {
   TempDir dir;
   dir.write("k.ptx", readFile(KVOPT_RT_TEST_PTX));
   std::unique_ptr<KernelBundle> bundle;
-  ASSERT_RT_OK(KernelBundle::load(
-      dir.write("m.json", ptxManifest(layout, "k.ptx")), layout, *backend,
-      bundle));
+  ASSERT_RT_OK(
+      KernelBundle::load(dir.write("m.json", ptxManifest(layout, "k.ptx")),
+                         layout, *backend, bundle));
   uint64_t data = childSlot.data;
   uint32_t n = uint32_t(values.size());
   void *params[] = {&data, &n};
@@ -272,10 +272,9 @@ TEST(CudaTest, RealGpu) {
   ASSERT_RT_OK(backend->synchronize(stream));
   ASSERT_RT_OK(backend->destroyStream(stream));
   std::vector<int32_t> childValues(values.size()), parentValues(values.size());
-  ASSERT_RT_OK(mem->copyToHost(childValues.data(), childSlot.data,
-                               slot.dataBytes));
-  ASSERT_RT_OK(mem->copyToHost(parentValues.data(), slot.data,
-                               slot.dataBytes));
+  ASSERT_RT_OK(
+      mem->copyToHost(childValues.data(), childSlot.data, slot.dataBytes));
+  ASSERT_RT_OK(mem->copyToHost(parentValues.data(), slot.data, slot.dataBytes));
   EXPECT_EQ(childValues, std::vector<int32_t>(values.size(), 42));
   EXPECT_EQ(parentValues, values); // copy-on-write kept the parent intact
 }

@@ -74,7 +74,9 @@ int cuDevicePrimaryCtxRelease_v2(int) {
   --state().retainedContexts;
   return 0;
 }
-int cuCtxSetCurrent(CUctx_st *context) { return context == &ctxToken ? 0 : 201; }
+int cuCtxSetCurrent(CUctx_st *context) {
+  return context == &ctxToken ? 0 : 201;
+}
 int cuMemAlloc_v2(unsigned long long *ptr, size_t bytes) {
   // Larger than 1 GiB fails like a full device.
   if (bytes > (size_t(1) << 30))
@@ -134,9 +136,9 @@ int cuModuleGetFunction(CUfunc_st **function, CUmod_st *module,
   *function = reinterpret_cast<CUfunc_st *>(m->functions.back());
   return 0;
 }
-int cuLaunchKernel(CUfunc_st *function, unsigned gx, unsigned gy,
-                   unsigned gz, unsigned bx, unsigned by, unsigned bz,
-                   unsigned shared, CUstream_st *, void **params, void **) {
+int cuLaunchKernel(CUfunc_st *function, unsigned gx, unsigned gy, unsigned gz,
+                   unsigned bx, unsigned by, unsigned bz, unsigned shared,
+                   CUstream_st *, void **params, void **) {
   std::lock_guard<std::mutex> lock(state().mutex);
   State &s = state();
   ++s.launches;

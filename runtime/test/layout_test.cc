@@ -36,8 +36,7 @@ std::string kvJson(int heads, int dim, const char *element, const char *key,
 TEST(LayoutTest, WorkedExamplesOfCacheLayoutDoc) {
   EXPECT_EQ(parse(kvJson(32, 128, "f16", "null", "null")).bytesPerToken(),
             16384);
-  EXPECT_EQ(parse(kvJson(8, 128, "f16", "null", "null")).bytesPerToken(),
-            4096);
+  EXPECT_EQ(parse(kvJson(8, 128, "f16", "null", "null")).bytesPerToken(), 4096);
   const char *k4 = R"({"kind":"int4","axis":"channel","group":32,
       "symmetric":false,"scale":"f16"})";
   const char *v4 = R"({"kind":"int4","axis":"token","group":32,
@@ -169,24 +168,32 @@ INSTANTIATE_TEST_SUITE_P(
         BadLayout{KV_PREFIX R"("layout":"paged","page_size":4})",
                   "num_layers: missing"},
         BadLayout{KV_PREFIX KV_SUFFIX R"(x)", "not valid JSON"},
-        BadLayout{R"({"kind":"kv","kv_heads":0,"head_dim":4,"element":"f16",)"
-                  KV_SUFFIX, "kv_heads and head_dim"},
-        BadLayout{R"({"kind":"kv","kv_heads":-1,"head_dim":4,"element":"f16",)"
-                  KV_SUFFIX, "non-negative integer"},
-        BadLayout{R"({"kind":"qkv","kv_heads":2,"head_dim":4,"element":"f16",)"
-                  KV_SUFFIX, "\"qkv\" is not one of kv, latent"},
-        BadLayout{R"({"kind":"kv","kv_heads":2,"head_dim":4,"element":"f8",)"
-                  KV_SUFFIX, "element"},
+        BadLayout{
+            R"({"kind":"kv","kv_heads":0,"head_dim":4,"element":"f16",)" KV_SUFFIX,
+            "kv_heads and head_dim"},
+        BadLayout{
+            R"({"kind":"kv","kv_heads":-1,"head_dim":4,"element":"f16",)" KV_SUFFIX,
+            "non-negative integer"},
+        BadLayout{
+            R"({"kind":"qkv","kv_heads":2,"head_dim":4,"element":"f16",)" KV_SUFFIX,
+            "\"qkv\" is not one of kv, latent"},
+        BadLayout{
+            R"({"kind":"kv","kv_heads":2,"head_dim":4,"element":"f8",)" KV_SUFFIX,
+            "element"},
         BadLayout{KV_PREFIX R"("pagesize":4,"layout":"paged","page_size":4,
-                  "num_layers":1})", "pagesize: unknown field"},
+                  "num_layers":1})",
+                  "pagesize: unknown field"},
         BadLayout{KV_PREFIX R"("layout":"paged","page_size":0,"num_layers":1})",
                   "page_size 0 is outside 1..4096"},
         BadLayout{KV_PREFIX R"("layout":"paged","page_size":8192,
-                  "num_layers":1})", "outside 1..4096"},
+                  "num_layers":1})",
+                  "outside 1..4096"},
         BadLayout{KV_PREFIX R"("layout":"paged","page_size":4,"num_layers":2,
-                  "layer_to_cache":[1,1]})", "densely"},
+                  "layer_to_cache":[1,1]})",
+                  "densely"},
         BadLayout{KV_PREFIX R"("layout":"paged","page_size":4,"num_layers":2,
-                  "layer_to_cache":[0]})", "1 entries for num_layers 2"},
+                  "layer_to_cache":[0]})",
+                  "1 entries for num_layers 2"},
         BadLayout{KV_PREFIX R"("layout":"paged","page_size":4,"num_layers":0})",
                   "num_layers 0"},
         BadLayout{KV_PREFIX R"("key":{"kind":"fp8_e4m3","axis":"token",
@@ -215,8 +222,9 @@ INSTANTIATE_TEST_SUITE_P(
                   "element":"f16","value":{"kind":"int8","axis":"token",
                   "group":0,"symmetric":true,"scale":"f32"},)" KV_SUFFIX,
                   "value must be null"},
-        BadLayout{R"({"kind":"latent","latent_dim":0,"element":"f16",)"
-                  KV_SUFFIX, "latent_dim must be >= 1"},
+        BadLayout{
+            R"({"kind":"latent","latent_dim":0,"element":"f16",)" KV_SUFFIX,
+            "latent_dim must be >= 1"},
         BadLayout{R"({"kind":"latent","latent_dim":8,"element":"f16",
                   "key":{"kind":"int8","axis":"token","group":3,
                   "symmetric":true,"scale":"f32"},)" KV_SUFFIX,

@@ -50,8 +50,7 @@ public:
   }
 
   void run(int steps) {
-    for (int step = 0; step < steps && !::testing::Test::HasFailure();
-         ++step) {
+    for (int step = 0; step < steps && !::testing::Test::HasFailure(); ++step) {
       SCOPED_TRACE("step " + std::to_string(step));
       doRandomOp();
       check();
@@ -100,8 +99,8 @@ private:
         // Channel-axis scale rows cover several tokens: the group's first
         // token writes them.
         const auto &q = layout_.encoding(Component(comp));
-        bool ownsScale = q && (q->axis == QuantAxis::Token ||
-                               t % q->group == 0);
+        bool ownsScale =
+            q && (q->axis == QuantAxis::Token || t % q->group == 0);
         if (ownsScale) {
           fill(slot.scales, slot.scaleBytes, stamp, c, comp * 3 + 1);
           if (slot.zeros)
@@ -174,8 +173,8 @@ private:
   void opAppend(SequenceId id) {
     ShadowSeq &seq = shadow_[id];
     // Mostly short appends; sometimes long ones that may not fit.
-    uint32_t count = rand(10) == 0 ? rand(pageSize_ * 8) + 1
-                                   : rand(pageSize_ * 2) + 1;
+    uint32_t count =
+        rand(10) == 0 ? rand(pageSize_ * 8) + 1 : rand(pageSize_ * 2) + 1;
     uint32_t len = uint32_t(seq.stamps.size());
     size_t newPages = (len + count + pageSize_ - 1) / pageSize_;
     bool copyLast = len % pageSize_ != 0 && refsTo(seq.logicalPages.back()) > 1;
@@ -338,9 +337,8 @@ private:
       }
     }
     for (uint32_t p = 0; p < numPages_; ++p)
-      ASSERT_EQ(pool_->refCount(int32_t(p)), refs.count(int32_t(p))
-                                                 ? refs[int32_t(p)]
-                                                 : 0u)
+      ASSERT_EQ(pool_->refCount(int32_t(p)),
+                refs.count(int32_t(p)) ? refs[int32_t(p)] : 0u)
           << "page " << p;
     // Accounting.
     uint64_t slots = 0;
@@ -367,20 +365,19 @@ private:
       for (unsigned comp = 0; comp < layout_.numComponents(); ++comp) {
         SlotAddress slot;
         ASSERT_RT_OK(pool_->slotAddress(id, t, c, Component(comp), slot));
-        ASSERT_TRUE(matches(slot.data, slot.dataBytes, seq.stamps[t], c,
-                            comp * 3))
+        ASSERT_TRUE(
+            matches(slot.data, slot.dataBytes, seq.stamps[t], c, comp * 3))
             << "data of token " << t << " cache " << c << " comp " << comp;
         const auto &q = layout_.encoding(Component(comp));
         if (!q)
           continue;
-        uint32_t owner =
-            q->axis == QuantAxis::Token ? t : t - t % q->group;
-        ASSERT_TRUE(matches(slot.scales, slot.scaleBytes, seq.stamps[owner],
-                            c, comp * 3 + 1))
+        uint32_t owner = q->axis == QuantAxis::Token ? t : t - t % q->group;
+        ASSERT_TRUE(matches(slot.scales, slot.scaleBytes, seq.stamps[owner], c,
+                            comp * 3 + 1))
             << "scales of token " << t;
         if (slot.zeros) {
-          ASSERT_TRUE(matches(slot.zeros, slot.scaleBytes, seq.stamps[owner],
-                              c, comp * 3 + 2))
+          ASSERT_TRUE(matches(slot.zeros, slot.scaleBytes, seq.stamps[owner], c,
+                              comp * 3 + 2))
               << "zeros of token " << t;
         }
       }
@@ -416,8 +413,8 @@ CacheLayout latentWindowLayout() {
   l.latentDim = 6;
   l.ropeDim = 2;
   l.element = ElementType::BF16;
-  l.key = QuantEncoding{QuantKind::Fp8E4M3, QuantAxis::Token, 0, true,
-                        ElementType::F32, 3, 1};
+  l.key = QuantEncoding{
+      QuantKind::Fp8E4M3, QuantAxis::Token, 0, true, ElementType::F32, 3, 1};
   l.pageSize = 1;
   l.numLayers = 2;
   l.layerToCache = {0, 0};
@@ -452,7 +449,9 @@ void runModel(uint64_t seed, int steps) {
 
 class ModelTest : public ::testing::TestWithParam<uint64_t> {};
 
-TEST_P(ModelTest, RandomOperationsMatchShadowModel) { runModel(GetParam(), 3000); }
+TEST_P(ModelTest, RandomOperationsMatchShadowModel) {
+  runModel(GetParam(), 3000);
+}
 
 INSTANTIATE_TEST_SUITE_P(FixedSeeds, ModelTest,
                          ::testing::Values(1u, 2u, 3u, 20240611u));
@@ -461,8 +460,8 @@ INSTANTIATE_TEST_SUITE_P(FixedSeeds, ModelTest,
 // printed so that a failure can be replayed.
 TEST(ModelTestEnv, SeedFromEnvironment) {
   const char *env = std::getenv("KVOPT_TEST_SEED");
-  uint64_t seed = env && *env ? std::strtoull(env, nullptr, 10)
-                              : std::random_device()();
+  uint64_t seed =
+      env && *env ? std::strtoull(env, nullptr, 10) : std::random_device()();
   std::printf("model test seed: %llu (set KVOPT_TEST_SEED to replay)\n",
               (unsigned long long)seed);
   runModel(seed, 3000);

@@ -34,7 +34,7 @@ void kvopt_test_gather_keys(void **params) {
   uint8_t *out = *(uint8_t **)params[6];
   for (int32_t t = 0; t < len; ++t) {
     const uint8_t *page = base + (int64_t)table[t / pageSize] * pageBytes;
-    memcpy(out + (int64_t)t * rowBytes, page + (int64_t)(t % pageSize) * rowBytes,
-           (size_t)rowBytes);
+    memcpy(out + (int64_t)t * rowBytes,
+           page + (int64_t)(t % pageSize) * rowBytes, (size_t)rowBytes);
   }
 }

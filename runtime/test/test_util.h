@@ -1,4 +1,5 @@
-//===- test_util.h - Shared helpers of the runtime tests ---------*- C++ -*-===//
+//===- test_util.h - Shared helpers of the runtime tests ---------*- C++
+//-*-===//
 //
 // Layout strings, pool construction and file helpers used by several test
 // files.
@@ -54,16 +55,15 @@ inline CacheLayout quantizedLayout() {
   CacheLayout l = smallLayout(4);
   l.numLayers = 3;
   l.layerToCache = {0, 1, 0};
-  l.key = QuantEncoding{QuantKind::Int4, QuantAxis::Channel, 2, false,
-                        ElementType::F16, 0, 0};
-  l.value = QuantEncoding{QuantKind::Int8, QuantAxis::Token, 2, true,
-                          ElementType::F32, 0, 0};
+  l.key = QuantEncoding{
+      QuantKind::Int4, QuantAxis::Channel, 2, false, ElementType::F16, 0, 0};
+  l.value = QuantEncoding{
+      QuantKind::Int8, QuantAxis::Token, 2, true, ElementType::F32, 0, 0};
   return l;
 }
 
-inline std::unique_ptr<CachePool> makePool(const CacheLayout &layout,
-                                           uint32_t pages,
-                                           uint32_t maxSequences = 0) {
+inline std::unique_ptr<CachePool>
+makePool(const CacheLayout &layout, uint32_t pages, uint32_t maxSequences = 0) {
   std::unique_ptr<CachePool> pool;
   PoolOptions options;
   options.numPages = pages;

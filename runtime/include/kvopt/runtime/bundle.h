@@ -1,4 +1,5 @@
-//===- bundle.h - Kernel bundles: manifest, loader, launch --------*- C++ -*-===//
+//===- bundle.h - Kernel bundles: manifest, loader, launch --------*- C++
+//-*-===//
 //
 // A kernel bundle is what the compiler emits: one kernel binary (PTX for the
 // GPU or a shared object for the CPU) plus a JSON manifest naming the
@@ -68,8 +69,8 @@ struct Manifest {
   /// Finds a kernel by name; NotFound otherwise.
   Status findKernel(const std::string &name, const KernelInfo *&out) const;
   /// Evaluates the launch rules of `kernel` on `params`.
-  static Status launchShape(const KernelInfo &kernel, void **params,
-                            Dim3 &grid, Dim3 &block);
+  static Status launchShape(const KernelInfo &kernel, void **params, Dim3 &grid,
+                            Dim3 &block);
 };
 
 /// A loaded bundle. The backend must outlive the bundle.

@@ -1,4 +1,5 @@
-//===- cache_pool.h - Paged KV cache pool with block tables -------*- C++ -*-===//
+//===- cache_pool.h - Paged KV cache pool with block tables -------*- C++
+//-*-===//
 //
 // The cache pool owns the KV memory of a model the way a serving engine's
 // block manager does: fixed-size pages handed out on demand, per-sequence
@@ -52,20 +53,20 @@ struct PoolOptions {
 struct PoolStats {
   uint32_t totalPages = 0;
   uint32_t freePages = 0;
-  uint32_t usedPages = 0;       ///< pages with reference count > 0
+  uint32_t usedPages = 0; ///< pages with reference count > 0
   uint32_t liveSequences = 0;
-  uint64_t usedTokenSlots = 0;  ///< page slots holding a live sequence's token
-  uint64_t pageBytes = 0;       ///< bytes of one page slot (all caches)
-  uint64_t bytesCapacity = 0;   ///< bytes of the whole arena
-  uint64_t bytesReserved = 0;   ///< usedPages * pageBytes + live windows
-  double bytesInUse = 0;        ///< usedTokenSlots * bytesPerToken + windows
-  double bytesPerToken = 0;     ///< model level; CacheLayout::bytesPerToken()
+  uint64_t usedTokenSlots = 0; ///< page slots holding a live sequence's token
+  uint64_t pageBytes = 0;      ///< bytes of one page slot (all caches)
+  uint64_t bytesCapacity = 0;  ///< bytes of the whole arena
+  uint64_t bytesReserved = 0;  ///< usedPages * pageBytes + live windows
+  double bytesInUse = 0;       ///< usedTokenSlots * bytesPerToken + windows
+  double bytesPerToken = 0;    ///< model level; CacheLayout::bytesPerToken()
   uint64_t fixedBytesPerSequence = 0; ///< full-precision windows, all caches
 };
 
 /// Where the bytes of one token of one component of one cache live.
 struct SlotAddress {
-  DeviceAddress data = 0;   ///< [dataBytes] the token's packed row
+  DeviceAddress data = 0; ///< [dataBytes] the token's packed row
   uint64_t dataBytes = 0;
   DeviceAddress scales = 0; ///< [scaleBytes] the scale row covering the
                             ///< token (0 when full precision)
@@ -121,9 +122,9 @@ public:
   /// [count + 1], `seqLens` [count]. `needed` receives the number of page
   /// ids; with pageIds == nullptr only `needed` is computed. InvalidArgument
   /// if capacity < needed.
-  Status writeBlockTables(const SequenceId *ids, size_t count,
-                          int32_t *pageIds, size_t capacity, int32_t *offsets,
-                          int32_t *seqLens, size_t &needed) const;
+  Status writeBlockTables(const SequenceId *ids, size_t count, int32_t *pageIds,
+                          size_t capacity, int32_t *offsets, int32_t *seqLens,
+                          size_t &needed) const;
 
   /// Address of token `token` of component `component` in cache `cache`.
   Status slotAddress(SequenceId id, uint32_t token, uint32_t cache,
@@ -149,7 +150,7 @@ private:
   struct Sequence {
     std::vector<int32_t> pages; ///< [ceil(length / page_size)] page ids
     uint32_t length = 0;
-    int32_t window = -1;        ///< window slot, -1 if the layout has none
+    int32_t window = -1; ///< window slot, -1 if the layout has none
   };
 
   CachePool() = default;
@@ -176,19 +177,19 @@ private:
   std::unique_ptr<MemoryBackend> memory_;
   DeviceAddress arena_ = 0;
   uint64_t arenaBytes_ = 0;
-  uint64_t pageBytes_ = 0;  ///< one cache
+  uint64_t pageBytes_ = 0; ///< one cache
   uint32_t pageSize_ = 0;
   uint32_t numPages_ = 0;
   uint32_t numCaches_ = 0;
-  uint64_t windowBytes_ = 0; ///< one window slot (all caches)
-  uint32_t numWindows_ = 0;  ///< window slots in the arena
-  std::vector<uint32_t> refCounts_;   ///< [numPages]
+  uint64_t windowBytes_ = 0;        ///< one window slot (all caches)
+  uint32_t numWindows_ = 0;         ///< window slots in the arena
+  std::vector<uint32_t> refCounts_; ///< [numPages]
   /// [numPages] sequences holding the page at a position other than last;
   /// such a page is full, which makes usedTokenSlots cheap to compute.
   std::vector<uint32_t> nonLastRefs_;
   uint32_t pagesWithNonLastRef_ = 0;
-  std::vector<int32_t> freePages_;    ///< stack of free page ids
-  std::vector<int32_t> freeWindows_;  ///< stack of free window slots
+  std::vector<int32_t> freePages_;   ///< stack of free page ids
+  std::vector<int32_t> freeWindows_; ///< stack of free window slots
   std::unordered_map<SequenceId, Sequence> sequences_;
   SequenceId nextId_ = 1;
   mutable std::vector<uint32_t> scratchFill_; ///< [numPages] stats() scratch

@@ -1,4 +1,5 @@
-/*===- kvopt_runtime.h - C API of the kvopt runtime ----------------*- C -*-===*\
+/*===- kvopt_runtime.h - C API of the kvopt runtime ----------------*- C
+-*-===*\
 |*                                                                            *|
 |* A C interface to the cache pool, block tables, launch backends and kernel  *|
 |* bundles, for engines written in any language. Handles are opaque; every   *|
@@ -64,7 +65,7 @@ typedef struct kvopt_pool_options {
   uint32_t num_pages;     /**< page slots (each holds one page per cache) */
   uint32_t max_sequences; /**< window slots; needed if recent/sinks > 0 */
   kvopt_memory_kind memory;
-  int device;             /**< CUDA device ordinal (KVOPT_MEMORY_CUDA) */
+  int device; /**< CUDA device ordinal (KVOPT_MEMORY_CUDA) */
 } kvopt_pool_options;
 
 typedef struct kvopt_pool_stats {
@@ -73,17 +74,17 @@ typedef struct kvopt_pool_stats {
   uint32_t used_pages;
   uint32_t live_sequences;
   uint64_t used_token_slots;
-  uint64_t page_bytes;      /**< one page slot, all caches */
+  uint64_t page_bytes; /**< one page slot, all caches */
   uint64_t bytes_capacity;
   uint64_t bytes_reserved;
   double bytes_in_use;
-  double bytes_per_token;   /**< model level, as docs/CacheLayout.md */
+  double bytes_per_token; /**< model level, as docs/CacheLayout.md */
   uint64_t fixed_bytes_per_sequence;
 } kvopt_pool_stats;
 
 /** Addresses of one token's bytes (host pointers for host memory). */
 typedef struct kvopt_slot {
-  uint64_t data;   /**< [data_bytes] packed row */
+  uint64_t data; /**< [data_bytes] packed row */
   uint64_t data_bytes;
   uint64_t scales; /**< [scale_bytes] scale row, 0 if full precision */
   uint64_t zeros;  /**< [scale_bytes] zero points, 0 if symmetric */

@@ -1,4 +1,5 @@
-//===- launch.h - Pluggable kernel launch backends ----------------*- C++ -*-===//
+//===- launch.h - Pluggable kernel launch backends ----------------*- C++
+//-*-===//
 //
 // One host argument array (`void **params`, cuLaunchKernel's kernelParams
 // convention: params[i] points at the value of argument i) drives every

@@ -1,4 +1,5 @@
-//===- layout.h - KV cache layout description and size formulas ---*- C++ -*-===//
+//===- layout.h - KV cache layout description and size formulas ---*- C++
+//-*-===//
 //
 // The cache layout shared by the compiler and the runtime, and the byte
 // formulas of docs/CacheLayout.md (bytes per token, page bytes, offsets of the
@@ -65,7 +66,7 @@ struct CacheLayout {
   std::optional<QuantEncoding> key;   ///< K (or latent row) encoding
   std::optional<QuantEncoding> value; ///< V encoding; null for latent caches
   StorageLayout layout = StorageLayout::Paged;
-  uint32_t pageSize = 16;             ///< tokens per page (paged only)
+  uint32_t pageSize = 16; ///< tokens per page (paged only)
   uint32_t numLayers = 1;
   std::vector<uint32_t> layerToCache; ///< [numLayers] cache read by a layer
 
@@ -114,21 +115,20 @@ struct CacheLayout {
 /// following "[K data][K scales][K zero points][V data][V scales][V zero
 /// points]" of CacheLayout.md.
 struct ComponentPageLayout {
-  uint64_t dataOffset = 0;     ///< [pageSize][W] packed values (or elements)
-  uint64_t dataRowBytes = 0;   ///< bytes of one token's row
-  uint64_t scaleOffset = 0;    ///< token axis: [pageSize][W/g]; channel:
-                               ///< [pageSize/g][W]; absent if full precision
-  uint64_t zeroOffset = 0;     ///< same shape as scales; absent if symmetric
-  uint64_t scaleRowBytes = 0;  ///< bytes of one scale row (token or group)
+  uint64_t dataOffset = 0;        ///< [pageSize][W] packed values (or elements)
+  uint64_t dataRowBytes = 0;      ///< bytes of one token's row
+  uint64_t scaleOffset = 0;       ///< token axis: [pageSize][W/g]; channel:
+                                  ///< [pageSize/g][W]; absent if full precision
+  uint64_t zeroOffset = 0;        ///< same shape as scales; absent if symmetric
+  uint64_t scaleRowBytes = 0;     ///< bytes of one scale row (token or group)
   uint32_t tokensPerScaleRow = 0; ///< 1 (token axis), g (channel axis), 0
-  uint64_t endOffset = 0;      ///< first byte after this component
+  uint64_t endOffset = 0;         ///< first byte after this component
   bool hasScales = false;
   bool hasZeros = false;
 };
 
 /// Computes the layout of component `c` inside a page of `layout`.
-ComponentPageLayout componentPageLayout(const CacheLayout &layout,
-                                        Component c);
+ComponentPageLayout componentPageLayout(const CacheLayout &layout, Component c);
 
 const char *elementTypeName(ElementType type);
 const char *quantKindName(QuantKind kind);

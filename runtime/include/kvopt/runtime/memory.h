@@ -1,4 +1,5 @@
-//===- memory.h - Memory backends of the cache pool ---------------*- C++ -*-===//
+//===- memory.h - Memory backends of the cache pool ---------------*- C++
+//-*-===//
 //
 // A memory backend hands out one arena for the cache pool and copies bytes
 // within it (copy-on-write of pages) and to/from the host. Host memory is

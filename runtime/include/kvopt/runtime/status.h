@@ -1,4 +1,5 @@
-//===- status.h - Error status of the kvopt runtime ---------------*- C++ -*-===//
+//===- status.h - Error status of the kvopt runtime ---------------*- C++
+//-*-===//
 //
 // Every fallible runtime operation returns a Status: a code plus a message
 // naming what went wrong. The runtime never throws across its API.
@@ -17,19 +18,19 @@ namespace rt {
 /// Error categories. The numeric values are the C API's kvopt_status values.
 enum class StatusCode : int {
   Ok = 0,
-  InvalidArgument = 1,  ///< malformed input (layout, token range, sizes)
-  OutOfPages = 2,       ///< the pool has too few free pages (or window slots)
-  UnknownSequence = 3,  ///< a sequence id the pool never handed out
-  FreedSequence = 4,    ///< a sequence id that was already freed
-  AbiMismatch = 5,      ///< bundle ABI version differs from the runtime's
-  LayoutMismatch = 6,   ///< bundle cache layout differs from the pool's
-  NoDevice = 7,         ///< no CUDA driver / device available
-  DriverError = 8,      ///< a CUDA driver call failed
-  IoError = 9,          ///< file could not be read / library not loaded
-  ParseError = 10,      ///< JSON syntax or schema error
-  NotFound = 11,        ///< unknown kernel, symbol or backend name
-  OutOfMemory = 12,     ///< backing memory allocation failed
-  Internal = 13,        ///< unexpected failure (e.g. std::bad_alloc)
+  InvalidArgument = 1, ///< malformed input (layout, token range, sizes)
+  OutOfPages = 2,      ///< the pool has too few free pages (or window slots)
+  UnknownSequence = 3, ///< a sequence id the pool never handed out
+  FreedSequence = 4,   ///< a sequence id that was already freed
+  AbiMismatch = 5,     ///< bundle ABI version differs from the runtime's
+  LayoutMismatch = 6,  ///< bundle cache layout differs from the pool's
+  NoDevice = 7,        ///< no CUDA driver / device available
+  DriverError = 8,     ///< a CUDA driver call failed
+  IoError = 9,         ///< file could not be read / library not loaded
+  ParseError = 10,     ///< JSON syntax or schema error
+  NotFound = 11,       ///< unknown kernel, symbol or backend name
+  OutOfMemory = 12,    ///< backing memory allocation failed
+  Internal = 13,       ///< unexpected failure (e.g. std::bad_alloc)
 };
 
 /// Returns a stable lowercase name for `code` ("out_of_pages", ...).
