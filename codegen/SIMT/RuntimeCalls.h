@@ -9,6 +9,7 @@
 #ifndef KVOPT_CODEGEN_SIMT_RUNTIMECALLS_H
 #define KVOPT_CODEGEN_SIMT_RUNTIMECALLS_H
 
+#include "kvopt/Codegen/SIMT/NVVMMapping.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/ADT/ArrayRef.h"
@@ -54,30 +55,6 @@ private:
 
 /// "file:line:col" of the first file location inside `loc`, or "?".
 std::string describeLocation(mlir::Location loc);
-
-/// How an nvvm op becomes runtime calls.
-enum class NVVMLowering {
-  SpecialRegister, // () -> i32/i64
-  Barrier,         // (site)
-  Shuffle,         // (mode, mask, value, b, c, site) -> i64 (value | pval << 32)
-  Vote,            // (kind, mask, pred, site) -> i32
-  Redux,           // (kind, flags, mask, value, site) -> i32
-  WarpSync,        // (mask, site)
-  Unary,           // (f32) -> f32
-};
-
-/// One row of the mapping table.
-struct NVVMMapping {
-  llvm::StringLiteral opName;
-  NVVMLowering lowering;
-  llvm::StringLiteral symbol;
-};
-
-/// The table: every nvvm op the emulator supports, and its runtime symbol.
-llvm::ArrayRef<NVVMMapping> nvvmMappingTable();
-
-/// The row for `opName`, or null when the emulator does not support it.
-const NVVMMapping *lookupNVVMMapping(llvm::StringRef opName);
 
 /// Replaces `op` (an nvvm op with row `m`) by runtime calls. Emits an error
 /// and fails for forms of a supported op the runtime cannot express.

@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kvopt/Codegen/SIMT/EmulatorJIT.h"
+#include "kvopt/Codegen/SIMT/NVVMMapping.h"
 #include "kvopt/simt/Launch.h"
 
 #include <gtest/gtest.h>
@@ -20,6 +21,7 @@
 #include <deque>
 #include <dlfcn.h>
 #include <map>
+#include <set>
 #include <vector>
 
 using namespace kvopt::simt;
@@ -81,10 +83,11 @@ private:
   std::vector<void *> ptrs;
 };
 
-/// Compiled once per file and shared by the tests.
+/// Compiled once per file and shared by the tests. Never destroyed: JIT
+/// engines must not outlive LLVM's own statics at process exit.
 EmulatedModule &module(const std::string &file) {
-  static std::map<std::string, std::unique_ptr<EmulatedModule>> cache;
-  auto &slot = cache[file];
+  static auto *cache = new std::map<std::string, std::unique_ptr<EmulatedModule>>();
+  auto &slot = (*cache)[file];
   if (!slot) {
     auto m = EmulatedModule::compileFile(std::string(KVOPT_SIMT_KERNELS_DIR) + "/" + file);
     if (!m) {
@@ -559,6 +562,29 @@ TEST(SimtEmulator, LaunchOutsideKnownBlockSizeIsRefused) {
   EXPECT_NE(r.text().find("compiled for block (128,1,1), launched with (64,1,1)"),
             std::string::npos)
       << r.text();
+}
+
+//===----------------------------------------------------------------------===//
+// The mapping table
+//===----------------------------------------------------------------------===//
+
+/// Every runtime function the pass can emit a call to exists in the
+/// runtime library loaded into this process, and op names are unique.
+TEST(SimtEmulator, EveryMappedRuntimeSymbolExists) {
+  std::set<std::string> ops;
+  for (const NVVMMapping &m : nvvmMappingTable()) {
+    EXPECT_TRUE(ops.insert(m.opName.str()).second) << m.opName.str();
+    EXPECT_NE(dlsym(RTLD_DEFAULT, m.symbol.str().c_str()), nullptr)
+        << m.opName.str() << " -> " << m.symbol.str();
+    EXPECT_EQ(lookupNVVMMapping(m.opName), &m);
+  }
+  EXPECT_EQ(lookupNVVMMapping("nvvm.nanosleep"), nullptr);
+  for (const char *hook : {"__kv_simt_ld_global", "__kv_simt_st_global",
+                           "__kv_simt_ld_shared", "__kv_simt_st_shared",
+                           "__kv_simt_ld_generic", "__kv_simt_st_generic",
+                           "__kv_simt_atomic", "__kv_simt_smem_base",
+                           "__kv_simt_ops", "__nv_expf", "__nv_powif"})
+    EXPECT_NE(dlsym(RTLD_DEFAULT, hook), nullptr) << hook;
 }
 
 } // namespace
