@@ -13,13 +13,14 @@
 
 #include "kvopt/Codegen/SIMT/EmulatorJIT.h"
 #include "kvopt/simt/Launch.h"
+#include "kvopt/simt/Params.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,32 +36,6 @@ struct Config {
   int reps = 5;
   Schedule schedule = Schedule::Forward;
   bool races = true, sectors = true;
-};
-
-/// cuLaunchKernel-style parameters with stable storage.
-struct Params {
-  std::deque<int64_t> cells;
-  std::vector<void *> ptrs;
-  template <class T> void scalar(T v) {
-    int64_t &c = cells.emplace_back(0);
-    memcpy(&c, &v, sizeof(T));
-    ptrs.push_back(&c);
-  }
-  void memref(void *p, std::vector<int64_t> sizes) {
-    scalar(p);
-    scalar(p);
-    scalar<int64_t>(0);
-    for (int64_t s : sizes)
-      scalar(s);
-    int64_t stride = 1;
-    std::vector<int64_t> strides(sizes.size());
-    for (size_t i = sizes.size(); i-- > 0;) {
-      strides[i] = stride;
-      stride *= sizes[i];
-    }
-    for (int64_t s : strides)
-      scalar(s);
-  }
 };
 
 bool parse(int argc, char **argv, Config &c) {
@@ -123,25 +98,36 @@ int main(int argc, char **argv) {
 
   const int64_t D = 64, B = cfg.blocks, N = cfg.keys;
   const uint32_t threads = attention ? 128 : 1024;
-  std::vector<float> q(B * D, 0.5f), k(B * N * D), v(B * N * D), o(B * D),
-      in(size_t(B) * threads), sums(B);
-  for (size_t i = 0; i < k.size(); ++i) {
+  // 256-byte aligned buffers, as cudaMalloc returns, so that sector counts
+  // reflect the kernel's access pattern only.
+  std::vector<std::unique_ptr<float, decltype(&free)>> owned;
+  auto buffer = [&](size_t n, float fill) {
+    size_t bytes = (n * sizeof(float) + 255) / 256 * 256;
+    auto *p = static_cast<float *>(aligned_alloc(256, bytes));
+    std::fill(p, p + n, fill);
+    owned.emplace_back(p, &free);
+    return p;
+  };
+  float *q = buffer(B * D, 0.5f), *k = buffer(B * N * D, 0.f),
+        *v = buffer(B * N * D, 0.f), *o = buffer(B * D, 0.f),
+        *in = buffer(size_t(B) * threads, 0.f), *sums = buffer(B, 0.f);
+  for (int64_t i = 0; i < B * N * D; ++i) {
     k[i] = float(i % 17) / 17.f - 0.5f;
     v[i] = float(i % 13) / 13.f;
   }
-  for (size_t i = 0; i < in.size(); ++i)
+  for (int64_t i = 0; i < B * threads; ++i)
     in[i] = float(i % 7);
-  Params p;
+  ParamPack p;
   if (attention) {
-    p.memref(q.data(), {B, D});
-    p.memref(k.data(), {B, N, D});
-    p.memref(v.data(), {B, N, D});
-    p.memref(o.data(), {B, D});
+    p.memref(q, {B, D});
+    p.memref(k, {B, N, D});
+    p.memref(v, {B, N, D});
+    p.memref(o, {B, D});
     p.scalar<int64_t>(N);
     p.scalar<float>(0.125f);
   } else {
-    p.memref(in.data(), {int64_t(in.size())});
-    p.memref(sums.data(), {B});
+    p.memref(in, {B * threads});
+    p.memref(sums, {B});
   }
 
   LaunchOptions opts;
@@ -152,7 +138,7 @@ int main(int argc, char **argv) {
   LaunchResult last;
   for (int r = 0; r < cfg.reps; ++r) {
     auto s = std::chrono::steady_clock::now();
-    last = launch(**kernel, {uint32_t(B), 1, 1}, {threads, 1, 1}, 0, p.ptrs.data(), opts);
+    last = launch(**kernel, {uint32_t(B), 1, 1}, {threads, 1, 1}, 0, p.data(), opts);
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s).count());
     if (!last.ok()) {
       fprintf(stderr, "launch failed:\n%s", last.text().c_str());

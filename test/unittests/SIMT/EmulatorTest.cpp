@@ -11,6 +11,7 @@
 #include "kvopt/Codegen/SIMT/EmulatorJIT.h"
 #include "kvopt/Codegen/SIMT/NVVMMapping.h"
 #include "kvopt/simt/Launch.h"
+#include "kvopt/simt/Params.h"
 
 #include <gtest/gtest.h>
 
@@ -18,7 +19,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
 #include <dlfcn.h>
 #include <map>
 #include <set>
@@ -43,45 +43,7 @@ template <class T> struct Buf {
   size_t n;
 };
 
-/// A cuLaunchKernel-style parameter array: params[i] points at the value of
-/// the kernel's i-th (LLVM-level) argument.
-class Args {
-public:
-  template <class T> Args &scalar(T v) {
-    static_assert(sizeof(T) <= 8, "one slot per argument");
-    Cell &c = cells.emplace_back();
-    memcpy(c.bytes, &v, sizeof(T));
-    ptrs.push_back(c.bytes);
-    return *this;
-  }
-  /// An expanded memref descriptor: allocated, aligned, offset, sizes,
-  /// strides (row-major).
-  template <class T> Args &memref(T *p, std::vector<int64_t> sizes) {
-    scalar(p);
-    scalar(p);
-    scalar<int64_t>(0);
-    for (int64_t s : sizes)
-      scalar(s);
-    int64_t stride = 1;
-    std::vector<int64_t> strides(sizes.size());
-    for (size_t i = sizes.size(); i-- > 0;) {
-      strides[i] = stride;
-      stride *= sizes[i];
-    }
-    for (int64_t s : strides)
-      scalar(s);
-    return *this;
-  }
-  void **data() { return ptrs.data(); }
-  size_t size() const { return ptrs.size(); }
-
-private:
-  struct Cell {
-    alignas(8) char bytes[8];
-  };
-  std::deque<Cell> cells;
-  std::vector<void *> ptrs;
-};
+using Args = ParamPack;
 
 /// Compiled once per file and shared by the tests. Never destroyed: JIT
 /// engines must not outlive LLVM's own statics at process exit.
