@@ -91,11 +91,11 @@ EmulatedModule::compile(StringRef source, const EmulatorOptions &options,
   (void)nativeTarget;
 
   DialectRegistry registry;
-  registry.insert<arith::ArithDialect, cf::ControlFlowDialect,
-                  func::FuncDialect, gpu::GPUDialect, index::IndexDialect,
-                  LLVM::LLVMDialect, math::MathDialect, memref::MemRefDialect,
-                  NVVM::NVVMDialect, scf::SCFDialect, ub::UBDialect,
-                  vector::VectorDialect>();
+  registry
+      .insert<arith::ArithDialect, cf::ControlFlowDialect, func::FuncDialect,
+              gpu::GPUDialect, index::IndexDialect, LLVM::LLVMDialect,
+              math::MathDialect, memref::MemRefDialect, NVVM::NVVMDialect,
+              scf::SCFDialect, ub::UBDialect, vector::VectorDialect>();
   // convert-gpu-to-nvvm collects the patterns of every loaded dialect
   // through these interfaces.
   arith::registerConvertArithToLLVMInterface(registry);
@@ -151,7 +151,8 @@ llvm::Expected<std::unique_ptr<EmulatedModule>>
 EmulatedModule::compileFile(StringRef path, const EmulatorOptions &options) {
   auto buffer = llvm::MemoryBuffer::getFile(path);
   if (!buffer)
-    return makeError("cannot read " + path + ": " + buffer.getError().message());
+    return makeError("cannot read " + path + ": " +
+                     buffer.getError().message());
   return compile((*buffer)->getBuffer(), options, path);
 }
 

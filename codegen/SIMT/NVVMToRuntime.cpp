@@ -26,8 +26,9 @@ LLVM::LLVMFuncOp RuntimeAPI::declare(StringRef name, Type result,
   MLIRContext *ctx = module.getContext();
   OpBuilder b = OpBuilder::atBlockEnd(module.getBody());
   Type ret = result ? result : LLVM::LLVMVoidType::get(ctx);
-  auto fn = LLVM::LLVMFuncOp::create(b, 
-      module.getLoc(), name, LLVM::LLVMFunctionType::get(ret, llvm::to_vector(args)));
+  auto fn = LLVM::LLVMFuncOp::create(
+      b, module.getLoc(), name,
+      LLVM::LLVMFunctionType::get(ret, llvm::to_vector(args)));
   if (pure) {
     // Constant for the lifetime of one thread's kernel invocation: lets LLVM
     // merge repeated reads of the same special register.
@@ -49,11 +50,13 @@ LLVM::CallOp RuntimeAPI::call(OpBuilder &b, Location loc, StringRef name,
 }
 
 Value RuntimeAPI::i32(OpBuilder &b, Location loc, int64_t v) {
-  return LLVM::ConstantOp::create(b, loc, b.getI32Type(), b.getI32IntegerAttr(v));
+  return LLVM::ConstantOp::create(b, loc, b.getI32Type(),
+                                  b.getI32IntegerAttr(v));
 }
 
 Value RuntimeAPI::i64(OpBuilder &b, Location loc, int64_t v) {
-  return LLVM::ConstantOp::create(b, loc, b.getI64Type(), b.getI64IntegerAttr(v));
+  return LLVM::ConstantOp::create(b, loc, b.getI64Type(),
+                                  b.getI64IntegerAttr(v));
 }
 
 std::string kvopt::simt::describeLocation(Location loc) {
@@ -87,22 +90,27 @@ static const NVVMMapping kTable[] = {
 #define SREG(op, sym)                                                          \
   {"nvvm.read.ptx.sreg." op, NVVMLowering::SpecialRegister,                    \
    "__kv_simt_sreg_" sym},
-    SREG("tid.x", "tid_x") SREG("tid.y", "tid_y") SREG("tid.z", "tid_z")
-    SREG("ntid.x", "ntid_x") SREG("ntid.y", "ntid_y") SREG("ntid.z", "ntid_z")
-    SREG("ctaid.x", "ctaid_x") SREG("ctaid.y", "ctaid_y")
-    SREG("ctaid.z", "ctaid_z") SREG("nctaid.x", "nctaid_x")
-    SREG("nctaid.y", "nctaid_y") SREG("nctaid.z", "nctaid_z")
-    SREG("laneid", "laneid") SREG("warpsize", "warpsize")
-    SREG("warpid", "warpid") SREG("nwarpid", "nwarpid")
-    SREG("lanemask.eq", "lanemask_eq") SREG("lanemask.le", "lanemask_le")
-    SREG("lanemask.lt", "lanemask_lt") SREG("lanemask.ge", "lanemask_ge")
-    SREG("lanemask.gt", "lanemask_gt")
-    SREG("dynamic.smem.size", "dynamic_smem_size")
-    SREG("total.smem.size", "total_smem_size") SREG("smid", "smid")
-    SREG("nsmid", "nsmid") SREG("gridid", "gridid") SREG("clock", "clock")
-    SREG("clock64", "clock64") SREG("globaltimer", "globaltimer")
+    SREG("tid.x", "tid_x") SREG("tid.y", "tid_y") SREG("tid.z", "tid_z") SREG(
+        "ntid.x", "ntid_x") SREG("ntid.y", "ntid_y") SREG("ntid.z", "ntid_z")
+        SREG("ctaid.x", "ctaid_x") SREG("ctaid.y", "ctaid_y") SREG("ctaid.z",
+                                                                   "ctaid_z")
+            SREG("nctaid.x", "nctaid_x") SREG("nctaid.y", "nctaid_y") SREG(
+                "nctaid.z", "nctaid_z") SREG("laneid", "laneid")
+                SREG("warpsize", "warpsize") SREG("warpid", "warpid") SREG(
+                    "nwarpid", "nwarpid") SREG("lanemask.eq", "lanemask_eq")
+                    SREG("lanemask.le", "lanemask_le") SREG(
+                        "lanemask.lt", "lanemask_lt") SREG("lanemask.ge",
+                                                           "lanemask_ge")
+                        SREG("lanemask.gt", "lanemask_gt") SREG(
+                            "dynamic.smem.size", "dynamic_smem_size")
+                            SREG("total.smem.size", "total_smem_size") SREG(
+                                "smid", "smid") SREG("nsmid", "nsmid")
+                                SREG("gridid", "gridid") SREG("clock", "clock")
+                                    SREG("clock64", "clock64") SREG(
+                                        "globaltimer", "globaltimer")
 #undef SREG
-    {"nvvm.barrier0", NVVMLowering::Barrier, "__kv_simt_barrier"},
+                                        {"nvvm.barrier0", NVVMLowering::Barrier,
+                                         "__kv_simt_barrier"},
     {"nvvm.barrier", NVVMLowering::Barrier, "__kv_simt_barrier"},
     {"nvvm.shfl.sync", NVVMLowering::Shuffle, "__kv_simt_shfl"},
     {"nvvm.vote.sync", NVVMLowering::Vote, "__kv_simt_vote"},
@@ -144,12 +152,13 @@ static LogicalResult lowerShuffle(NVVM::ShflOp op, const NVVMMapping &m,
   OpBuilder b(op);
   Location loc = op.getLoc();
   Type valueType = op.getVal().getType();
-  int32_t site = sites.add(op, ("shfl.sync." + stringifyEnum(op.getKind())).str());
+  int32_t site =
+      sites.add(op, ("shfl.sync." + stringifyEnum(op.getKind())).str());
   Value packed =
       rt.call(b, loc, m.symbol, b.getI64Type(),
               {rt.i32(b, loc, int64_t(op.getKind())), op.getThreadMask(),
-               toI32(b, loc, op.getVal()), op.getOffset(),
-               op.getMaskAndClamp(), rt.i32(b, loc, site)})
+               toI32(b, loc, op.getVal()), op.getOffset(), op.getMaskAndClamp(),
+               rt.i32(b, loc, site)})
           .getResult();
   Value value = fromI32(
       b, loc, LLVM::TruncOp::create(b, loc, b.getI32Type(), packed), valueType);
@@ -173,7 +182,8 @@ static LogicalResult lowerVote(NVVM::VoteSyncOp op, const NVVMMapping &m,
                                RuntimeAPI &rt, SiteTable &sites) {
   OpBuilder b(op);
   Location loc = op.getLoc();
-  int32_t site = sites.add(op, ("vote.sync." + stringifyEnum(op.getKind())).str());
+  int32_t site =
+      sites.add(op, ("vote.sync." + stringifyEnum(op.getKind())).str());
   Value pred = LLVM::ZExtOp::create(b, loc, b.getI32Type(), op.getPred());
   Value r = rt.call(b, loc, m.symbol, b.getI32Type(),
                     {rt.i32(b, loc, int64_t(op.getKind())), op.getMask(), pred,
@@ -190,13 +200,14 @@ static LogicalResult lowerRedux(NVVM::ReduxOp op, const NVVMMapping &m,
                                 RuntimeAPI &rt, SiteTable &sites) {
   OpBuilder b(op);
   Location loc = op.getLoc();
-  int32_t site = sites.add(op, ("redux.sync." + stringifyEnum(op.getKind())).str());
+  int32_t site =
+      sites.add(op, ("redux.sync." + stringifyEnum(op.getKind())).str());
   int64_t flags = (op.getAbs() ? KVOPT_SIMT_REDUX_ABS : 0) |
                   (op.getNan() ? KVOPT_SIMT_REDUX_NAN : 0);
   Value r = rt.call(b, loc, m.symbol, b.getI32Type(),
-                    {rt.i32(b, loc, int64_t(op.getKind())), rt.i32(b, loc, flags),
-                     op.getMaskAndClamp(), toI32(b, loc, op.getVal()),
-                     rt.i32(b, loc, site)})
+                    {rt.i32(b, loc, int64_t(op.getKind())),
+                     rt.i32(b, loc, flags), op.getMaskAndClamp(),
+                     toI32(b, loc, op.getVal()), rt.i32(b, loc, site)})
                 .getResult();
   op.getResult().replaceAllUsesWith(fromI32(b, loc, r, op.getVal().getType()));
   op.erase();
@@ -235,7 +246,8 @@ LogicalResult kvopt::simt::lowerNVVMOp(Operation *op, const NVVMMapping &m,
     return lowerRedux(cast<NVVM::ReduxOp>(op), m, rt, sites);
   case NVVMLowering::WarpSync: {
     int32_t site = sites.add(op, "bar.warp.sync");
-    rt.call(b, loc, m.symbol, Type(), {op->getOperand(0), rt.i32(b, loc, site)});
+    rt.call(b, loc, m.symbol, Type(),
+            {op->getOperand(0), rt.i32(b, loc, site)});
     op->erase();
     return success();
   }

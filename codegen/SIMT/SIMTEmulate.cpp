@@ -1,4 +1,5 @@
-//===- SIMTEmulate.cpp - NVVM-lowered kernels to host code for the emulator -===//
+//===- SIMTEmulate.cpp - NVVM-lowered kernels to host code for the emulator
+//-===//
 //
 // kv-simt-emulate: rewrites the LLVM dialect + nvvm ops that
 // convert-gpu-to-nvvm produces (the IR that goes to ptxas) into host LLVM
@@ -54,8 +55,8 @@ constexpr unsigned kGlobalAS = 1, kSharedAS = 3, kConstantAS = 4,
                    kPrivateAS = 5;
 
 bool isMaterialization(Operation *op) {
-  return isa<LLVM::ConstantOp, LLVM::AddressOfOp, LLVM::UndefOp,
-             LLVM::PoisonOp, LLVM::ZeroOp>(op);
+  return isa<LLVM::ConstantOp, LLVM::AddressOfOp, LLVM::UndefOp, LLVM::PoisonOp,
+             LLVM::ZeroOp>(op);
 }
 
 unsigned addressSpace(Value ptr) {
@@ -87,7 +88,7 @@ private:
   void stripGPUAttributes();
   void emitTablesAndEntries();
 
-  std::pair<Space, int32_t> classify(Value ptr, Operation *user) const;
+  std::pair<Space, int32_t> classify(Value ptr) const;
   void instrumentAccess(Operation *op, OpOperand &addr, Type valueType,
                         bool store, bool atomic);
   Value globalString(OpBuilder &b, Location loc, StringRef value);
@@ -125,8 +126,10 @@ LogicalResult HostRewrite::hoistGPUModules() {
     return failure();
 
   SymbolTable top(module);
-  for (auto gm : llvm::make_early_inc_range(module.getOps<gpu::GPUModuleOp>())) {
-    for (Operation &op : llvm::make_early_inc_range(gm.getBody()->getOperations())) {
+  for (auto gm :
+       llvm::make_early_inc_range(module.getOps<gpu::GPUModuleOp>())) {
+    for (Operation &op :
+         llvm::make_early_inc_range(gm.getBody()->getOperations())) {
       if (op.getDialect() && op.getDialect()->getNamespace() == "gpu")
         return op.emitError()
                << "kv-simt-emulate: '" << op.getName()
@@ -193,8 +196,9 @@ LogicalResult HostRewrite::layoutShared() {
       dynamic.push_back(g);
       continue;
     }
-    uint64_t align = std::max<uint64_t>(
-        {g.getAlignment().value_or(0), dl.getTypeABIAlignment(g.getGlobalType()), 16});
+    uint64_t align =
+        std::max<uint64_t>({g.getAlignment().value_or(0),
+                            dl.getTypeABIAlignment(g.getGlobalType()), 16});
     offset = llvm::alignTo(offset, align);
     sharedIndex[g.getSymName()] = int32_t(shared.size());
     shared.push_back({g.getSymName().str(), offset, size});
@@ -231,8 +235,7 @@ void HostRewrite::countBlockOps() {
 /// Classifies a pointer by its address space, tracing generic pointers back
 /// through GEPs and casts; also returns the shared variable it derives from
 /// (-1 if unknown).
-std::pair<Space, int32_t> HostRewrite::classify(Value ptr,
-                                                    Operation *user) const {
+std::pair<Space, int32_t> HostRewrite::classify(Value ptr) const {
   Space space = Space::Generic;
   switch (addressSpace(ptr)) {
   case kGlobalAS:
@@ -293,13 +296,12 @@ std::pair<Space, int32_t> HostRewrite::classify(Value ptr,
 
 /// Routes the access through its hook: `addr = hook(addr, bytes, site...)`.
 void HostRewrite::instrumentAccess(Operation *op, OpOperand &addr,
-                                       Type valueType, bool store,
-                                       bool atomic) {
-  auto [space, var] = classify(addr.get(), op);
+                                   Type valueType, bool store, bool atomic) {
+  auto [space, var] = classify(addr.get());
   if (space == Space::Private)
     return;
   if (space == Space::Shared ? !config.instrumentShared
-                            : !config.instrumentGlobal)
+                             : !config.instrumentGlobal)
     return;
   OpBuilder b(op);
   Location loc = op->getLoc();
@@ -310,10 +312,10 @@ void HostRewrite::instrumentAccess(Operation *op, OpOperand &addr,
   uint64_t bytes = dl.getTypeSize(valueType);
 
   StringRef kind = atomic ? "atomic" : store ? "store" : "load";
-  int32_t site = sites.add(op, (kind + " " + (space == Space::Shared ? "shared"
-                                              : space == Space::Global
-                                                  ? "global"
-                                                  : "generic"))
+  int32_t site = sites.add(op, (kind + " " +
+                                (space == Space::Shared   ? "shared"
+                                 : space == Space::Global ? "global"
+                                                          : "generic"))
                                    .str());
   Value p = addr.get();
   if (ptrType != ptr0)
@@ -373,8 +375,8 @@ void HostRewrite::insertOpCounters() {
   if (!module.lookupSymbol("__kv_simt_ops")) {
     OpBuilder b = OpBuilder::atBlockEnd(module.getBody());
     LLVM::GlobalOp::create(b, module.getLoc(), i64, /*isConstant=*/false,
-                             LLVM::Linkage::External, "__kv_simt_ops",
-                             Attribute());
+                           LLVM::Linkage::External, "__kv_simt_ops",
+                           Attribute());
   }
   for (auto [block, n] : blockOps) {
     OpBuilder b = OpBuilder::atBlockBegin(block);
@@ -426,10 +428,10 @@ void HostRewrite::replaceSharedGlobals() {
     Location loc = op.getLoc();
     const SharedVar &v = shared[sharedIndex[op.getGlobalName()]];
     Value base = rt.call(b, loc, "__kv_simt_smem_base", ptr0, {},
-                          /*pure=*/true)
+                         /*pure=*/true)
                      .getResult();
     Value p = LLVM::GEPOp::create(b, loc, ptr0, b.getI8Type(), base,
-                                    ArrayRef<LLVM::GEPArg>{int32_t(v.offset)});
+                                  ArrayRef<LLVM::GEPArg>{int32_t(v.offset)});
     if (op.getType() != ptr0)
       p = LLVM::AddrSpaceCastOp::create(b, loc, op.getType(), p);
     op.getResult().replaceAllUsesWith(p);
@@ -443,17 +445,18 @@ void HostRewrite::replaceSharedGlobals() {
 void HostRewrite::eraseAddressSpaces() {
   MLIRContext *ctx = module.getContext();
   AttrTypeReplacer replacer;
-  replacer.addReplacement([ctx](LLVM::LLVMPointerType t) -> std::optional<Type> {
-    if (t.getAddressSpace() == 0)
-      return std::nullopt;
-    return LLVM::LLVMPointerType::get(ctx);
-  });
+  replacer.addReplacement(
+      [ctx](LLVM::LLVMPointerType t) -> std::optional<Type> {
+        if (t.getAddressSpace() == 0)
+          return std::nullopt;
+        return LLVM::LLVMPointerType::get(ctx);
+      });
   replacer.recursivelyReplaceElementsIn(module, /*replaceAttrs=*/true,
                                         /*replaceLocs=*/false,
                                         /*replaceTypes=*/true);
   for (auto fn : module.getOps<LLVM::LLVMFuncOp>())
-    fn.setFunctionType(cast<LLVM::LLVMFunctionType>(
-        replacer.replace(fn.getFunctionType())));
+    fn.setFunctionType(
+        cast<LLVM::LLVMFunctionType>(replacer.replace(fn.getFunctionType())));
   for (auto g : module.getOps<LLVM::GlobalOp>())
     if (g.getAddrSpace())
       g.setAddrSpace(0);
@@ -493,8 +496,7 @@ void HostRewrite::stripGPUAttributes() {
 //===----------------------------------------------------------------------===//
 
 /// The address of a new internal constant holding `value` + NUL.
-Value HostRewrite::globalString(OpBuilder &b, Location loc,
-                                    StringRef value) {
+Value HostRewrite::globalString(OpBuilder &b, Location loc, StringRef value) {
   MLIRContext *ctx = module.getContext();
   std::string name = "__kv_simt_str_" + std::to_string(stringCounter++);
   std::string bytes = value.str();
@@ -502,9 +504,10 @@ Value HostRewrite::globalString(OpBuilder &b, Location loc,
   auto type = LLVM::LLVMArrayType::get(IntegerType::get(ctx, 8), bytes.size());
   OpBuilder gb = OpBuilder::atBlockEnd(module.getBody());
   LLVM::GlobalOp::create(gb, module.getLoc(), type, /*isConstant=*/true,
-                            LLVM::Linkage::Internal, name,
-                            StringAttr::get(ctx, bytes));
-  return LLVM::AddressOfOp::create(b, loc, LLVM::LLVMPointerType::get(ctx), name);
+                         LLVM::Linkage::Internal, name,
+                         StringAttr::get(ctx, bytes));
+  return LLVM::AddressOfOp::create(b, loc, LLVM::LLVMPointerType::get(ctx),
+                                   name);
 }
 
 void HostRewrite::emitTablesAndEntries() {
@@ -519,8 +522,8 @@ void HostRewrite::emitTablesAndEntries() {
   // is filled by `body`, which returns the value.
   auto makeGlobal = [&](StringRef name, Type type, LLVM::Linkage linkage,
                         function_ref<Value(OpBuilder &)> body) {
-    auto g = LLVM::GlobalOp::create(top, loc, type, /*isConstant=*/true, linkage,
-                                        name, Attribute());
+    auto g = LLVM::GlobalOp::create(top, loc, type, /*isConstant=*/true,
+                                    linkage, name, Attribute());
     Block *block = new Block();
     g.getInitializerRegion().push_back(block);
     OpBuilder b = OpBuilder::atBlockBegin(block);
@@ -536,8 +539,9 @@ void HostRewrite::emitTablesAndEntries() {
                [&](OpBuilder &b) {
                  Value a = LLVM::UndefOp::create(b, loc, sitesType);
                  for (auto [i, s] : llvm::enumerate(siteNames))
-                   a = LLVM::InsertValueOp::create(b, loc, a, globalString(b, loc, s),
-                                                     ArrayRef<int64_t>{int64_t(i)});
+                   a = LLVM::InsertValueOp::create(
+                       b, loc, a, globalString(b, loc, s),
+                       ArrayRef<int64_t>{int64_t(i)});
                  return a;
                });
 
@@ -550,14 +554,14 @@ void HostRewrite::emitTablesAndEntries() {
                  Value a = LLVM::UndefOp::create(b, loc, varsType);
                  for (auto [i, v] : llvm::enumerate(shared)) {
                    int64_t idx = int64_t(i);
-                   a = LLVM::InsertValueOp::create(b, 
-                       loc, a, globalString(b, loc, v.name),
-                       ArrayRef<int64_t>{idx, 0});
-                   a = LLVM::InsertValueOp::create(b, 
-                       loc, a, rt.i64(b, loc, int64_t(v.offset)),
+                   a = LLVM::InsertValueOp::create(b, loc, a,
+                                                   globalString(b, loc, v.name),
+                                                   ArrayRef<int64_t>{idx, 0});
+                   a = LLVM::InsertValueOp::create(
+                       b, loc, a, rt.i64(b, loc, int64_t(v.offset)),
                        ArrayRef<int64_t>{idx, 1});
-                   a = LLVM::InsertValueOp::create(b, 
-                       loc, a, rt.i64(b, loc, int64_t(v.size)),
+                   a = LLVM::InsertValueOp::create(
+                       b, loc, a, rt.i64(b, loc, int64_t(v.size)),
                        ArrayRef<int64_t>{idx, 2});
                  }
                  return a;
@@ -572,18 +576,20 @@ void HostRewrite::emitTablesAndEntries() {
     unsigned numParams = fn.getNumArguments();
 
     // K_emu_packed(void **params): params[i] points at argument i.
-    auto packedType = LLVM::LLVMFunctionType::get(LLVM::LLVMVoidType::get(ctx), {ptr});
-    auto packed = LLVM::LLVMFuncOp::create(top, 
-        fn.getLoc(), name + KVOPT_SIMT_PACKED_SUFFIX, packedType);
+    auto packedType =
+        LLVM::LLVMFunctionType::get(LLVM::LLVMVoidType::get(ctx), {ptr});
+    auto packed = LLVM::LLVMFuncOp::create(
+        top, fn.getLoc(), name + KVOPT_SIMT_PACKED_SUFFIX, packedType);
     Block *entry = packed.addEntryBlock(top);
     OpBuilder b = OpBuilder::atBlockBegin(entry);
     SmallVector<Value> args;
     for (unsigned i = 0; i < numParams; ++i) {
-      Value slot = LLVM::GEPOp::create(b, fn.getLoc(), ptr, ptr, entry->getArgument(0),
-                                         ArrayRef<LLVM::GEPArg>{int32_t(i)});
+      Value slot =
+          LLVM::GEPOp::create(b, fn.getLoc(), ptr, ptr, entry->getArgument(0),
+                              ArrayRef<LLVM::GEPArg>{int32_t(i)});
       Value argPtr = LLVM::LoadOp::create(b, fn.getLoc(), ptr, slot);
       args.push_back(LLVM::LoadOp::create(b, fn.getLoc(),
-                                            fn.getArgumentTypes()[i], argPtr));
+                                          fn.getArgumentTypes()[i], argPtr));
     }
     LLVM::CallOp::create(b, fn.getLoc(), fn, args);
     LLVM::ReturnOp::create(b, fn.getLoc(), ValueRange());
@@ -600,14 +606,14 @@ void HostRewrite::emitTablesAndEntries() {
                  set(globalString(b, loc, name), {2});
                  set(LLVM::AddressOfOp::create(b, loc, packed), {3});
                  set(shared.empty() ? Value(null())
-                                    : LLVM::AddressOfOp::create(b, 
-                                          loc, ptr, "__kv_simt_shared_vars"),
+                                    : LLVM::AddressOfOp::create(
+                                          b, loc, ptr, "__kv_simt_shared_vars"),
                      {4});
                  set(rt.i64(b, loc, int64_t(shared.size())), {5});
                  set(rt.i64(b, loc, int64_t(staticSharedBytes)), {6});
                  set(siteNames.empty() ? Value(null())
-                                       : LLVM::AddressOfOp::create(b, 
-                                             loc, ptr, "__kv_simt_sites"),
+                                       : LLVM::AddressOfOp::create(
+                                             b, loc, ptr, "__kv_simt_sites"),
                      {7});
                  set(rt.i64(b, loc, int64_t(siteNames.size())), {8});
                  for (int64_t i = 0; i < 3; ++i) {
@@ -640,14 +646,13 @@ LogicalResult HostRewrite::run() {
 }
 
 namespace {
-class SIMTEmulatePass
-    : public kvopt::impl::SIMTEmulateBase<SIMTEmulatePass> {
+class SIMTEmulatePass : public kvopt::impl::SIMTEmulateBase<SIMTEmulatePass> {
 public:
   using SIMTEmulateBase::SIMTEmulateBase;
   void runOnOperation() override {
     ModuleOp module = getOperation();
-    HostRewrite rewrite(module, {countOps, instrumentGlobal, instrumentShared,
-                                 sharedRedZone});
+    HostRewrite rewrite(
+        module, {countOps, instrumentGlobal, instrumentShared, sharedRedZone});
     if (failed(rewrite.run()))
       return signalPassFailure();
     module->setAttr(LLVM::LLVMDialect::getTargetTripleAttrName(),

@@ -88,8 +88,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "%s\n", llvm::toString(module.takeError()).c_str());
     return 1;
   }
-  double compileMs =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  double compileMs = std::chrono::duration<double, std::milli>(
+                         std::chrono::steady_clock::now() - t0)
+                         .count();
   auto kernel = (*module)->kernel(attention ? "decode_attention" : "block_sum");
   if (!kernel) {
     fprintf(stderr, "%s\n", llvm::toString(kernel.takeError()).c_str());
@@ -138,8 +139,11 @@ int main(int argc, char **argv) {
   LaunchResult last;
   for (int r = 0; r < cfg.reps; ++r) {
     auto s = std::chrono::steady_clock::now();
-    last = launch(**kernel, {uint32_t(B), 1, 1}, {threads, 1, 1}, 0, p.data(), opts);
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s).count());
+    last = launch(**kernel, {uint32_t(B), 1, 1}, {threads, 1, 1}, 0, p.data(),
+                  opts);
+    ms.push_back(std::chrono::duration<double, std::milli>(
+                     std::chrono::steady_clock::now() - s)
+                     .count());
     if (!last.ok()) {
       fprintf(stderr, "launch failed:\n%s", last.text().c_str());
       return 1;
@@ -148,7 +152,8 @@ int main(int argc, char **argv) {
   std::sort(ms.begin(), ms.end());
   double median = ms[ms.size() / 2];
   const Counters &c = last.counters;
-  printf("kernel %s: %u blocks x %u threads%s, schedule %s, races %s, sectors %s\n",
+  printf("kernel %s: %u blocks x %u threads%s, schedule %s, races %s, sectors "
+         "%s\n",
          cfg.kernel.c_str(), cfg.blocks, threads,
          attention ? (", " + std::to_string(N) + " keys").c_str() : "",
          scheduleName(cfg.schedule), cfg.races ? "on" : "off",
@@ -157,13 +162,16 @@ int main(int argc, char **argv) {
   printf("per launch: %.2f ms median (min %.2f, max %.2f over %d)\n", median,
          ms.front(), ms.back(), cfg.reps);
   printf("thread-ops: %llu  -> %.1f M thread-ops/s, %.2f ns per thread-op\n",
-         (unsigned long long)c.ops, c.ops / median / 1e3, median * 1e6 / double(c.ops));
-  printf("fiber switches: %llu -> %.1f M/s; barriers %llu, warp collectives %llu\n",
+         (unsigned long long)c.ops, c.ops / median / 1e3,
+         median * 1e6 / double(c.ops));
+  printf("fiber switches: %llu -> %.1f M/s; barriers %llu, warp collectives "
+         "%llu\n",
          (unsigned long long)c.fiberSwitches, c.fiberSwitches / median / 1e3,
          (unsigned long long)c.barriers, (unsigned long long)c.warpCollectives);
-  printf("global: %llu B loaded in %llu loads, %llu sectors (efficiency %.3f), %llu B stored\n",
-         (unsigned long long)c.globalLoadBytes, (unsigned long long)c.globalLoads,
-         (unsigned long long)c.loadSectors, c.loadSectorEfficiency(),
-         (unsigned long long)c.globalStoreBytes);
+  printf("global: %llu B loaded in %llu loads, %llu sectors (efficiency %.3f), "
+         "%llu B stored\n",
+         (unsigned long long)c.globalLoadBytes,
+         (unsigned long long)c.globalLoads, (unsigned long long)c.loadSectors,
+         c.loadSectorEfficiency(), (unsigned long long)c.globalStoreBytes);
   return 0;
 }

@@ -67,7 +67,8 @@ namespace kvopt::simt {
 
 void *makeFiberContext(void *stackBase, size_t stackBytes,
                        void (*entry)(void *), void *arg) {
-  auto top = (reinterpret_cast<uintptr_t>(stackBase) + stackBytes) & ~uintptr_t(15);
+  auto top =
+      (reinterpret_cast<uintptr_t>(stackBase) + stackBytes) & ~uintptr_t(15);
   // After the switch pops 64 bytes, rsp must be 16-byte aligned so that the
   // `callq` in kvopt_simt_fiber_start enters `entry` with the ABI alignment.
   auto *frame = reinterpret_cast<uint64_t *>(top - 16 - 64);
@@ -77,12 +78,12 @@ void *makeFiberContext(void *stackBase, size_t stackBytes,
   asm volatile("fnstcw %0" : "=m"(fpcw));
   uint64_t control = mxcsr | (uint64_t(fpcw) << 32);
   frame[0] = control;
-  frame[1] = 0;                                      // r15
-  frame[2] = 0;                                      // r14
-  frame[3] = reinterpret_cast<uint64_t>(entry);      // r13
-  frame[4] = reinterpret_cast<uint64_t>(arg);        // r12
-  frame[5] = 0;                                      // rbx
-  frame[6] = 0;                                      // rbp
+  frame[1] = 0;                                 // r15
+  frame[2] = 0;                                 // r14
+  frame[3] = reinterpret_cast<uint64_t>(entry); // r13
+  frame[4] = reinterpret_cast<uint64_t>(arg);   // r12
+  frame[5] = 0;                                 // rbx
+  frame[6] = 0;                                 // rbp
   frame[7] = reinterpret_cast<uint64_t>(&kvopt_simt_fiber_start);
   return frame;
 }

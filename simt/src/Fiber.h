@@ -1,4 +1,5 @@
-//===- Fiber.h - Stackful fibers with a hand-written x86-64 switch -*- C++ -*-===//
+//===- Fiber.h - Stackful fibers with a hand-written x86-64 switch -*- C++
+//-*-===//
 //
 // A fiber is a saved stack pointer. switchFiber saves the callee-saved
 // registers, MXCSR and the x87 control word on the current stack, stores the

@@ -12,10 +12,10 @@
 #include <cstdlib>
 
 #define KV_UNARY_F(name, fn)                                                   \
-  float __nv_##name##f(float x) { return fn(x); }                           \
+  float __nv_##name##f(float x) { return fn(x); }                              \
   double __nv_##name(double x) { return fn(x); }
 #define KV_BINARY_F(name, fn)                                                  \
-  float __nv_##name##f(float x, float y) { return fn(x, y); }               \
+  float __nv_##name##f(float x, float y) { return fn(x, y); }                  \
   double __nv_##name(double x, double y) { return fn(x, y); }
 
 extern "C" {

@@ -111,13 +111,13 @@ static void raceReport(const Thread *t, bool store, uint64_t off, int32_t site,
              (uint64_t(store) << 31) ^ uint32_t(otherSite));
 }
 
-static void checkRace(const Thread *t, uint64_t off, uint64_t bytes,
-                      bool store, int32_t site) {
+static void checkRace(const Thread *t, uint64_t off, uint64_t bytes, bool store,
+                      int32_t site) {
   LaunchState &L = *gL;
   uint32_t epoch = L.blockEpoch, wepoch = L.warps[t->warp].epoch;
   int32_t me = int32_t(t->linear);
-  for (uint64_t i = off, e = std::min<uint64_t>(off + bytes, L.smemBytes); i < e;
-       ++i) {
+  for (uint64_t i = off, e = std::min<uint64_t>(off + bytes, L.smemBytes);
+       i < e; ++i) {
     Shadow &s = L.shadow[i];
     if (!ordered(t, s.writer, s.wEpoch, s.wWarpEpoch)) {
       raceReport(t, store, i, site, "wrote", s.writer, s.wSite);
@@ -125,10 +125,11 @@ static void checkRace(const Thread *t, uint64_t off, uint64_t bytes,
       s.wWarpEpoch = wepoch;
     }
     if (!store) {
-      bool fresh = s.rEpoch != epoch ||
-                   (s.reader >= 0 && ordered(t, s.reader, s.rEpoch, s.rWarpEpoch)) ||
-                   (s.reader == kManyReaders && s.rWarp == int32_t(t->warp) &&
-                    s.rWarpEpoch != wepoch);
+      bool fresh =
+          s.rEpoch != epoch ||
+          (s.reader >= 0 && ordered(t, s.reader, s.rEpoch, s.rWarpEpoch)) ||
+          (s.reader == kManyReaders && s.rWarp == int32_t(t->warp) &&
+           s.rWarpEpoch != wepoch);
       if (fresh) {
         s.reader = me;
         s.rWarp = int32_t(t->warp);
@@ -196,8 +197,8 @@ void detail::flushSectors(WarpState &w, uint32_t warpIndex) {
         for (uint64_t s = I.first[i]; s <= I.last[i]; ++s)
           sectors.push_back(s);
       std::sort(sectors.begin(), sectors.end());
-      uint64_t distinct =
-          uint64_t(std::unique(sectors.begin(), sectors.end()) - sectors.begin());
+      uint64_t distinct = uint64_t(std::unique(sectors.begin(), sectors.end()) -
+                                   sectors.begin());
       if (I.store) {
         ++L.c->warpStores;
         L.c->storeSectors += distinct;
@@ -227,10 +228,10 @@ static const BufferRange *findBuffer(uintptr_t p, uint64_t bytes) {
   };
   if (L.lastBuffer < L.buffers.size() && inside(L.buffers[L.lastBuffer]))
     return &L.buffers[L.lastBuffer];
-  auto it = std::upper_bound(
-      L.buffers.begin(), L.buffers.end(), p, [](uintptr_t v, const BufferRange &b) {
-        return v < reinterpret_cast<uintptr_t>(b.base);
-      });
+  auto it = std::upper_bound(L.buffers.begin(), L.buffers.end(), p,
+                             [](uintptr_t v, const BufferRange &b) {
+                               return v < reinterpret_cast<uintptr_t>(b.base);
+                             });
   if (it == L.buffers.begin())
     return nullptr;
   --it;
@@ -249,7 +250,10 @@ static void globalOutOfBounds(const Thread *t, uintptr_t p, uint64_t bytes,
   uint64_t bestDist = UINT64_MAX;
   for (const BufferRange &b : L.buffers) {
     auto base = reinterpret_cast<uintptr_t>(b.base);
-    uint64_t d = p < base ? base - p : (p + bytes > base + b.bytes ? p + bytes - (base + b.bytes) : 0);
+    uint64_t d =
+        p < base
+            ? base - p
+            : (p + bytes > base + b.bytes ? p + bytes - (base + b.bytes) : 0);
     if (d < bestDist) {
       bestDist = d;
       best = &b;
@@ -326,8 +330,9 @@ static void *sharedAccess(void *p, uint64_t bytes, int32_t site, int32_t var,
     // Untraced pointer: it must at least fall inside one variable, not in a
     // red zone between two.
     int32_t v = varAt(uint64_t(off));
-    if (v < 0 || uint64_t(off) + bytes > L.kernel->shared_vars[v].offset +
-                                             varSize(L.kernel->shared_vars[v])) {
+    if (v < 0 ||
+        uint64_t(off) + bytes > L.kernel->shared_vars[v].offset +
+                                    varSize(L.kernel->shared_vars[v])) {
       report(ReportKind::SharedOutOfBounds, t,
              format("%s %s %llu bytes at shared offset %lld, which is not "
                     "inside one shared variable, at %s",

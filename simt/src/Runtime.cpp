@@ -290,10 +290,9 @@ static uint64_t shuffleResult(WarpState &w, const Thread &t, uint32_t warpIndex,
   if (t.solo)
     return t.value; // reported on entry; PTX leaves the result undefined
   if (!(participants & (1u << j))) {
-    const char *why = !(w.existMask & (1u << j)) ? "does not exist"
-                      : !(w.liveMask & (1u << j))
-                          ? "has exited"
-                          : "is not in the member mask";
+    const char *why = !(w.existMask & (1u << j))  ? "does not exist"
+                      : !(w.liveMask & (1u << j)) ? "has exited"
+                                                  : "is not in the member mask";
     report(ReportKind::ShuffleInactiveLane, &t,
            format("%s: lane %u reads lane %d, which %s (member mask 0x%08x, "
                   "b=%u c=0x%x) at %s",
@@ -308,7 +307,8 @@ static uint64_t shuffleResult(WarpState &w, const Thread &t, uint32_t warpIndex,
 
 static uint32_t reduxResult(const Thread &t, uint32_t warpIndex,
                             uint32_t participants) {
-  bool isFloat = t.mode == KVOPT_SIMT_REDUX_FMIN || t.mode == KVOPT_SIMT_REDUX_FMAX;
+  bool isFloat =
+      t.mode == KVOPT_SIMT_REDUX_FMIN || t.mode == KVOPT_SIMT_REDUX_FMAX;
   uint32_t acc = 0;
   float facc = 0;
   bool first = true, sawNaN = false;
@@ -336,15 +336,32 @@ static uint32_t reduxResult(const Thread &t, uint32_t warpIndex,
       continue;
     }
     switch (t.mode) {
-    case KVOPT_SIMT_REDUX_ADD: acc += v; break;
-    case KVOPT_SIMT_REDUX_AND: acc &= v; break;
-    case KVOPT_SIMT_REDUX_OR: acc |= v; break;
-    case KVOPT_SIMT_REDUX_XOR: acc ^= v; break;
-    case KVOPT_SIMT_REDUX_MAX: acc = uint32_t(std::max(int32_t(acc), int32_t(v))); break;
-    case KVOPT_SIMT_REDUX_MIN: acc = uint32_t(std::min(int32_t(acc), int32_t(v))); break;
-    case KVOPT_SIMT_REDUX_UMAX: acc = std::max(acc, v); break;
-    case KVOPT_SIMT_REDUX_UMIN: acc = std::min(acc, v); break;
-    default: break;
+    case KVOPT_SIMT_REDUX_ADD:
+      acc += v;
+      break;
+    case KVOPT_SIMT_REDUX_AND:
+      acc &= v;
+      break;
+    case KVOPT_SIMT_REDUX_OR:
+      acc |= v;
+      break;
+    case KVOPT_SIMT_REDUX_XOR:
+      acc ^= v;
+      break;
+    case KVOPT_SIMT_REDUX_MAX:
+      acc = uint32_t(std::max(int32_t(acc), int32_t(v)));
+      break;
+    case KVOPT_SIMT_REDUX_MIN:
+      acc = uint32_t(std::min(int32_t(acc), int32_t(v)));
+      break;
+    case KVOPT_SIMT_REDUX_UMAX:
+      acc = std::max(acc, v);
+      break;
+    case KVOPT_SIMT_REDUX_UMIN:
+      acc = std::min(acc, v);
+      break;
+    default:
+      break;
     }
   }
   if (isFloat) {
@@ -375,10 +392,18 @@ static void completeGroup(WarpState &w, uint32_t warpIndex, size_t gi) {
       break;
     case WarpOp::Vote:
       switch (t.mode) {
-      case KVOPT_SIMT_VOTE_ANY: t.result = ballot != 0; break;
-      case KVOPT_SIMT_VOTE_ALL: t.result = ballot == p; break;
-      case KVOPT_SIMT_VOTE_UNI: t.result = ballot == 0 || ballot == p; break;
-      default: t.result = ballot; break;
+      case KVOPT_SIMT_VOTE_ANY:
+        t.result = ballot != 0;
+        break;
+      case KVOPT_SIMT_VOTE_ALL:
+        t.result = ballot == p;
+        break;
+      case KVOPT_SIMT_VOTE_UNI:
+        t.result = ballot == 0 || ballot == p;
+        break;
+      default:
+        t.result = ballot;
+        break;
       }
       break;
     case WarpOp::Redux:
@@ -407,13 +432,11 @@ static void completeGroup(WarpState &w, uint32_t warpIndex, size_t gi) {
 /// Completes group `gi` if all its live members have arrived.
 static bool tryComplete(WarpState &w, uint32_t warpIndex, size_t gi) {
   const WarpGroup &g = w.groups[gi];
-  if ((g.arrived | ~w.liveMask) & g.mask) {
-    if (((g.arrived | ~w.liveMask) & g.mask) == g.mask) {
-      completeGroup(w, warpIndex, gi);
-      return true;
-    }
-  }
-  return false;
+  // Exited and absent lanes no longer hold the group up.
+  if (((g.arrived | ~w.liveMask) & g.mask) != g.mask)
+    return false;
+  completeGroup(w, warpIndex, gi);
+  return true;
 }
 
 /// Enters the running thread into a warp collective; returns its result.
@@ -480,9 +503,8 @@ static uint64_t warpCollective(WarpOp op, uint32_t mode, uint32_t mask,
   return t->result;
 }
 
-extern "C" uint64_t __kv_simt_shfl(uint32_t mode, uint32_t mask,
-                                   uint32_t value, uint32_t b, uint32_t c,
-                                   int32_t site) {
+extern "C" uint64_t __kv_simt_shfl(uint32_t mode, uint32_t mask, uint32_t value,
+                                   uint32_t b, uint32_t c, int32_t site) {
   return warpCollective(WarpOp::Shfl, mode, mask, value, b, c, 0, site);
 }
 
@@ -643,7 +665,9 @@ static void runBlock(StackPool &stacks) {
 static bool validate(const kvopt_simt_kernel &k, Dim3 grid, Dim3 block,
                      void **params, LaunchResult &r) {
   auto fail = [&](std::string msg) {
-    r.reports.push_back(Report{ReportKind::InvalidLaunch, {}, {},
+    r.reports.push_back(Report{ReportKind::InvalidLaunch,
+                               {},
+                               {},
                                std::string("invalid launch: ") + msg});
     r.status = Status::InvalidLaunch;
     fprintf(stderr, "kvopt-simt: %s\n", r.reports.back().message.c_str());
@@ -659,9 +683,10 @@ static bool validate(const kvopt_simt_kernel &k, Dim3 grid, Dim3 block,
                        name, dim3Str(block).c_str(), (unsigned long long)n,
                        kMaxThreadsPerBlock));
   if (!grid.x || !grid.y || !grid.z)
-    return fail(format("kernel '%s': empty grid %s", name,
-                       dim3Str(grid).c_str()));
-  uint32_t bd[3] = {block.x, block.y, block.z}, gd[3] = {grid.x, grid.y, grid.z};
+    return fail(
+        format("kernel '%s': empty grid %s", name, dim3Str(grid).c_str()));
+  uint32_t bd[3] = {block.x, block.y, block.z},
+           gd[3] = {grid.x, grid.y, grid.z};
   for (int i = 0; i < 3; ++i) {
     // The kernel's range attributes make any other size undefined behaviour.
     if (k.known_block[i] && uint32_t(k.known_block[i]) != bd[i])
@@ -721,7 +746,8 @@ LaunchResult kvopt::simt::launch(const kvopt_simt_kernel &kernel, Dim3 grid,
   L.order.resize(L.numThreads);
   L.pos.resize(L.numThreads);
   for (uint32_t i = 0; i < L.numThreads; ++i)
-    L.order[i] = options.schedule == Schedule::Reverse ? L.numThreads - 1 - i : i;
+    L.order[i] =
+        options.schedule == Schedule::Reverse ? L.numThreads - 1 - i : i;
   for (uint32_t i = 0; i < L.numThreads; ++i)
     L.pos[L.order[i]] = i;
   for (WarpState &w : L.warps)
@@ -736,7 +762,9 @@ LaunchResult kvopt::simt::launch(const kvopt_simt_kernel &kernel, Dim3 grid,
   L.smemBytes = kernel.static_shared_bytes + dynamicSharedBytes;
 
   if (!stacks.reserve(L.numThreads, options.stackBytes)) {
-    result.reports.push_back(Report{ReportKind::InvalidLaunch, {}, {},
+    result.reports.push_back(Report{ReportKind::InvalidLaunch,
+                                    {},
+                                    {},
                                     "invalid launch: cannot map fiber stacks"});
     result.status = Status::InvalidLaunch;
     return result;
@@ -770,8 +798,8 @@ extern "C" int kvopt_simt_launch_kernel(const kvopt_simt_kernel *kernel,
                                         void **kernelParams) {
   if (!kernel)
     return int(Status::InvalidLaunch);
-  LaunchResult r = launch(*kernel, Dim3{gridX, gridY, gridZ},
-                          Dim3{blockX, blockY, blockZ}, sharedMemBytes,
-                          kernelParams);
+  LaunchResult r =
+      launch(*kernel, Dim3{gridX, gridY, gridZ}, Dim3{blockX, blockY, blockZ},
+             sharedMemBytes, kernelParams);
   return int(r.status);
 }

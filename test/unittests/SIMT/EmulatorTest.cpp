@@ -26,13 +26,13 @@
 
 using namespace kvopt::simt;
 
-
 namespace {
 
 /// A 256-byte aligned host buffer, so that sector counts are exact.
 template <class T> struct Buf {
   explicit Buf(size_t n, T fill = T()) : n(n) {
-    p = static_cast<T *>(aligned_alloc(256, std::max<size_t>(256, (n * sizeof(T) + 255) / 256 * 256)));
+    p = static_cast<T *>(aligned_alloc(
+        256, std::max<size_t>(256, (n * sizeof(T) + 255) / 256 * 256)));
     std::fill(p, p + n, fill);
   }
   ~Buf() { free(p); }
@@ -48,10 +48,12 @@ using Args = ParamPack;
 /// Compiled once per file and shared by the tests. Never destroyed: JIT
 /// engines must not outlive LLVM's own statics at process exit.
 EmulatedModule &module(const std::string &file) {
-  static auto *cache = new std::map<std::string, std::unique_ptr<EmulatedModule>>();
+  static auto *cache =
+      new std::map<std::string, std::unique_ptr<EmulatedModule>>();
   auto &slot = (*cache)[file];
   if (!slot) {
-    auto m = EmulatedModule::compileFile(std::string(KVOPT_SIMT_KERNELS_DIR) + "/" + file);
+    auto m = EmulatedModule::compileFile(std::string(KVOPT_SIMT_KERNELS_DIR) +
+                                         "/" + file);
     if (!m) {
       ADD_FAILURE() << llvm::toString(m.takeError());
       abort();
@@ -80,7 +82,8 @@ LaunchOptions opts(Schedule s, std::vector<BufferRange> buffers = {}) {
 }
 
 const Schedule kTwo[] = {Schedule::Forward, Schedule::Reverse};
-const Schedule kAll[] = {Schedule::Forward, Schedule::Reverse, Schedule::Random};
+const Schedule kAll[] = {Schedule::Forward, Schedule::Reverse,
+                         Schedule::Random};
 
 //===----------------------------------------------------------------------===//
 // Reductions
@@ -145,7 +148,8 @@ TEST(SimtEmulator, DecodeAttentionMatchesReference) {
     int64_t b, n;
   };
   for (Shape sh : {Shape{1, 1}, Shape{2, 37}, Shape{3, 100}, Shape{2, 1000}}) {
-    Buf<float> q(sh.b * D), kk(sh.b * sh.n * D), v(sh.b * sh.n * D), o(sh.b * D);
+    Buf<float> q(sh.b * D), kk(sh.b * sh.n * D), v(sh.b * sh.n * D),
+        o(sh.b * D);
     uint64_t seed = 12345;
     auto rnd = [&] {
       seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
@@ -189,17 +193,19 @@ TEST(SimtEmulator, DecodeAttentionMatchesReference) {
           .scalar<int64_t>(sh.n)
           .scalar<float>(scale);
       ASSERT_EQ(a.size(), k.num_params);
-      LaunchResult r =
-          launch(k, {uint32_t(sh.b), 1, 1}, {128, 1, 1}, 0, a.data(),
-                 opts(s, {q.range("q"), kk.range("k"), v.range("v"), o.range("o")}));
+      LaunchResult r = launch(
+          k, {uint32_t(sh.b), 1, 1}, {128, 1, 1}, 0, a.data(),
+          opts(s, {q.range("q"), kk.range("k"), v.range("v"), o.range("o")}));
       ASSERT_TRUE(r.ok()) << scheduleName(s) << "\n" << r.text();
       for (int64_t i = 0; i < sh.b * D; ++i)
         ASSERT_NEAR(o[i], ref[i], 1e-5 + 1e-4 * std::fabs(ref[i]))
-            << "b,n = " << sh.b << "," << sh.n << " i " << i << " " << scheduleName(s);
+            << "b,n = " << sh.b << "," << sh.n << " i " << i << " "
+            << scheduleName(s);
       // q: 2 loads per lane of each of 4 warps; k: 64 floats per key; v: 64
       // floats per key (threads < 64). All rows 256-byte aligned.
       const Counters &c = r.counters;
-      EXPECT_EQ(c.globalLoadBytes, uint64_t(sh.b) * (4 * 32 * 2 * 4 + 512 * sh.n));
+      EXPECT_EQ(c.globalLoadBytes,
+                uint64_t(sh.b) * (4 * 32 * 2 * 4 + 512 * sh.n));
       EXPECT_EQ(c.loadSectors, uint64_t(sh.b) * (4 * 8 + 16 * sh.n));
       EXPECT_DOUBLE_EQ(c.loadSectorEfficiency(), 1.0);
       EXPECT_EQ(c.globalStoreBytes, uint64_t(sh.b) * 256);
@@ -222,7 +228,10 @@ TEST(SimtEmulator, StridedAndMisalignedLoadSectors) {
         in[i] = float(i);
       for (Schedule s : kTwo) {
         Args a;
-        a.memref(in.p, {int64_t(in.n)}).memref(out.p, {n}).scalar(stride).scalar(offset);
+        a.memref(in.p, {int64_t(in.n)})
+            .memref(out.p, {n})
+            .scalar(stride)
+            .scalar(offset);
         LaunchResult r = launch(k, {blocks, 1, 1}, {threads, 1, 1}, 0, a.data(),
                                 opts(s, {in.range("in"), out.range("out")}));
         ASSERT_TRUE(r.ok()) << r.text();
@@ -238,7 +247,8 @@ TEST(SimtEmulator, StridedAndMisalignedLoadSectors) {
           sectors += stride <= 8 ? uint64_t(last - first + 1) : 32;
         }
         const Counters &c = r.counters;
-        EXPECT_EQ(c.loadSectors, sectors) << "stride " << stride << " offset " << offset;
+        EXPECT_EQ(c.loadSectors, sectors)
+            << "stride " << stride << " offset " << offset;
         EXPECT_EQ(c.warpLoads, n / 32);
         EXPECT_EQ(c.globalLoadBytes, 4u * n);
         EXPECT_EQ(c.globalStoreBytes, 4u * n);
@@ -257,7 +267,9 @@ TEST(SimtEmulator, VectorLoadSectors) {
       in[i] = float(i) * 0.5f;
     for (Schedule s : kTwo) {
       Args a;
-      a.memref(in.p, {int64_t(in.n)}).memref(out.p, {int64_t(out.n)}).scalar(offset);
+      a.memref(in.p, {int64_t(in.n)})
+          .memref(out.p, {int64_t(out.n)})
+          .scalar(offset);
       LaunchResult r = launch(k, {}, {threads, 1, 1}, 0, a.data(),
                               opts(s, {in.range("in"), out.range("out")}));
       ASSERT_TRUE(r.ok()) << r.text();
@@ -295,7 +307,8 @@ TEST(SimtEmulator, WarpScanWithShuffleUp) {
       float acc = 0;
       for (int l = 0; l < 32; ++l) {
         acc += in[w * 32 + l];
-        EXPECT_EQ(out[w * 32 + l], acc) << "lane " << l << " " << scheduleName(s);
+        EXPECT_EQ(out[w * 32 + l], acc)
+            << "lane " << l << " " << scheduleName(s);
       }
     }
   }
@@ -425,9 +438,11 @@ TEST(SimtEmulator, MissingBarrierIsReportedAsRace) {
     a.memref(in.p, {256}).memref(out.p, {1});
     LaunchResult r = launch(k, {}, {256, 1, 1}, 0, a.data(), opts(s));
     EXPECT_EQ(r.status, Status::Reported);
-    ASSERT_GE(r.count(ReportKind::SharedRace), 1u) << scheduleName(s) << r.text();
+    ASSERT_GE(r.count(ReportKind::SharedRace), 1u)
+        << scheduleName(s) << r.text();
     const std::string &m = r.reports[0].message;
-    EXPECT_NE(m.find("shared-memory race: kernel 'block_sum_nobar' block (0,0,0) thread ("),
+    EXPECT_NE(m.find("shared-memory race: kernel 'block_sum_nobar' block "
+                     "(0,0,0) thread ("),
               std::string::npos)
         << m;
     EXPECT_NE(m.find("'__wg_block_sum_nobar_0'[+"), std::string::npos) << m;
@@ -437,7 +452,8 @@ TEST(SimtEmulator, MissingBarrierIsReportedAsRace) {
   const kvopt_simt_kernel &good = kernel("reduce.mlir", "block_sum");
   Args a;
   a.memref(in.p, {256}).memref(out.p, {1});
-  EXPECT_TRUE(launch(good, {}, {256, 1, 1}, 0, a.data(), opts(Schedule::Reverse)).ok());
+  EXPECT_TRUE(
+      launch(good, {}, {256, 1, 1}, 0, a.data(), opts(Schedule::Reverse)).ok());
 }
 
 TEST(SimtEmulator, BarrierInThreadDependentBranchIsDivergence) {
@@ -447,10 +463,12 @@ TEST(SimtEmulator, BarrierInThreadDependentBranchIsDivergence) {
     Args a;
     a.memref(out.p, {64});
     LaunchResult r = launch(k, {}, {64, 1, 1}, 0, a.data(), opts(s));
-    ASSERT_EQ(r.count(ReportKind::BarrierDivergence), 1u) << scheduleName(s) << r.text();
-    EXPECT_NE(r.reports[0].message.find("exited while 32 threads wait at barrier "
-                                        "barrier at bugs.mlir:"),
-              std::string::npos)
+    ASSERT_EQ(r.count(ReportKind::BarrierDivergence), 1u)
+        << scheduleName(s) << r.text();
+    EXPECT_NE(
+        r.reports[0].message.find("exited while 32 threads wait at barrier "
+                                  "barrier at bugs.mlir:"),
+        std::string::npos)
         << r.reports[0].message;
   }
 }
@@ -466,10 +484,13 @@ TEST(SimtEmulator, SharedIndexOutOfBoundsIsReported) {
     EXPECT_EQ(r.count(ReportKind::SharedRace), 0u) << r.text();
     // Forward: thread 32 overflows first, one element past the end;
     // reverse: thread 63, 32 elements past.
-    std::string at = s == Schedule::Forward ? "thread (32,0,0) [warp 1 lane 0] writes 4 bytes at byte 128"
-                                            : "thread (63,0,0) [warp 1 lane 31] writes 4 bytes at byte 252";
-    EXPECT_NE(r.text().find(at + " of '__wg_shared_out_of_bounds_0' (128 bytes) "
-                                 "at store shared at bugs.mlir:"),
+    std::string at =
+        s == Schedule::Forward
+            ? "thread (32,0,0) [warp 1 lane 0] writes 4 bytes at byte 128"
+            : "thread (63,0,0) [warp 1 lane 31] writes 4 bytes at byte 252";
+    EXPECT_NE(r.text().find(at +
+                            " of '__wg_shared_out_of_bounds_0' (128 bytes) "
+                            "at store shared at bugs.mlir:"),
               std::string::npos)
         << r.text();
     // The overflowing stores were redirected: the neighbouring variable
@@ -504,12 +525,14 @@ TEST(SimtEmulator, GlobalOutOfBoundsIsReported) {
   Buf<float> in(63, 2.f), out(63);
   Args a;
   a.memref(in.p, {63}).memref(out.p, {63});
-  LaunchResult r = launch(k, {}, {64, 1, 1}, 0, a.data(),
-                          opts(Schedule::Reverse, {in.range("in"), out.range("out")}));
+  LaunchResult r =
+      launch(k, {}, {64, 1, 1}, 0, a.data(),
+             opts(Schedule::Reverse, {in.range("in"), out.range("out")}));
   ASSERT_EQ(r.count(ReportKind::GlobalOutOfBounds), 2u) << r.text();
-  EXPECT_NE(r.text().find("kernel 'copy' block (0,0,0) thread (63,0,0) [warp 1 lane 31] "
-                          "reads 4 bytes at byte 252 of buffer 'in' (252 bytes), 4 bytes "
-                          "past its end at load global at bugs.mlir:"),
+  EXPECT_NE(r.text().find(
+                "kernel 'copy' block (0,0,0) thread (63,0,0) [warp 1 lane 31] "
+                "reads 4 bytes at byte 252 of buffer 'in' (252 bytes), 4 bytes "
+                "past its end at load global at bugs.mlir:"),
             std::string::npos)
       << r.text();
   for (int i = 0; i < 63; ++i)
@@ -519,10 +542,12 @@ TEST(SimtEmulator, GlobalOutOfBoundsIsReported) {
 TEST(SimtEmulator, LaunchOutsideKnownBlockSizeIsRefused) {
   const kvopt_simt_kernel &k = kernel("attention.mlir", "decode_attention");
   Args a;
-  LaunchResult r = launch(k, {}, {64, 1, 1}, 0, a.data(), opts(Schedule::Forward));
+  LaunchResult r =
+      launch(k, {}, {64, 1, 1}, 0, a.data(), opts(Schedule::Forward));
   EXPECT_EQ(r.status, Status::InvalidLaunch);
-  EXPECT_NE(r.text().find("compiled for block (128,1,1), launched with (64,1,1)"),
-            std::string::npos)
+  EXPECT_NE(
+      r.text().find("compiled for block (128,1,1), launched with (64,1,1)"),
+      std::string::npos)
       << r.text();
 }
 
@@ -541,11 +566,11 @@ TEST(SimtEmulator, EveryMappedRuntimeSymbolExists) {
     EXPECT_EQ(lookupNVVMMapping(m.opName), &m);
   }
   EXPECT_EQ(lookupNVVMMapping("nvvm.nanosleep"), nullptr);
-  for (const char *hook : {"__kv_simt_ld_global", "__kv_simt_st_global",
-                           "__kv_simt_ld_shared", "__kv_simt_st_shared",
-                           "__kv_simt_ld_generic", "__kv_simt_st_generic",
-                           "__kv_simt_atomic", "__kv_simt_smem_base",
-                           "__kv_simt_ops", "__nv_expf", "__nv_powif"})
+  for (const char *hook :
+       {"__kv_simt_ld_global", "__kv_simt_st_global", "__kv_simt_ld_shared",
+        "__kv_simt_st_shared", "__kv_simt_ld_generic", "__kv_simt_st_generic",
+        "__kv_simt_atomic", "__kv_simt_smem_base", "__kv_simt_ops", "__nv_expf",
+        "__nv_powif"})
     EXPECT_NE(dlsym(RTLD_DEFAULT, hook), nullptr) << hook;
 }
 

@@ -65,7 +65,8 @@ float shflF(uint32_t mode, uint32_t mask, float v, uint32_t b, uint32_t c) {
 uint32_t linearTid() {
   return __kv_simt_sreg_tid_x() +
          __kv_simt_sreg_ntid_x() *
-             (__kv_simt_sreg_tid_y() + __kv_simt_sreg_ntid_y() * __kv_simt_sreg_tid_z());
+             (__kv_simt_sreg_tid_y() +
+              __kv_simt_sreg_ntid_y() * __kv_simt_sreg_tid_z());
 }
 
 const Schedule kSchedules[] = {Schedule::Forward, Schedule::Reverse,
@@ -140,7 +141,8 @@ TEST(SimtRuntime, ShuffleModesMatchCudaWidthSemantics) {
       for (uint32_t b : {0u, 1u, 2u, 3u, 5u, 8u, 16u, 31u, 99u}) {
         if (b == 99 && mode != KVOPT_SIMT_SHFL_IDX)
           continue;
-        uint32_t c = ((32 - width) << 8) | (mode == KVOPT_SIMT_SHFL_UP ? 0 : 0x1f);
+        uint32_t c =
+            ((32 - width) << 8) | (mode == KVOPT_SIMT_SHFL_UP ? 0 : 0x1f);
         gShfl = {mode, b, c};
         LaunchResult r = launch(k, {}, {32, 1, 1}, 0, params, quiet());
         ASSERT_TRUE(r.ok()) << r.text();
@@ -152,7 +154,8 @@ TEST(SimtRuntime, ShuffleModesMatchCudaWidthSemantics) {
               << "mode " << mode << " width " << width << " b " << bb
               << " lane " << lane;
           if (mode != KVOPT_SIMT_SHFL_IDX) // idx: pval is j <= maxLane, always
-            ASSERT_EQ(valid[lane], uint32_t(ok)) << "mode " << mode << " lane " << lane;
+            ASSERT_EQ(valid[lane], uint32_t(ok))
+                << "mode " << mode << " lane " << lane;
         }
         ++cases;
       }
@@ -199,8 +202,8 @@ void voteKernel(void **params) {
   float f = lane == 17 ? -50.f : float(lane);
   uint32_t bits;
   memcpy(&bits, &f, 4);
-  out[lane * 8 + 7] =
-      __kv_simt_redux(KVOPT_SIMT_REDUX_FMAX, KVOPT_SIMT_REDUX_ABS, ~0u, bits, 7);
+  out[lane * 8 + 7] = __kv_simt_redux(KVOPT_SIMT_REDUX_FMAX,
+                                      KVOPT_SIMT_REDUX_ABS, ~0u, bits, 7);
 }
 
 TEST(SimtRuntime, VotesAndRedux) {
@@ -270,7 +273,8 @@ struct Aligned {
 
 TEST(SimtRuntime, BlockReductionEverySchedule) {
   const uint32_t blocks = 3, threads = 256;
-  kvopt_simt_kernel k = makeKernel("reduce", reduceKernel, kRedVars, 2, 32 * 4 * 2 + 32);
+  kvopt_simt_kernel k =
+      makeKernel("reduce", reduceKernel, kRedVars, 2, 32 * 4 * 2 + 32);
   Aligned in(blocks * threads), out(blocks);
   for (size_t i = 0; i < in.n; ++i)
     in.p[i] = float(int(i * 37 % 101) - 50) / 8.f;
@@ -290,7 +294,8 @@ TEST(SimtRuntime, BlockReductionEverySchedule) {
     EXPECT_EQ(c.globalLoadBytes, 4u * blocks * threads);
     EXPECT_EQ(c.globalLoads, uint64_t(blocks * threads));
     EXPECT_EQ(c.warpLoads, uint64_t(blocks * threads / 32));
-    EXPECT_EQ(c.loadSectors, uint64_t(blocks * threads / 32 * 4)); // 128 B per warp
+    EXPECT_EQ(c.loadSectors,
+              uint64_t(blocks * threads / 32 * 4)); // 128 B per warp
     EXPECT_DOUBLE_EQ(c.loadSectorEfficiency(), 1.0);
     EXPECT_EQ(c.globalStoreBytes, 4u * blocks);
     EXPECT_EQ(c.warpStores, uint64_t(blocks));
@@ -302,7 +307,8 @@ TEST(SimtRuntime, BlockReductionEverySchedule) {
 }
 
 TEST(SimtRuntime, MissingBarrierIsARace) {
-  kvopt_simt_kernel k = makeKernel("reduce_nobar", reduceKernel, kRedVars, 2, 32 * 4 * 2 + 32);
+  kvopt_simt_kernel k =
+      makeKernel("reduce_nobar", reduceKernel, kRedVars, 2, 32 * 4 * 2 + 32);
   Aligned in(128), out(1);
   for (size_t i = 0; i < in.n; ++i)
     in.p[i] = 1.f;
@@ -313,7 +319,9 @@ TEST(SimtRuntime, MissingBarrierIsARace) {
     EXPECT_EQ(r.status, Status::Reported) << scheduleName(s);
     ASSERT_GE(r.count(ReportKind::SharedRace), 1u) << scheduleName(s);
     std::string msg = r.reports[0].message;
-    EXPECT_NE(msg.find("kernel 'reduce_nobar' block (0,0,0) thread ("), std::string::npos) << msg;
+    EXPECT_NE(msg.find("kernel 'reduce_nobar' block (0,0,0) thread ("),
+              std::string::npos)
+        << msg;
     EXPECT_NE(msg.find("'partial'[+"), std::string::npos) << msg;
     EXPECT_NE(msg.find("same barrier interval"), std::string::npos) << msg;
   }
@@ -335,7 +343,8 @@ TEST(SimtRuntime, BarrierInThreadDependentBranchIsDivergence) {
     LaunchResult r = launch(k, {2, 1, 1}, {64, 1, 1}, 0, nullptr, quiet(s));
     EXPECT_EQ(r.status, Status::Reported);
     ASSERT_GE(r.count(ReportKind::BarrierDivergence), 1u) << scheduleName(s);
-    EXPECT_NE(r.reports[0].message.find("exited while 32 threads wait at barrier site1"),
+    EXPECT_NE(r.reports[0].message.find(
+                  "exited while 32 threads wait at barrier site1"),
               std::string::npos)
         << r.reports[0].message;
   }
@@ -352,7 +361,9 @@ TEST(SimtRuntime, DifferentBarriersAreDivergence) {
   kvopt_simt_kernel k = makeKernel("twobar", twoBarriersKernel);
   LaunchResult r = launch(k, {}, {64, 1, 1}, 0, nullptr, quiet());
   ASSERT_EQ(r.count(ReportKind::BarrierDivergence), 1u) << r.text();
-  EXPECT_NE(r.reports[0].message.find("thread (1,0,0) [warp 0 lane 1] waits at barrier site1 while thread (0,0,0) waits at barrier site2"),
+  EXPECT_NE(r.reports[0].message.find(
+                "thread (1,0,0) [warp 0 lane 1] waits at barrier site1 while "
+                "thread (0,0,0) waits at barrier site2"),
             std::string::npos)
       << r.reports[0].message;
 }
@@ -371,9 +382,12 @@ TEST(SimtRuntime, BarrierVersusShuffleDeadlocks) {
     LaunchResult r = launch(k, {4, 1, 1}, {32, 1, 1}, 0, nullptr, quiet(s));
     EXPECT_EQ(r.status, Status::Aborted);
     ASSERT_EQ(r.count(ReportKind::Deadlock), 1u) << r.text();
-    EXPECT_NE(r.reports[0].message.find("32 of 32 threads cannot make progress"), std::string::npos)
+    EXPECT_NE(
+        r.reports[0].message.find("32 of 32 threads cannot make progress"),
+        std::string::npos)
         << r.reports[0].message;
-    EXPECT_EQ(r.counters.threads, 32u) << "blocks after a deadlock must not run";
+    EXPECT_EQ(r.counters.threads, 32u)
+        << "blocks after a deadlock must not run";
   }
 }
 
@@ -385,7 +399,8 @@ void inactiveSourceKernel(void **params) {
   uint32_t lane = __kv_simt_sreg_laneid();
   auto *out = param<uint32_t>(params, 0);
   if (lane < 16) // lanes 0..15 read lane 20, outside their member mask
-    out[lane] = uint32_t(__kv_simt_shfl(KVOPT_SIMT_SHFL_IDX, 0xFFFFu, lane, 20, 31, 3));
+    out[lane] =
+        uint32_t(__kv_simt_shfl(KVOPT_SIMT_SHFL_IDX, 0xFFFFu, lane, 20, 31, 3));
 }
 
 TEST(SimtRuntime, ShuffleFromInactiveLaneIsReported) {
@@ -395,7 +410,8 @@ TEST(SimtRuntime, ShuffleFromInactiveLaneIsReported) {
   void *params[] = {&po};
   LaunchResult r = launch(k, {}, {32, 1, 1}, 0, params, quiet());
   ASSERT_GE(r.count(ReportKind::ShuffleInactiveLane), 1u) << r.text();
-  EXPECT_NE(r.reports[0].message.find("reads lane 20, which is not in the member mask"),
+  EXPECT_NE(r.reports[0].message.find(
+                "reads lane 20, which is not in the member mask"),
             std::string::npos)
       << r.reports[0].message;
   EXPECT_EQ(out[0], 0xFFFFFFFFu); // poison
@@ -418,7 +434,8 @@ TEST(SimtRuntime, ShuffleWithWrongWidthIsReported) {
   for (Schedule s : kSchedules) {
     LaunchResult r = launch(k, {}, {32, 1, 1}, 0, params, quiet(s));
     ASSERT_GE(r.count(ReportKind::WarpMaskMismatch), 1u) << r.text();
-    EXPECT_NE(r.text().find("with member mask 0x0000ffff, which excludes its own lane"),
+    EXPECT_NE(r.text().find(
+                  "with member mask 0x0000ffff, which excludes its own lane"),
               std::string::npos)
         << r.text();
     // The bug is real: lanes 0..15 never see 16..31 (the xor-16 step keeps
@@ -440,10 +457,13 @@ void sharedOobKernel(void **) {
 }
 
 TEST(SimtRuntime, SharedIndexPastTheVariableIsReported) {
-  kvopt_simt_kernel k = makeKernel("smem_oob", sharedOobKernel, kRedVars, 2, 32 * 4 * 2 + 32);
+  kvopt_simt_kernel k =
+      makeKernel("smem_oob", sharedOobKernel, kRedVars, 2, 32 * 4 * 2 + 32);
   LaunchResult r = launch(k, {}, {40, 1, 1}, 0, nullptr, quiet());
   ASSERT_GE(r.count(ReportKind::SharedOutOfBounds), 1u) << r.text();
-  EXPECT_NE(r.reports[0].message.find("thread (32,0,0) [warp 1 lane 0] writes 4 bytes at byte 128 of 'partial' (128 bytes) at site0"),
+  EXPECT_NE(r.reports[0].message.find(
+                "thread (32,0,0) [warp 1 lane 0] writes 4 bytes at byte 128 of "
+                "'partial' (128 bytes) at site0"),
             std::string::npos)
       << r.reports[0].message;
 }
@@ -463,10 +483,13 @@ TEST(SimtRuntime, GlobalAccessPastTheBufferIsReported) {
   o.buffers = {{"in", in.p, 32 * 4}, {"out", out.p, 32 * 4}};
   LaunchResult r = launch(k, {}, {33, 1, 1}, 0, params, o);
   ASSERT_EQ(r.count(ReportKind::GlobalOutOfBounds), 2u) << r.text();
-  EXPECT_NE(r.text().find("thread (32,0,0) [warp 1 lane 0] reads 4 bytes at byte 128 of buffer 'in' (128 bytes), 4 bytes past its end at site0"),
+  EXPECT_NE(r.text().find(
+                "thread (32,0,0) [warp 1 lane 0] reads 4 bytes at byte 128 of "
+                "buffer 'in' (128 bytes), 4 bytes past its end at site0"),
             std::string::npos)
       << r.text();
-  EXPECT_NE(r.text().find("writes 4 bytes at byte 128 of buffer 'out'"), std::string::npos);
+  EXPECT_NE(r.text().find("writes 4 bytes at byte 128 of buffer 'out'"),
+            std::string::npos);
 }
 
 //===----------------------------------------------------------------------===//

@@ -1,4 +1,5 @@
-//===- EmulatorJIT.h - JIT gpu-dialect kernels for the SIMT emulator -*- C++ -*-===//
+//===- EmulatorJIT.h - JIT gpu-dialect kernels for the SIMT emulator -*- C++
+//-*-===//
 //
 // Compiles gpu-dialect kernels the way they go to ptxas (upstream
 // convert-gpu-to-nvvm), then through kv-simt-emulate and MLIR's

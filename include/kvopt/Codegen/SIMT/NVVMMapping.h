@@ -17,11 +17,11 @@ namespace kvopt::simt {
 enum class NVVMLowering {
   SpecialRegister, // () -> i32/i64
   Barrier,         // (site)
-  Shuffle,         // (mode, mask, value, b, c, site) -> i64 (value | pval << 32)
-  Vote,            // (kind, mask, pred, site) -> i32
-  Redux,           // (kind, flags, mask, value, site) -> i32
-  WarpSync,        // (mask, site)
-  Unary,           // (f32) -> f32
+  Shuffle,  // (mode, mask, value, b, c, site) -> i64 (value | pval << 32)
+  Vote,     // (kind, mask, pred, site) -> i32
+  Redux,    // (kind, flags, mask, value, site) -> i32
+  WarpSync, // (mask, site)
+  Unary,    // (f32) -> f32
 };
 
 /// One row of the mapping table.

@@ -1,4 +1,5 @@
-//===- ABI.h - Contract between kv-simt-emulate and the SIMT runtime -*- C -*-===//
+//===- ABI.h - Contract between kv-simt-emulate and the SIMT runtime -*- C
+//-*-===//
 //
 // The one description of what the kv-simt-emulate pass emits and what the
 // SIMT runtime expects: the kernel descriptor layout, the enum values passed

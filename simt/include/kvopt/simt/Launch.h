@@ -40,20 +40,20 @@ struct Dim3 {
 /// buffer are reported (and redirected to a scratch sink). With no buffers
 /// registered, global bounds are not checked.
 struct BufferRange {
-  const char *name;  // shown in reports
-  const void *base;  // first byte
-  size_t bytes;      // extent
+  const char *name; // shown in reports
+  const void *base; // first byte
+  size_t bytes;     // extent
 };
 
 struct LaunchOptions {
   Schedule schedule = Schedule::Forward;
-  uint64_t seed = 1;                 // for Schedule::Random
-  std::vector<BufferRange> buffers;  // bounds for global accesses
+  uint64_t seed = 1;                // for Schedule::Random
+  std::vector<BufferRange> buffers; // bounds for global accesses
   bool checkSharedRaces = true;
-  bool countSectors = true;          // per warp-wide access sector counting
-  bool printReports = true;          // also print each report to stderr
-  unsigned maxReportsPerKind = 16;   // further ones are only counted
-  size_t stackBytes = 64 * 1024;     // per fiber
+  bool countSectors = true;        // per warp-wide access sector counting
+  bool printReports = true;        // also print each report to stderr
+  unsigned maxReportsPerKind = 16; // further ones are only counted
+  size_t stackBytes = 64 * 1024;   // per fiber
 };
 
 enum class ReportKind : uint8_t {
@@ -87,16 +87,17 @@ struct Counters {
   uint64_t globalStores = 0;     // per-thread global store instructions
   uint64_t warpLoads = 0;        // warp-wide global load instructions
   uint64_t warpStores = 0;       // warp-wide global store instructions
-  uint64_t loadSectors = 0;      // sum over warp-wide loads of distinct 32 B sectors
-  uint64_t storeSectors = 0;     // same for stores
+  uint64_t loadSectors = 0; // sum over warp-wide loads of distinct 32 B sectors
+  uint64_t storeSectors = 0; // same for stores
   uint64_t sharedLoadBytes = 0;
   uint64_t sharedStoreBytes = 0;
   uint64_t atomics = 0;
-  uint64_t ops = 0;              // executed thread-operations (see docs/SIMT.md)
-  uint64_t barriers = 0;         // completed block barriers
-  uint64_t warpCollectives = 0;  // completed shuffles, votes, reduxes, warp syncs
+  uint64_t ops = 0;      // executed thread-operations (see docs/SIMT.md)
+  uint64_t barriers = 0; // completed block barriers
+  uint64_t warpCollectives =
+      0; // completed shuffles, votes, reduxes, warp syncs
   uint64_t fiberSwitches = 0;
-  uint64_t threads = 0;          // threads run
+  uint64_t threads = 0; // threads run
   /// Bytes used / bytes of sectors touched, for global loads.
   double loadSectorEfficiency() const {
     return loadSectors ? double(globalLoadBytes) / (32.0 * loadSectors) : 0.0;

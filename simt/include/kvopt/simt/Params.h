@@ -32,7 +32,8 @@ public:
   }
   /// Appends a memref descriptor of a dense row-major buffer at `p`:
   /// allocated, aligned, offset 0, `sizes`, row-major strides.
-  template <class T> ParamPack &memref(T *p, const std::vector<int64_t> &sizes) {
+  template <class T>
+  ParamPack &memref(T *p, const std::vector<int64_t> &sizes) {
     scalar(p);
     scalar(p);
     scalar<int64_t>(0);
