@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kvopt/Transforms/Passes.h"
+#include "kvopt/Transforms/RaisePasses.h"
 
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
@@ -56,6 +57,7 @@ void kvopt::buildOptimizePipeline(OpPassManager &pm,
 
 void kvopt::registerTransformsPassesAndPipelines() {
   registerKVTransformsPasses();
+  registerKVRaisePasses();
   PassPipelineRegistration<OptimizePipelineOptions>(
       "kv-optimize",
       "apply KV-cache techniques by option (MHA->GQA, cross-layer sharing, "

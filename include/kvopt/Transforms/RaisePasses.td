@@ -1,0 +1,66 @@
+//===- RaisePasses.td - raising attention out of model graphs -*- tablegen -*-===//
+//
+// Passes that find attention in func + linalg/tensor/arith/math model graphs
+// and rewrite it into kv ops, and the MLA weight absorption that follows.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KVOPT_TRANSFORMS_RAISEPASSES_TD
+#define KVOPT_TRANSFORMS_RAISEPASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def KVRaiseAttention : Pass<"kv-raise-attention", "::mlir::ModuleOp"> {
+  let summary = "raise attention and KV concatenation in model graphs to kv ops";
+  let description = [{
+    Finds scaled dot-product attention written in linalg/tensor/arith/math
+    (as torch-mlir exports it or by hand) and rewrites it into kv ops with
+    the KV cache made explicit. Recognized: Q·Kᵀ and P·V as any linalg
+    contraction (matmul, batch_matmul, generic) in either operand order with
+    transposes as indexing maps or separate ops, 4-D `[B, H, T, D]` and 3-D
+    `[B*H, T, D]` forms; constant scaling of q, k or the scores; softmax as
+    linalg.softmax or written out; additive or select masks given as
+    constants whose content is verified to be causal / sliding-window (with
+    sinks); GQA head repetition (`repeat_kv`: expand + broadcast +
+    collapse, query head h reading KV head h / r); and the decode step's
+    concatenation of past K/V function arguments with new K/V
+    (tensor.concat or tensor.insert_slice into an empty tensor).
+
+    Output contract: the past_k/past_v arguments of the function become one
+    `!kv.cache` argument (at past_k's position) with a `kv.layer` i64
+    argument attribute (layers numbered in program order across the
+    module); the new keys/values are written with
+    `kv.append %cache[%positions]` (constant positions = past length) and
+    attention becomes `kv.attention %q, %cache, %seq_lens {scale, causal?,
+    window?, sinks?}` (constant seq_lens = past + new); uses of the
+    concatenated K/V (e.g. function results) read `kv.view` of the cache,
+    sliced to the used length when `capacity` is larger. The projections
+    producing q, new k and new v are kept as they are.
+
+    MLA: a latent row (`hidden · W_dkv`, optionally concatenated with the
+    RoPE key `hidden · W_kr`) concatenated with a past latent argument and
+    read by up-projections becomes a `!kv.latent_cache` argument, the row is
+    made with `kv.mla_project` (when both projections are plain matmuls of
+    the same hidden states) and appended with kv.append, and the
+    up-projections read `kv.view` of the latent cache. The MLA attention
+    itself stays in linalg for kv-absorb-mla.
+
+    Attention that cannot be proven equivalent is left untouched; with
+    `emit-remarks` a remark `kv-raise-attention: not raised: <reason>` is
+    attached to the P·V contraction (or the concatenation) saying why.
+    Functions called from within the module are not changed.
+  }];
+  let options = [
+    Option<"capacity", "capacity", "int64_t", /*default=*/"0",
+           "tokens per sequence of the created caches (0 = past + new "
+           "tokens of each layer)">,
+    Option<"emitRemarks", "emit-remarks", "bool", /*default=*/"false",
+           "emit a remark on attention (or MLA concatenation) left alone">
+  ];
+  let dependentDialects = ["::kvopt::kv::KVDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
+#endif // KVOPT_TRANSFORMS_RAISEPASSES_TD
