@@ -1085,9 +1085,14 @@ FailureOr<AttentionMatch> kvopt::raise::matchAttention(linalg::LinalgOp pv,
       return failure();
     }
   }
-  roles2[dims2->n[0]] = Role::ValueDim;
+  // m and n follow operand order; the one P does not read is the value dim.
+  unsigned valueLoop = pMap.isFunctionOfDim(dims2->m[0]) ? dims2->n[0]
+                                                        : dims2->m[0];
+  unsigned queryLoop2 = valueLoop == dims2->n[0] ? dims2->m[0] : dims2->n[0];
+  roles2[valueLoop] = Role::ValueDim;
   if (roles2[dims2->k[0]] != Role::KeyTok ||
-      roles2[dims2->m[0]] != Role::QueryTok) {
+      roles2[queryLoop2] != Role::QueryTok ||
+      pMap.isFunctionOfDim(valueLoop)) {
     why = "P·V does not contract the softmax over the keys";
     return failure();
   }
@@ -1098,7 +1103,7 @@ FailureOr<AttentionMatch> kvopt::raise::matchAttention(linalg::LinalgOp pv,
   m.qLen = ranges1[queryLoop1];
   m.kvLen = ranges1[keyLoop1];
   m.headDim = ranges1[dims1->k[0]];
-  m.valueDim = ranges2[dims2->n[0]];
+  m.valueDim = ranges2[valueLoop];
   m.scale = form.scale;
 
   // Q and K operands of Q·Kᵀ: K is the one indexed by the keys.

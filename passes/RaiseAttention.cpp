@@ -323,14 +323,13 @@ struct RaiseAttentionPass
         m.mask.window && m.mask.sinks ? b.getI64IntegerAttr(m.mask.sinks)
                                       : IntegerAttr());
     Value result = materializeOutput(b, loc, m, attention.getOutput());
-    pv->getResult(0).replaceAllUsesWith(result);
-    eraseDeadOps({pv});
-
-    // What still reads the concatenations reads the cache.
+    // What still reads the concatenations reads the cache; the attention
+    // chain that read them goes away with P·V.
     keys->last->getResult(0).replaceAllUsesWith(viewKeys);
     values->last->getResult(0).replaceAllUsesWith(viewValues);
-    eraseDeadOps({keys->last, values->last});
-    eraseDeadOps({viewKeys.getDefiningOp(), viewValues.getDefiningOp()});
+    pv->getResult(0).replaceAllUsesWith(result);
+    eraseDeadOps({pv, keys->last, values->last, viewKeys.getDefiningOp(),
+                  viewValues.getDefiningOp(), view});
     llvm::BitVector erase(func.getNumArguments());
     erase.set(keys->past.getArgNumber());
     erase.set(values->past.getArgNumber());
