@@ -256,13 +256,20 @@ private:
   /// linalg.softmax, spelled out as exp(x - max x) / sum exp(x - max x).
   const Expr *buildSoftmax(linalg::SoftmaxOp op, AffineMap map, int depth) {
     int64_t dim = op.getDimension();
+    const Expr *x = build(op.getInput(), map, depth - 1);
+    // A softmax over another dimension: opaque, but its input still shows.
+    auto opaque = [&] {
+      Expr &e = make(Expr::Opaque);
+      e.args.push_back(x);
+      e.value = op.getResult()[0];
+      return &e;
+    };
     if (reduced < 0 || dim >= int64_t(map.getNumResults()) ||
         map.getResult(dim) != getAffineDimExpr(reduced, op.getContext()))
-      return leaf(op.getResult()[0], map);
+      return opaque();
     for (auto [i, e] : llvm::enumerate(map.getResults()))
       if (int64_t(i) != dim && e.isFunctionOfDim(reduced))
-        return leaf(op.getResult()[0], map);
-    const Expr *x = build(op.getInput(), map, depth - 1);
+        return opaque();
     const Expr *max = make(Expr::ReduceMax, {x},
                            scalar(-std::numeric_limits<double>::infinity()));
     const Expr *e = make(Expr::Exp, {make(Expr::Sub, {x, max})});
@@ -446,6 +453,11 @@ const Expr *matchSoftmax(const Expr *p, unsigned dim, std::string &why) {
         num = p->args[1 - i];
       }
     }
+  }
+  if (p->kind == Expr::Opaque && p->value &&
+      p->value.getDefiningOp<linalg::SoftmaxOp>()) {
+    why = "the softmax does not run over the keys";
+    return nullptr;
   }
   if (!num || num->kind != Expr::Exp) {
     why = "the attention weights are not a softmax (exp(x - max) / sum)";
