@@ -5,6 +5,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "kvopt/Transforms/CacheLayers.h"
 #include "kvopt/Transforms/Passes.h"
 
 #include "mlir/IR/Builders.h"
@@ -26,13 +27,6 @@ static constexpr llvm::StringLiteral kBaselineAttr =
     "kv.baseline_bytes_per_token";
 
 namespace {
-
-/// One layer's entry: the cache it owns, or the layer whose cache it reads.
-struct LayerEntry {
-  int64_t layer;
-  KVCacheTypeInterface type;
-  std::optional<int64_t> sharesLayer;
-};
 
 /// A short human-readable description of a cache type.
 std::string describe(KVCacheTypeInterface type) {
@@ -76,10 +70,10 @@ struct MemoryReportPass : public kvopt::impl::KVMemoryReportBase<MemoryReportPas
                          << "' must be positive";
       return signalPassFailure();
     }
-    std::vector<LayerEntry> layers = collectLayers(module);
+    std::vector<CacheLayer> layers = collectCacheLayers(module);
     double total = 0;
     int64_t fixed = 0, pageSize = 1, capacity = 0;
-    for (const LayerEntry &entry : layers) {
+    for (const CacheLayer &entry : layers) {
       if (entry.sharesLayer)
         continue;
       total += entry.type.getBytesPerToken();
@@ -127,54 +121,14 @@ struct MemoryReportPass : public kvopt::impl::KVMemoryReportBase<MemoryReportPas
     markAllAnalysesPreserved();
   }
 
-  /// Lists caches in program order: function arguments (layer from a
-  /// `kv.layer` argument attribute, else their position among caches), then
-  /// kv.alloc_cache results and kv.share_cache views.
-  std::vector<LayerEntry> collectLayers(ModuleOp module) {
-    std::vector<LayerEntry> layers;
-    llvm::DenseMap<Value, int64_t> layerOf;
-    auto nextLayer = [&] { return int64_t(layers.size()); };
-    // Pre-order, so that a function's arguments are known before the
-    // kv.share_cache views in its body.
-    module.walk<WalkOrder::PreOrder>([&](Operation *op) {
-      if (auto func = dyn_cast<func::FuncOp>(op)) {
-        for (BlockArgument arg : func.getArguments()) {
-          auto type = dyn_cast<KVCacheTypeInterface>(arg.getType());
-          if (!type)
-            continue;
-          int64_t layer = nextLayer();
-          if (auto attr = func.getArgAttrOfType<IntegerAttr>(arg.getArgNumber(),
-                                                             "kv.layer"))
-            layer = attr.getInt();
-          layerOf[arg] = layer;
-          layers.push_back({layer, type, std::nullopt});
-        }
-      } else if (auto alloc = dyn_cast<AllocCacheOp>(op)) {
-        int64_t layer = alloc.getLayer() ? int64_t(*alloc.getLayer())
-                                         : nextLayer();
-        layerOf[alloc.getResult()] = layer;
-        layers.push_back({layer, alloc.getType(), std::nullopt});
-      } else if (auto share = dyn_cast<ShareCacheOp>(op)) {
-        auto it = layerOf.find(share.getOwningCache());
-        int64_t owner = it == layerOf.end() ? -1 : it->second;
-        layers.push_back({int64_t(share.getLayer()),
-                          cast<KVCacheTypeInterface>(share.getType()), owner});
-      }
-    });
-    llvm::stable_sort(layers, [](const LayerEntry &a, const LayerEntry &b) {
-      return a.layer < b.layer;
-    });
-    return layers;
-  }
-
-  void printTable(llvm::raw_ostream &os, ArrayRef<LayerEntry> layers,
+  void printTable(llvm::raw_ostream &os, ArrayRef<CacheLayer> layers,
                   double total, int64_t fixed, std::optional<double> baseline,
                   int64_t maxContext, int64_t maxBatch, int64_t capacity) {
     os << "KV memory report (budget " << llvm::format("%.2f", double(budgetGiB))
        << " GiB, batch " << int64_t(batch) << ")\n";
     os << llvm::format("  %-6s %-52s %14s\n", "layer", "cache", "bytes/token");
     int64_t owners = 0;
-    for (const LayerEntry &entry : layers) {
+    for (const CacheLayer &entry : layers) {
       std::string what = entry.sharesLayer
                              ? "shares the cache of layer " +
                                    std::to_string(*entry.sharesLayer)
@@ -202,11 +156,11 @@ struct MemoryReportPass : public kvopt::impl::KVMemoryReportBase<MemoryReportPas
        << " in " << llvm::format("%.2f", double(budgetGiB)) << " GiB\n";
   }
 
-  void printJson(llvm::raw_ostream &os, ArrayRef<LayerEntry> layers,
+  void printJson(llvm::raw_ostream &os, ArrayRef<CacheLayer> layers,
                  double total, int64_t fixed, std::optional<double> baseline,
                  int64_t maxContext, int64_t maxBatch, int64_t capacity) {
     llvm::json::Array entries;
-    for (const LayerEntry &entry : layers) {
+    for (const CacheLayer &entry : layers) {
       llvm::json::Object object{{"layer", entry.layer}};
       if (entry.sharesLayer) {
         object["shares_layer"] = *entry.sharesLayer;

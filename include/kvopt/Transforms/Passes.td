@@ -170,4 +170,24 @@ def KVFuseAppend : Pass<"kv-fuse-append", "::mlir::ModuleOp"> {
   let dependentDialects = ["::kvopt::kv::KVDialect"];
 }
 
+def KVExportLayout : Pass<"kv-export-layout", "::mlir::ModuleOp"> {
+  let summary = "write the module's cache layout for the runtime (JSON)";
+  let description = [{
+    Writes the cache layout description of docs/CacheLayout.md — the JSON
+    the runtime's cache pool is configured from and its bundle loader checks
+    kernels against — for the module's caches: one entry per layer, with
+    `layer_to_cache` numbering the distinct caches in layer order (layers
+    reading a kv.share_cache view map to the owner's cache). The runtime
+    pools one layout, so every owning cache must have the same type.
+    `default-page-size` gives the page size written for contiguous caches,
+    since the runtime always pages. Changes nothing in the IR.
+  }];
+  let options = [
+    Option<"output", "output", "std::string", /*default=*/"\"-\"",
+           "file to write the layout to (- = stdout)">,
+    Option<"defaultPageSize", "default-page-size", "int64_t",
+           /*default=*/"16", "page size written for contiguous caches">
+  ];
+}
+
 #endif // KVOPT_TRANSFORMS_PASSES_TD
