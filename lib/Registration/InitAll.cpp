@@ -6,6 +6,7 @@
 
 #include "kvopt/InitAll.h"
 
+#include "kvopt/Codegen/KVToCPU/Passes.h"
 #include "kvopt/Codegen/SIMT/Passes.h"
 #include "kvopt/Dialect/KV/KVDialect.h"
 #include "kvopt/Transforms/Passes.h"
@@ -21,6 +22,7 @@ void kvopt::registerAllPasses() {
   static const bool registered = [] {
     registerTransformsPassesAndPipelines();
     registerSIMTPasses();
+    registerKVToCPUPasses();
     return true;
   }();
   (void)registered;

@@ -1,0 +1,216 @@
+//===- KVToCPU.cpp - kv-cpu-to-loops and the kv-lower-to-cpu pipeline -----===//
+//
+// The conversion pass that turns caches into raw bytes and kv ops into
+// kernel calls, and the pipeline that takes the result down to LLVM.
+//
+//===----------------------------------------------------------------------===//
+
+#include "KernelBuilder.h"
+#include "kvopt/Codegen/KVToCPU/Passes.h"
+#include "kvopt/Dialect/KV/KVDialect.h"
+
+#include "mlir/Conversion/ArithToLLVM/ArithToLLVM.h"
+#include "mlir/Conversion/AsyncToLLVM/AsyncToLLVM.h"
+#include "mlir/Conversion/ControlFlowToLLVM/ControlFlowToLLVM.h"
+#include "mlir/Conversion/FuncToLLVM/ConvertFuncToLLVMPass.h"
+#include "mlir/Conversion/IndexToLLVM/IndexToLLVM.h"
+#include "mlir/Conversion/MathToLLVM/MathToLLVM.h"
+#include "mlir/Conversion/MemRefToLLVM/MemRefToLLVM.h"
+#include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
+#include "mlir/Conversion/SCFToControlFlow/SCFToControlFlow.h"
+#include "mlir/Conversion/UBToLLVM/UBToLLVM.h"
+#include "mlir/Conversion/VectorToLLVM/ConvertVectorToLLVMPass.h"
+#include "mlir/Conversion/VectorToSCF/VectorToSCF.h"
+#include "mlir/Dialect/Arith/Transforms/Passes.h"
+#include "mlir/Dialect/Async/Passes.h"
+#include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
+#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/Func/Transforms/FuncConversions.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Dialect/SCF/Transforms/Passes.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+namespace kvopt {
+#define GEN_PASS_DEF_KVCPUTOLOOPS
+#include "kvopt/Codegen/KVToCPU/Passes.h.inc"
+namespace generated {
+#define GEN_PASS_REGISTRATION
+#include "kvopt/Codegen/KVToCPU/Passes.h.inc"
+} // namespace generated
+} // namespace kvopt
+
+using namespace mlir;
+using namespace kvopt;
+using namespace kvopt::cpu;
+
+namespace {
+/// kv.share_cache reads the owner's bytes: the converted source itself.
+struct ShareCacheLowering : OpConversionPattern<kv::ShareCacheOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(kv::ShareCacheOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    rewriter.replaceOp(op, adaptor.getSource());
+    return success();
+  }
+};
+
+struct KVCPUToLoopsPass
+    : public kvopt::impl::KVCPUToLoopsBase<KVCPUToLoopsPass> {
+  using Base::Base;
+
+  /// Reports an invalid option value, naming the option.
+  LogicalResult checkOptions() {
+    ModuleOp module = getOperation();
+    if (splits < 0)
+      return module.emitError()
+             << "kv-cpu-to-loops: option 'kv-splits' must be >= 0, got "
+             << splits;
+    if (splitTokens < 1)
+      return module.emitError()
+             << "kv-cpu-to-loops: option 'split-tokens' must be >= 1, got "
+             << splitTokens;
+    if (blockTokens < 1 || blockTokens > 1024)
+      return module.emitError() << "kv-cpu-to-loops: option 'block-tokens' "
+                                   "must be in [1, 1024], got "
+                                << blockTokens;
+    return success();
+  }
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    MLIRContext *ctx = &getContext();
+    if (failed(checkOptions()))
+      return signalPassFailure();
+
+    // The caller owns cache memory (the runtime's pages); an allocation
+    // inside the module has no batch size to size it with.
+    WalkResult walk = module.walk([](kv::AllocCacheOp op) {
+      op.emitOpError("is not supported by the CPU lowering: pass the cache "
+                     "in as a function argument (its bytes are laid out as "
+                     "in docs/CacheLayout.md)");
+      return WalkResult::interrupt();
+    });
+    if (walk.wasInterrupted())
+      return signalPassFailure();
+
+    TypeConverter converter;
+    converter.addConversion([](Type t) { return t; });
+    converter.addConversion([ctx](kv::KVCacheTypeInterface) -> Type {
+      return MemRefType::get({ShapedType::kDynamic}, IntegerType::get(ctx, 8));
+    });
+    auto materialize = [](OpBuilder &b, Type type, ValueRange inputs,
+                          Location loc) -> Value {
+      return UnrealizedConversionCastOp::create(b, loc, type, inputs)
+          .getResult(0);
+    };
+    converter.addSourceMaterialization(materialize);
+    converter.addTargetMaterialization(materialize);
+
+    KernelOptions options;
+    options.splits = splits;
+    options.splitTokens = splitTokens;
+    options.blockTokens = blockTokens;
+
+    RewritePatternSet patterns(ctx);
+    patterns.add<ShareCacheLowering>(converter, ctx);
+    populateAttentionToCPUPatterns(converter, patterns, options);
+    populateAppendToCPUPatterns(converter, patterns);
+    populateQuantizeToCPUPatterns(converter, patterns);
+    populateViewToCPUPatterns(converter, patterns);
+    populateMLAToCPUPatterns(converter, patterns, options);
+    populateFunctionOpInterfaceTypeConversionPattern<func::FuncOp>(patterns,
+                                                                   converter);
+    populateCallOpTypeConversionPattern(patterns, converter);
+    populateReturnOpTypeConversionPattern(patterns, converter);
+
+    ConversionTarget target(*ctx);
+    target.addIllegalDialect<kv::KVDialect>();
+    target.addLegalDialect<arith::ArithDialect, bufferization::BufferizationDialect,
+                           math::MathDialect, memref::MemRefDialect,
+                           scf::SCFDialect, vector::VectorDialect>();
+    target.addDynamicallyLegalOp<func::FuncOp>([&](func::FuncOp op) {
+      return converter.isSignatureLegal(op.getFunctionType()) &&
+             converter.isLegal(&op.getBody());
+    });
+    target.addDynamicallyLegalOp<func::CallOp, func::ReturnOp>(
+        [&](Operation *op) { return converter.isLegal(op); });
+    target.markUnknownOpDynamicallyLegal([](Operation *) { return true; });
+
+    if (failed(applyFullConversion(module, target, std::move(patterns))))
+      return signalPassFailure();
+
+    if (emitCInterface)
+      for (auto fn : module.getOps<func::FuncOp>())
+        if (fn.isPublic() && !fn.isExternal())
+          fn->setAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName(),
+                      UnitAttr::get(ctx));
+  }
+};
+} // namespace
+
+void kvopt::buildKVToCPUPipeline(OpPassManager &pm,
+                                 const KVToCPUPipelineOptions &options) {
+  KVCPUToLoopsOptions lower;
+  lower.splits = options.splits;
+  lower.splitTokens = options.splitTokens;
+  lower.blockTokens = options.blockTokens;
+  lower.emitCInterface = options.emitCInterface;
+  pm.addPass(createKVCPUToLoops(lower));
+  pm.addPass(createCanonicalizerPass());
+
+  bufferization::OneShotBufferizePassOptions bufferize;
+  bufferize.bufferizeFunctionBoundaries = true;
+  bufferize.functionBoundaryTypeConversion =
+      bufferization::LayoutMapOption::IdentityLayoutMap;
+  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  bufferization::BufferDeallocationPipelineOptions dealloc;
+  bufferization::buildBufferDeallocationPipeline(pm, dealloc);
+
+  if (options.threads > 0) {
+    AsyncParallelForPassOptions async;
+    async.numWorkerThreads = options.threads;
+    async.asyncDispatch = false;
+    // Our loops have few, long iterations ((sequence, head, split) tasks).
+    async.minTaskSize = 1;
+    pm.addPass(createAsyncParallelForPass(async));
+    pm.addPass(createAsyncToAsyncRuntimePass());
+    pm.addPass(createAsyncRuntimeRefCountingPass());
+    pm.addPass(createAsyncRuntimeRefCountingOptPass());
+  }
+  pm.addPass(createConvertVectorToSCFPass());
+  pm.addPass(createSCFToControlFlowPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(arith::createArithExpandOpsPass(
+      arith::ArithExpandOpsPassOptions{/*includeBf16=*/true}));
+  if (options.threads > 0)
+    pm.addPass(createConvertAsyncToLLVMPass());
+  ConvertVectorToLLVMPassOptions vectorToLLVM;
+  vectorToLLVM.reassociateFPReductions = true;
+  pm.addPass(createConvertVectorToLLVMPass(vectorToLLVM));
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+  pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createArithToLLVMConversionPass());
+  pm.addPass(createConvertIndexToLLVMPass());
+  pm.addPass(createConvertControlFlowToLLVMPass());
+  pm.addPass(createConvertFuncToLLVMPass());
+  pm.addPass(createUBToLLVMConversionPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+  pm.addPass(createCanonicalizerPass());
+}
+
+void kvopt::registerKVToCPUPasses() {
+  generated::registerKVToCPUPasses();
+  PassPipelineRegistration<KVToCPUPipelineOptions>(
+      "kv-lower-to-cpu",
+      "lower kv ops to CPU kernels and the whole module to LLVM dialect "
+      "(kv-cpu-to-loops, one-shot bufferization, deallocation, optional "
+      "async threads, vector/scf/memref/arith/math/func to LLVM)",
+      buildKVToCPUPipeline);
+}

@@ -1,0 +1,60 @@
+//===- CPUJit.h - compile kv modules for the host CPU -----------*- C++ -*-===//
+//
+// Runs the kv-lower-to-cpu pipeline on a module and JIT-compiles it with
+// mlir::ExecutionEngine, for tests, the bench and embedders.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KVOPT_CODEGEN_KVTOCPU_CPUJIT_H
+#define KVOPT_CODEGEN_KVTOCPU_CPUJIT_H
+
+#include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace kvopt {
+
+/// What the CPU compile needs besides the module.
+struct CPUCompileOptions {
+  int64_t splits = 0;        ///< kv-splits (0 = automatic)
+  int64_t splitTokens = 1024; ///< split-tokens
+  int64_t blockTokens = 16;  ///< block-tokens
+  unsigned threads = 0;      ///< async worker threads (0 = sequential)
+  unsigned optLevel = 3;     ///< LLVM -O level
+  bool keepObject = false;   ///< allow dumpObject()
+};
+
+/// A JIT-compiled module. Every public function `f` of the source module is
+/// callable as `void _mlir__mlir_ciface_f(void **params)`: params[i] points
+/// to argument i, and a memref argument is a pointer to its
+/// StridedMemRefType descriptor (the runtime's `void entry(void **)` form).
+class CPUModule {
+public:
+  ~CPUModule();
+  /// Parses `source` (kv dialect and upstream IR), lowers it with
+  /// kv-lower-to-cpu and compiles it; errors carry the MLIR diagnostics.
+  static llvm::Expected<std::unique_ptr<CPUModule>>
+  compile(llvm::StringRef source, const CPUCompileOptions &options);
+
+  /// The packed entry point of public function `name`.
+  llvm::Expected<void (*)(void **)> entry(llvm::StringRef name);
+  /// Calls public function `name` with `args` (see above).
+  llvm::Error invoke(llvm::StringRef name, llvm::MutableArrayRef<void *> args);
+  /// Writes the compiled object file (needs keepObject).
+  void dumpObject(llvm::StringRef path);
+  /// The lowered LLVM-dialect module, printed.
+  const std::string &loweredIR() const { return lowered; }
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> impl;
+  std::string lowered;
+};
+
+} // namespace kvopt
+
+#endif // KVOPT_CODEGEN_KVTOCPU_CPUJIT_H

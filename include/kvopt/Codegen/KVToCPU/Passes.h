@@ -1,0 +1,65 @@
+//===- Passes.h - kv to CPU lowering passes and pipeline -------*- C++ -*-===//
+//
+// Declarations of kv-cpu-to-loops, the kv-lower-to-cpu pipeline and their
+// registration.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KVOPT_CODEGEN_KVTOCPU_PASSES_H
+#define KVOPT_CODEGEN_KVTOCPU_PASSES_H
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/Pass.h"
+#include "mlir/Pass/PassOptions.h"
+
+namespace kvopt {
+
+#define GEN_PASS_DECL
+#include "kvopt/Codegen/KVToCPU/Passes.h.inc"
+
+/// Options of the `kv-lower-to-cpu` pipeline.
+struct KVToCPUPipelineOptions
+    : public mlir::PassPipelineOptions<KVToCPUPipelineOptions> {
+  Option<int64_t> splits{*this, "kv-splits",
+                         llvm::cl::desc("parallel key splits per sequence and "
+                                        "KV head; 0 = automatic"),
+                         llvm::cl::init(0)};
+  Option<int64_t> splitTokens{
+      *this, "split-tokens",
+      llvm::cl::desc("fewest keys one split processes"), llvm::cl::init(1024)};
+  Option<int64_t> blockTokens{
+      *this, "block-tokens",
+      llvm::cl::desc("keys scored per online-softmax step"),
+      llvm::cl::init(16)};
+  Option<unsigned> threads{
+      *this, "threads",
+      llvm::cl::desc("worker threads for scf.parallel loops through the "
+                     "async runtime (libmlir_async_runtime.so); 0 = run "
+                     "them sequentially, no runtime library needed"),
+      llvm::cl::init(0)};
+  Option<bool> emitCInterface{
+      *this, "emit-c-interface",
+      llvm::cl::desc("mark public functions llvm.emit_c_interface"),
+      llvm::cl::init(true)};
+};
+
+/// Appends kv-cpu-to-loops, one-shot bufferization, buffer deallocation and
+/// the standard CPU lowering to LLVM dialect; the result is ready for
+/// mlir::ExecutionEngine or mlir-translate --mlir-to-llvmir. Invalid option
+/// values are reported by kv-cpu-to-loops when the pipeline runs.
+void buildKVToCPUPipeline(mlir::OpPassManager &pm,
+                          const KVToCPUPipelineOptions &options);
+
+/// Registers kv-cpu-to-loops and the kv-lower-to-cpu pipeline.
+void registerKVToCPUPasses();
+
+} // namespace kvopt
+
+#endif // KVOPT_CODEGEN_KVTOCPU_PASSES_H

@@ -1,0 +1,66 @@
+//===- Passes.td - kv to CPU lowering passes ----------------*- tablegen -*-===//
+//
+// Passes that lower the kv dialect to loops and vectors over raw cache bytes,
+// on the way to LLVM for the CPU.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KVOPT_CODEGEN_KVTOCPU_PASSES_TD
+#define KVOPT_CODEGEN_KVTOCPU_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def KVCPUToLoops : Pass<"kv-cpu-to-loops", "::mlir::ModuleOp"> {
+  let summary = "lower kv ops to scf/vector kernels over raw cache bytes";
+  let description = [{
+    Converts every `!kv.cache` / `!kv.latent_cache` value into its raw
+    storage, `memref<?xi8>`, laid out byte for byte as in
+    docs/CacheLayout.md, and replaces every kv op by a call to a private
+    kernel function (`@__kv_cpu_<op>_<n>`, one per distinct configuration)
+    built from `scf.parallel`, `scf.for` and `vector` ops on memrefs. Tensor
+    operands reach the kernels through `bufferization.to_buffer`; results
+    are fresh `memref.alloc`s wrapped in `bufferization.to_tensor restrict
+    writable`, so that one-shot bufferization can finish the job.
+
+    Storage (docs/CPU.md has the long form): a paged cache is a pool of
+    pages addressed through the op's block table; a contiguous cache is one
+    page of `capacity` tokens per sequence, page `b` for sequence `b`. Caches
+    with full-precision windows (`recent`, `sinks`) end with one window slot
+    per batch row, `[sinks + recent][row]` elements per component, sinks
+    first and then a ring indexed by `position % recent`.
+
+    Kernels: attention and MLA attention read each K/V row once per query
+    head group (every query head of the group and every query row of the
+    op in one pass), dequantize in registers just before the dot product,
+    use a blocked online softmax, and split long contexts across
+    `kv-splits` parallel tasks whose (output, log-sum-exp) partial states
+    are merged at the end. Appends apply RoPE, quantize with the exact
+    recipe of docs/Numerics.md and scatter into pages.
+
+    Preconditions: caches are function arguments (`kv.alloc_cache` is
+    rejected: the caller owns cache memory), tensor shapes are static except
+    the batch dimension. Postcondition: no kv op and no kv type is left.
+  }];
+  let options = [
+    Option<"splits", "kv-splits", "int64_t", /*default=*/"0",
+           "parallel key splits per (sequence, KV head) in attention; 0 "
+           "picks ceil(capacity / split-tokens), at most 64">,
+    Option<"splitTokens", "split-tokens", "int64_t", /*default=*/"1024",
+           "fewest keys one split processes (also the automatic split size)">,
+    Option<"blockTokens", "block-tokens", "int64_t", /*default=*/"16",
+           "keys scored together before one online-softmax rescale">,
+    Option<"emitCInterface", "emit-c-interface", "bool", /*default=*/"true",
+           "mark public functions llvm.emit_c_interface (ExecutionEngine)">
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::func::FuncDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::vector::VectorDialect"
+  ];
+}
+
+#endif // KVOPT_CODEGEN_KVTOCPU_PASSES_TD
