@@ -934,14 +934,10 @@ LogicalResult kvopt::raise::checkKVLayout(AttentionMatch &m,
     return failure();
   }
   int64_t ratio = m.qHeads / kvHeads;
-  Digit batch = m.queryCanonical.empty() ? Digit{} : m.queryCanonical[0];
-  // Head digit of q: (role, stride, qHeads); KV head h / ratio is its outer
-  // part.
-  Role headRole = m.queryCanonical.size() > 1 ? m.queryCanonical[1].role
-                                              : Role::Head;
-  int64_t headStride = m.queryCanonical.size() > 1
-                           ? m.queryCanonical[1].stride
-                           : 1;
+  Digit batch = m.batchDigit;
+  // KV head h / ratio is the outer part of q's head digit.
+  Role headRole = m.headDigit.role;
+  int64_t headStride = m.headDigit.stride;
   Layout expected(4);
   if (m.batch > 1)
     expected[0] = {Digit{batch.role, batch.stride, m.batch}};
@@ -1175,14 +1171,8 @@ FailureOr<AttentionMatch> kvopt::raise::matchAttention(linalg::LinalgOp pv,
   };
   m.queryCanonical = canonical(Role::HeadDim, m.headDim);
   m.outputCanonical = canonical(Role::ValueDim, m.valueDim);
-  // checkKVLayout reads the batch and head digits from queryCanonical.
-  SmallVector<Digit> full = {Digit{batchRole, batchStride, m.batch},
-                             Digit{headRole, 1, m.qHeads}};
-  std::swap(m.queryCanonical, full);
-  if (failed(checkKVLayout(m, m.keys, Role::HeadDim, why)) ||
-      failed(checkKVLayout(m, m.values, Role::ValueDim, why)))
-    return failure();
-  std::swap(m.queryCanonical, full);
+  m.batchDigit = {batchRole, batchStride, m.batch};
+  m.headDigit = {headRole, 1, m.qHeads};
 
   // The query: the furthest value back that is exactly [B, Hq, Tq, D], else
   // the nearest one that holds q up to layout.

@@ -87,6 +87,8 @@ struct AttentionMatch {
   LayoutTrace keys, values;
   double scale = 1.0;
   MaskInfo mask;
+  /// The digits of the batch index b and the query head index h.
+  Digit batchDigit{Role::Batch, 1, 1}, headDigit{Role::Head, 1, 1};
   /// Canonical digits of q ([B, Hq, Tq, D]) and of the output
   /// ([B, Hq, Tq, Dv]); digits of extent 1 are absent.
   llvm::SmallVector<Digit> queryCanonical, outputCanonical;
@@ -101,7 +103,9 @@ struct AttentionMatch {
 bool isAttentionCandidate(mlir::linalg::LinalgOp op);
 
 /// Proves `pv` is the P·V contraction of an attention; on failure `why`
-/// says what did not match.
+/// says what did not match. The keys and values are traced but their
+/// layout is not checked (see checkKVLayout): MLA computes them from a
+/// latent cache.
 mlir::FailureOr<AttentionMatch> matchAttention(mlir::linalg::LinalgOp pv,
                                                std::string &why);
 

@@ -192,6 +192,11 @@ struct RaiseAttentionPass
   /// Raises every attention of `func` it can prove.
   LogicalResult raiseFunction(ModuleOp module, func::FuncOp func) {
     bool called = !SymbolTable::symbolKnownUseEmpty(func, module);
+    SmallVector<tensor::ConcatOp> latents;
+    func.walk([&](tensor::ConcatOp concat) { latents.push_back(concat); });
+    for (tensor::ConcatOp concat : latents)
+      if (failed(raiseLatent(func, concat, called)))
+        return failure();
     DenseSet<Operation *> done;
     while (true) {
       linalg::LinalgOp next;
@@ -232,9 +237,12 @@ struct RaiseAttentionPass
     if (m.keys.value.getDefiningOp<tensor::ConcatOp>() &&
         m.keys.value.getDefiningOp<tensor::ConcatOp>().getDim() == 3) {
       why = "the keys are joined from parts along the head dim (MLA-style "
-            "decoupled RoPE); run kv-absorb-mla on latent caches";
+            "decoupled RoPE); kv-absorb-mla handles latent caches";
       return false;
     }
+    if (failed(checkKVLayout(m, m.keys, Role::HeadDim, why)) ||
+        failed(checkKVLayout(m, m.values, Role::ValueDim, why)))
+      return false;
     auto keys = matchConcatenation(m.keys.value, 2, why);
     if (failed(keys))
       return false;
@@ -337,6 +345,156 @@ struct RaiseAttentionPass
       return func.emitError("kv-raise-attention: cannot drop the past "
                             "key/value arguments");
     return true;
+  }
+
+  /// MLA: `concat(past [B, P, W], row [B, T, W])` along the tokens, whose
+  /// latent part feeds up-projections, becomes a !kv.latent_cache. Latent
+  /// width L and RoPE width R come from the row (`concat(c [B, T, L],
+  /// kr [B, T, R])`) or from the slices the graph takes of the
+  /// concatenation; without either, R = 0.
+  LogicalResult raiseLatent(func::FuncOp func, tensor::ConcatOp concat,
+                            bool called) {
+    auto type = cast<RankedTensorType>(concat.getType());
+    if (concat.getDim() != 1 || concat.getInputs().size() != 2 ||
+        type.getRank() != 3 || !type.hasStaticShape())
+      return success();
+    auto past = dyn_cast<BlockArgument>(concat.getInputs()[0]);
+    if (!past || past.getOwner()->getParentOp() != func ||
+        !past.getOwner()->isEntryBlock())
+      return success();
+    Value row = concat.getInputs()[1];
+    int64_t batch = type.getDimSize(0), tokens = type.getDimSize(1);
+    int64_t width = type.getDimSize(2);
+    int64_t pastLen = cast<RankedTensorType>(past.getType()).getDimSize(1);
+    // The latent / RoPE split.
+    int64_t latent = width;
+    auto rowConcat = row.getDefiningOp<tensor::ConcatOp>();
+    if (rowConcat && rowConcat.getDim() == 2 &&
+        rowConcat.getInputs().size() == 2) {
+      latent = cast<RankedTensorType>(rowConcat.getInputs()[0].getType())
+                   .getDimSize(2);
+    } else {
+      for (Operation *user : concat->getUsers())
+        if (auto slice = dyn_cast<tensor::ExtractSliceOp>(user)) {
+          int64_t offset = slice.getStaticOffsets()[2];
+          if (!ShapedType::isDynamic(offset) && offset > 0 && offset < latent)
+            latent = offset;
+        }
+    }
+    // Only a latent that feeds up-projections makes this MLA.
+    if (!feedsContraction(concat.getResult(), latent))
+      return success();
+    auto fail = [&](StringRef why) {
+      if (emitRemarks)
+        concat->emitRemark() << "kv-raise-attention: not raised: " << why;
+      return success();
+    };
+    if (called)
+      return fail("the function is called from within the module; its "
+                  "signature cannot change");
+    if (!past.hasOneUse())
+      return fail("the past latent argument has other uses");
+    Type element = type.getElementType();
+    if (!element.isF16() && !element.isBF16() && !element.isF32())
+      return fail("the element type is not f16, bf16 or f32");
+    int64_t cap = capacity ? int64_t(capacity) : tokens;
+    if (cap < tokens)
+      return func.emitError() << "kv-raise-attention: option 'capacity' = "
+                              << cap << " is smaller than the " << tokens
+                              << " tokens an MLA latent of this function "
+                                 "holds";
+    auto cacheType =
+        LatentCacheType::get(latent, width - latent, cap, element);
+    unsigned index = past.getArgNumber();
+    if (failed(func.insertArgument(index, cacheType, {}, past.getLoc())))
+      return func.emitError("kv-raise-attention: cannot add a cache argument");
+    BlockArgument cache = func.getArgument(index);
+    created.insert(cache);
+
+    OpBuilder b(concat);
+    Location loc = concat.getLoc();
+    Value newRow = projectRow(b, loc, row, latent);
+    b.setInsertionPointAfter(concat);
+    Value positions = i32Splat(b, loc, batch, pastLen);
+    AppendOp::create(b, loc, cache, positions, newRow, /*values=*/Value(),
+                     /*block_table=*/Value(), /*rope_theta=*/FloatAttr());
+    auto viewType = RankedTensorType::get({batch, cap, width}, element);
+    auto view = ViewOp::create(b, loc, TypeRange{viewType}, cache,
+                               /*block_table=*/Value());
+    Value rows = prefix(b, loc, view.getKeys(), 1, tokens);
+    concat.getResult().replaceAllUsesWith(rows);
+    Operation *rowDef = row.getDefiningOp();
+    eraseDeadOps({concat});
+    if (rowDef && newRow != row)
+      eraseDeadOps({rowDef});
+    llvm::BitVector erase(func.getNumArguments());
+    erase.set(past.getArgNumber());
+    if (failed(func.eraseArguments(erase)))
+      return func.emitError("kv-raise-attention: cannot drop the past latent "
+                            "argument");
+    return success();
+  }
+
+  /// Whether columns [0, latent) of `rows` reach a linalg contraction
+  /// through slices and reshapes (an up-projection).
+  static bool feedsContraction(Value rows, int64_t latent) {
+    SmallVector<Value> worklist{rows};
+    while (!worklist.empty()) {
+      Value v = worklist.pop_back_val();
+      for (Operation *user : v.getUsers()) {
+        if (auto slice = dyn_cast<tensor::ExtractSliceOp>(user)) {
+          if (slice.getSourceType().getRank() == 3 &&
+              slice.getStaticOffsets()[2] == 0 &&
+              slice.getStaticSizes()[2] == latent)
+            worklist.push_back(slice.getResult());
+        } else if (isa<tensor::CollapseShapeOp, tensor::ExpandShapeOp>(user)) {
+          worklist.push_back(user->getResult(0));
+        } else if (auto linalgOp = dyn_cast<linalg::LinalgOp>(user)) {
+          if (linalg::isaContractionOpInterface(linalgOp) &&
+              cast<RankedTensorType>(v.getType()).getDimSize(
+                  cast<RankedTensorType>(v.getType()).getRank() - 1) == latent)
+            return true;
+        }
+      }
+    }
+    return false;
+  }
+
+  /// `kv.mla_project` for a row written as `concat(expand(x · W_dkv),
+  /// expand(x · W_kr))` over one `x`; otherwise the row itself.
+  static Value projectRow(OpBuilder &b, Location loc, Value row,
+                          int64_t latent) {
+    auto rowConcat = row.getDefiningOp<tensor::ConcatOp>();
+    if (!rowConcat || rowConcat.getDim() != 2 ||
+        rowConcat.getInputs().size() != 2)
+      return row;
+    SmallVector<linalg::MatmulOp> matmuls;
+    for (Value part : rowConcat.getInputs()) {
+      auto expand = part.getDefiningOp<tensor::ExpandShapeOp>();
+      auto matmul = expand ? expand.getSrc().getDefiningOp<linalg::MatmulOp>()
+                           : linalg::MatmulOp();
+      if (!matmul || matmul.hasUserDefinedMaps() ||
+          !matmul.hasPureTensorSemantics() ||
+          expand.getReassociationIndices().size() != 2 ||
+          expand.getReassociationIndices()[0].size() != 2)
+        return row;
+      matmuls.push_back(matmul);
+    }
+    Value x = matmuls[0].getInputs()[0];
+    if (matmuls[1].getInputs()[0] != x)
+      return row;
+    auto rowType = cast<RankedTensorType>(row.getType());
+    auto xType = cast<RankedTensorType>(x.getType());
+    auto hiddenType = RankedTensorType::get(
+        {rowType.getDimSize(0), rowType.getDimSize(1), xType.getDimSize(1)},
+        xType.getElementType());
+    auto collapse = x.getDefiningOp<tensor::CollapseShapeOp>();
+    Value hidden = collapse && collapse.getSrcType() == hiddenType
+                       ? collapse.getSrc()
+                       : reshapeTo(b, loc, x, hiddenType);
+    return MLAProjectOp::create(b, loc, rowType, hidden,
+                                matmuls[0].getInputs()[1],
+                                matmuls[1].getInputs()[1]);
   }
 
   /// Gives the created cache arguments `kv.layer` numbers in program order,

@@ -63,4 +63,30 @@ def KVRaiseAttention : Pass<"kv-raise-attention", "::mlir::ModuleOp"> {
                            "::mlir::tensor::TensorDialect"];
 }
 
+def KVAbsorbMLA : Pass<"kv-absorb-mla", "::mlir::ModuleOp"> {
+  let summary = "absorb MLA up-projections so attention runs on the latent cache";
+  let description = [{
+    Rewrites the naive MLA attention left by kv-raise-attention — attention
+    in linalg whose keys are `[c · W_uk, broadcast(k_rope)]` and values
+    `c · W_uv`, with `c` and `k_rope` slices of a `kv.view` of a
+    `!kv.latent_cache`, and queries `[q_nope, q_rope]` — into
+    `kv.mla_attention` over the latent cache: the query is absorbed per head
+    (`q_latent = q_nope · W_ukᵀ`, emitted as a linalg.generic), attention
+    runs on the latent rows, and the result is projected per head with
+    `W_uv` (linalg.generic). The up-projections are written as
+    `linalg.matmul(collapse(c) [B*T, L], W [L, H*d])`, `tensor.expand_shape`
+    to `[B, T, H, d]` and `linalg.transpose` to `[B, H, T, d]`. Scale and
+    causal mask carry over from the matched attention; windows are not
+    supported by kv.mla_attention and such attention is left alone.
+  }];
+  let options = [
+    Option<"emitRemarks", "emit-remarks", "bool", /*default=*/"false",
+           "emit a remark on MLA-like attention left alone">
+  ];
+  let dependentDialects = ["::kvopt::kv::KVDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 #endif // KVOPT_TRANSFORMS_RAISEPASSES_TD
