@@ -287,9 +287,8 @@ struct AbsorbMLAPass : public kvopt::impl::KVAbsorbMLABase<AbsorbMLAPass> {
     bindDims(ctx, bb, h, t, j, i);
     // q_latent[b, h, t, l] = sum_i q_nope[b, h, t, i] * W_uk[l, h, i].
     Value wUk = perHead(b, loc, kNope->weight, m.qHeads);
-    Value qLatent = headContraction(b, loc, qNope, wUk,
-                                    AffineMap::get(5, 0, {j, h, i}, ctx),
-                                    latentDim);
+    Value qLatent = headContraction(
+        b, loc, qNope, wUk, AffineMap::get(5, 0, {j, h, i}, ctx), latentDim);
     Value lens = i32Splat(b, loc, m.batch, m.kvLen);
     auto latentOut = RankedTensorType::get(
         {m.batch, m.qHeads, m.qLen, latentDim}, m.elementType);
@@ -299,9 +298,9 @@ struct AbsorbMLAPass : public kvopt::impl::KVAbsorbMLABase<AbsorbMLAPass> {
         m.mask.causal ? b.getUnitAttr() : UnitAttr());
     // out[b, h, t, j] = sum_l o_latent[b, h, t, l] * W_uv[l, h, j].
     Value wUv = perHead(b, loc, values->weight, m.qHeads);
-    Value out = headContraction(b, loc, attention.getOutput(), wUv,
-                                AffineMap::get(5, 0, {i, h, j}, ctx),
-                                m.valueDim);
+    Value out =
+        headContraction(b, loc, attention.getOutput(), wUv,
+                        AffineMap::get(5, 0, {i, h, j}, ctx), m.valueDim);
     pv->getResult(0).replaceAllUsesWith(materializeOutput(b, loc, m, out));
     eraseDeadOps({pv});
     return success();

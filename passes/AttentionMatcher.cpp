@@ -51,7 +51,8 @@ DimDigits normalize(ArrayRef<Digit> digits) {
 
 /// Splits the digits of one dimension over the dimensions of `sizes`
 /// (outer to inner), as a collapse_shape's source group sees them.
-std::optional<Layout> splitDigits(ArrayRef<Digit> dim, ArrayRef<int64_t> sizes) {
+std::optional<Layout> splitDigits(ArrayRef<Digit> dim,
+                                  ArrayRef<int64_t> sizes) {
   SmallVector<Digit> rest(dim.begin(), dim.end());
   Layout out(sizes.size());
   for (int64_t g = int64_t(sizes.size()) - 1; g >= 0; --g) {
@@ -171,8 +172,8 @@ public:
     if (auto linalgOp = dyn_cast<linalg::LinalgOp>(def)) {
       if (isContraction(def))
         return leaf(value, map);
-      return buildLinalg(linalgOp, cast<OpResult>(value).getResultNumber(),
-                         map, depth);
+      return buildLinalg(linalgOp, cast<OpResult>(value).getResultNumber(), map,
+                         depth);
     }
     return leaf(value, map);
   }
@@ -236,14 +237,22 @@ private:
       kind = Expr::Select;
     if (allScalar && !args.empty()) {
       switch (kind) {
-      case Expr::Add: return scalar(num(0) + num(1));
-      case Expr::Sub: return scalar(num(0) - num(1));
-      case Expr::Mul: return scalar(num(0) * num(1));
-      case Expr::Div: return scalar(num(0) / num(1));
-      case Expr::Max: return scalar(std::max(num(0), num(1)));
-      case Expr::Neg: return scalar(-num(0));
-      case Expr::Exp: return scalar(std::exp(num(0)));
-      default: break;
+      case Expr::Add:
+        return scalar(num(0) + num(1));
+      case Expr::Sub:
+        return scalar(num(0) - num(1));
+      case Expr::Mul:
+        return scalar(num(0) * num(1));
+      case Expr::Div:
+        return scalar(num(0) / num(1));
+      case Expr::Max:
+        return scalar(std::max(num(0), num(1)));
+      case Expr::Neg:
+        return scalar(-num(0));
+      case Expr::Exp:
+        return scalar(std::exp(num(0)));
+      default:
+        break;
       }
       if (isa<math::SqrtOp>(op))
         return scalar(std::sqrt(num(0)));
@@ -349,8 +358,7 @@ private:
       memo[v] = e;
       return e;
     };
-    const Expr *yielded =
-        eval(body->getTerminator()->getOperand(resultIdx));
+    const Expr *yielded = eval(body->getTerminator()->getOperand(resultIdx));
     if (!reduces)
       return yielded;
     // A reduction must yield combine(acc, x) with x free of acc.
@@ -463,9 +471,8 @@ const Expr *matchSoftmax(const Expr *p, unsigned dim, std::string &why) {
     why = "the attention weights are not a softmax (exp(x - max) / sum)";
     return nullptr;
   }
-  if (den->kind != Expr::ReduceAdd || !equal(den->args[0], num) ||
-      !den->init || den->init->kind != Expr::Scalar ||
-      den->init->number != 0.0) {
+  if (den->kind != Expr::ReduceAdd || !equal(den->args[0], num) || !den->init ||
+      den->init->kind != Expr::Scalar || den->init->number != 0.0) {
     why = "the softmax denominator is not the sum of its numerators over "
           "the keys";
     return nullptr;
@@ -519,8 +526,8 @@ LogicalResult peelScores(const Expr *x, ScoresForm &form, std::string &why) {
         return failure();
       }
       x = x->args[1 - s];
-    } else if (x->kind == Expr::Add && (constantOf(x->args[0]) ||
-                                        constantOf(x->args[1]))) {
+    } else if (x->kind == Expr::Add &&
+               (constantOf(x->args[0]) || constantOf(x->args[1]))) {
       if (form.mask) {
         why = "more than one mask is applied to the scores";
         return failure();
@@ -613,8 +620,7 @@ LogicalResult verifyMask(const ScoresForm &form, unsigned qDim, unsigned kDim,
   int64_t flat = 0;
   auto visibleAt = [&](int64_t index, bool &visible) {
     if (isFloat) {
-      double value =
-          attr.getValues<APFloat>()[index].convertToDouble();
+      double value = attr.getValues<APFloat>()[index].convertToDouble();
       if (value == 0.0)
         visible = true;
       else if (value <= kMaskedBelow)
@@ -642,7 +648,9 @@ LogicalResult verifyMask(const ScoresForm &form, unsigned qDim, unsigned kDim,
           return failure();
         }
   }
-  auto at = [&](int64_t i, int64_t j) { return vis[size_t(i * kvLen + j)] == 1; };
+  auto at = [&](int64_t i, int64_t j) {
+    return vis[size_t(i * kvLen + j)] == 1;
+  };
   auto pos = [&](int64_t i) { return kvLen - qLen + i; };
   bool futureHidden = true, futureShown = true, pastAllShown = true;
   int64_t row = -1;
@@ -678,8 +686,7 @@ LogicalResult verifyMask(const ScoresForm &form, unsigned qDim, unsigned kDim,
       if (j > pos(i))
         expected = !info.causal;
       else
-        expected = !info.window || j > pos(i) - *info.window ||
-                   j < info.sinks;
+        expected = !info.window || j > pos(i) - *info.window || j < info.sinks;
       if (expected != at(i, j)) {
         why = "the mask is not causal / sliding-window with sinks";
         return failure();
@@ -704,8 +711,8 @@ bool isZeroInit(Value init) {
   ExprBuilder builder(-1);
   auto type = cast<RankedTensorType>(init.getType());
   const Expr *e = builder.build(
-      init, AffineMap::getMultiDimIdentityMap(type.getRank(), init.getContext()),
-      2);
+      init,
+      AffineMap::getMultiDimIdentityMap(type.getRank(), init.getContext()), 2);
   return e->kind == Expr::Scalar && e->number == 0.0;
 }
 
@@ -809,8 +816,8 @@ LayoutTrace kvopt::raise::traceLayout(Value value, Layout dims,
     }
     if (auto linalgOp = dyn_cast<linalg::LinalgOp>(def);
         linalgOp && isCopy(linalgOp)) {
-      AffineMap outMap = linalgOp.getIndexingMapMatchingResult(
-          cast<OpResult>(t.value));
+      AffineMap outMap =
+          linalgOp.getIndexingMapMatchingResult(cast<OpResult>(t.value));
       OpOperand *input = linalgOp.getDpsInputOperand(0);
       AffineMap inMap = linalgOp.getMatchingIndexingMap(input);
       auto inType = cast<RankedTensorType>(input->get().getType());
@@ -892,8 +899,8 @@ bool kvopt::raise::isAttentionCandidate(linalg::LinalgOp op) {
     return false;
   for (OpOperand *operand : op.getDpsInputOperands()) {
     AffineMap map = op.getMatchingIndexingMap(operand);
-    auto pos = map.getResultPosition(
-        getAffineDimExpr(dims->k[0], op.getContext()));
+    auto pos =
+        map.getResultPosition(getAffineDimExpr(dims->k[0], op.getContext()));
     auto type = dyn_cast<RankedTensorType>(operand->get().getType());
     if (!pos || !type)
       continue;
@@ -952,8 +959,7 @@ LogicalResult kvopt::raise::checkKVLayout(AttentionMatch &m,
     // A broadcast head digit in inner position is torch's repeat (tiled),
     // which maps q head h to KV head h % kvHeads.
     if (ratio > 1 && trace.dims.size() == 4 &&
-        trace.dims[1] ==
-            DimDigits{Digit{headRole, headStride, kvHeads}})
+        trace.dims[1] == DimDigits{Digit{headRole, headStride, kvHeads}})
       why = std::string(what) + " are repeated across heads in tiled order "
                                 "(q head h reads KV head h % KV heads, not "
                                 "h / group)";
@@ -1094,13 +1100,12 @@ FailureOr<AttentionMatch> kvopt::raise::matchAttention(linalg::LinalgOp pv,
     }
   }
   // m and n follow operand order; the one P does not read is the value dim.
-  unsigned valueLoop = pMap.isFunctionOfDim(dims2->m[0]) ? dims2->n[0]
-                                                        : dims2->m[0];
+  unsigned valueLoop =
+      pMap.isFunctionOfDim(dims2->m[0]) ? dims2->n[0] : dims2->m[0];
   unsigned queryLoop2 = valueLoop == dims2->n[0] ? dims2->m[0] : dims2->n[0];
   roles2[valueLoop] = Role::ValueDim;
   if (roles2[dims2->k[0]] != Role::KeyTok ||
-      roles2[queryLoop2] != Role::QueryTok ||
-      pMap.isFunctionOfDim(valueLoop)) {
+      roles2[queryLoop2] != Role::QueryTok || pMap.isFunctionOfDim(valueLoop)) {
     why = "P·V does not contract the softmax over the keys";
     return failure();
   }
@@ -1132,8 +1137,8 @@ FailureOr<AttentionMatch> kvopt::raise::matchAttention(linalg::LinalgOp pv,
       kOperand->get(),
       operandDigits(qk.getMatchingIndexingMap(kOperand), roles1, ranges1),
       /*peelScales=*/true);
-  OpOperand *vOperand = pv.getDpsInputOperand(
-      pOperand->getOperandNumber() == 0 ? 1 : 0);
+  OpOperand *vOperand =
+      pv.getDpsInputOperand(pOperand->getOperandNumber() == 0 ? 1 : 0);
   m.values = traceLayout(
       vOperand->get(),
       operandDigits(pv.getMatchingIndexingMap(vOperand), roles2, ranges2),
@@ -1161,10 +1166,9 @@ FailureOr<AttentionMatch> kvopt::raise::matchAttention(linalg::LinalgOp pv,
   int64_t batchStride = batchLoops.size() == 2 ? 1 : m.qHeads;
   auto canonical = [&](Role last, int64_t lastExtent) {
     SmallVector<Digit> digits;
-    for (Digit d : {Digit{batchRole, batchStride, m.batch},
-                    Digit{headRole, 1, m.qHeads},
-                    Digit{Role::QueryTok, 1, m.qLen},
-                    Digit{last, 1, lastExtent}})
+    for (Digit d :
+         {Digit{batchRole, batchStride, m.batch}, Digit{headRole, 1, m.qHeads},
+          Digit{Role::QueryTok, 1, m.qLen}, Digit{last, 1, lastExtent}})
       if (d.extent > 1)
         digits.push_back(d);
     return digits;
@@ -1182,8 +1186,8 @@ FailureOr<AttentionMatch> kvopt::raise::matchAttention(linalg::LinalgOp pv,
     if (!order)
       continue;
     auto type = cast<RankedTensorType>(step.value.getType());
-    bool exact = type.getShape() == ArrayRef<int64_t>{m.batch, m.qHeads,
-                                                      m.qLen, m.headDim};
+    bool exact = type.getShape() ==
+                 ArrayRef<int64_t>{m.batch, m.qHeads, m.qLen, m.headDim};
     if (exact || !chosen)
       chosen = &step;
   }
@@ -1283,8 +1287,8 @@ Value kvopt::raise::materializeQuery(OpBuilder &b, Location loc,
                                      const AttentionMatch &m) {
   auto order = *decompose(m.queryDims, m.queryCanonical);
   Type element = m.elementType;
-  auto type = RankedTensorType::get({m.batch, m.qHeads, m.qLen, m.headDim},
-                                    element);
+  auto type =
+      RankedTensorType::get({m.batch, m.qHeads, m.qLen, m.headDim}, element);
   if (llvm::equal(order, llvm::seq<int64_t>(0, order.size())))
     return reshapeTo(b, loc, m.query, type);
   Value atomic = reshapeTo(

@@ -1,4 +1,5 @@
-//===- AttentionMatcher.h - find attention in linalg model graphs -*- C++ -*-===//
+//===- AttentionMatcher.h - find attention in linalg model graphs -*- C++
+//-*-===//
 //
 // The matcher shared by kv-raise-attention and kv-absorb-mla: it proves that
 // a P·V contraction computes softmax(scale · Q·Kᵀ + mask) · V and says where
@@ -13,8 +14,8 @@
 #include "mlir/IR/Builders.h"
 
 #include <optional>
-#include <vector>
 #include <string>
+#include <vector>
 
 namespace kvopt::raise {
 
@@ -127,8 +128,8 @@ mlir::Value materializeOutput(mlir::OpBuilder &b, mlir::Location loc,
 
 /// Reshapes `value` to `type` (same elements in row-major order) with
 /// collapse/expand_shape.
-mlir::Value reshapeTo(mlir::OpBuilder &b, mlir::Location loc,
-                      mlir::Value value, mlir::RankedTensorType type);
+mlir::Value reshapeTo(mlir::OpBuilder &b, mlir::Location loc, mlir::Value value,
+                      mlir::RankedTensorType type);
 
 /// Erases `roots` if unused and side-effect free, then their producers
 /// that become unused, transitively.

@@ -249,7 +249,8 @@ struct RaiseAttentionPass
     auto values = matchConcatenation(m.values.value, 2, why);
     if (failed(values))
       return false;
-    if (keys->past == values->past || keys->past.getOwner() != values->past.getOwner() ||
+    if (keys->past == values->past ||
+        keys->past.getOwner() != values->past.getOwner() ||
         keys->past.getOwner()->getParentOp() != func) {
       why = "past keys and values are not two arguments of this function";
       return false;
@@ -289,15 +290,14 @@ struct RaiseAttentionPass
         }
       }
     int64_t used = m.kvLen;
-    int64_t cap = capacity ? int64_t(capacity) : used;
-    if (cap < used)
-      return func.emitError() << "kv-raise-attention: option 'capacity' = "
-                              << cap << " is smaller than the " << used
-                              << " tokens an attention of this function "
-                                 "reads";
+    FailureOr<int64_t> cap = resolveCapacity(func, used,
+                                             "an attention of "
+                                             "this function reads");
+    if (failed(cap))
+      return failure();
 
     // The cache argument takes past_k's place.
-    auto cacheType = CacheType::get(m.kvHeads, m.headDim, cap, element);
+    auto cacheType = CacheType::get(m.kvHeads, m.headDim, *cap, element);
     unsigned index = keys->past.getArgNumber();
     Location argLoc = keys->past.getLoc();
     if (failed(func.insertArgument(index, cacheType, {}, argLoc)))
@@ -311,8 +311,8 @@ struct RaiseAttentionPass
     Value positions = i32Splat(b, loc, m.batch, keys->pastLen);
     AppendOp::create(b, loc, cache, positions, keys->fresh, values->fresh,
                      /*block_table=*/Value(), /*rope_theta=*/FloatAttr());
-    auto viewType = RankedTensorType::get({m.batch, m.kvHeads, cap, m.headDim},
-                                          element);
+    auto viewType =
+        RankedTensorType::get({m.batch, m.kvHeads, *cap, m.headDim}, element);
     auto view = ViewOp::create(b, loc, TypeRange{viewType, viewType}, cache,
                                /*block_table=*/Value());
     Value viewKeys = prefix(b, loc, view.getKeys(), 2, used);
@@ -321,8 +321,8 @@ struct RaiseAttentionPass
     b.setInsertionPoint(pv);
     Value q = materializeQuery(b, loc, m);
     Value lens = i32Splat(b, loc, m.batch, used);
-    auto outType = RankedTensorType::get(
-        {m.batch, m.qHeads, m.qLen, m.valueDim}, element);
+    auto outType =
+        RankedTensorType::get({m.batch, m.qHeads, m.qLen, m.valueDim}, element);
     auto attention = AttentionOp::create(
         b, loc, outType, /*lse=*/Type(), q, cache, lens,
         /*block_table=*/Value(), b.getF32FloatAttr(float(m.scale)),
@@ -397,14 +397,12 @@ struct RaiseAttentionPass
     Type element = type.getElementType();
     if (!element.isF16() && !element.isBF16() && !element.isF32())
       return fail("the element type is not f16, bf16 or f32");
-    int64_t cap = capacity ? int64_t(capacity) : tokens;
-    if (cap < tokens)
-      return func.emitError() << "kv-raise-attention: option 'capacity' = "
-                              << cap << " is smaller than the " << tokens
-                              << " tokens an MLA latent of this function "
-                                 "holds";
+    FailureOr<int64_t> cap =
+        resolveCapacity(func, tokens, "an MLA latent of this function holds");
+    if (failed(cap))
+      return failure();
     auto cacheType =
-        LatentCacheType::get(latent, width - latent, cap, element);
+        LatentCacheType::get(latent, width - latent, *cap, element);
     unsigned index = past.getArgNumber();
     if (failed(func.insertArgument(index, cacheType, {}, past.getLoc())))
       return func.emitError("kv-raise-attention: cannot add a cache argument");
@@ -418,7 +416,7 @@ struct RaiseAttentionPass
     Value positions = i32Splat(b, loc, batch, pastLen);
     AppendOp::create(b, loc, cache, positions, newRow, /*values=*/Value(),
                      /*block_table=*/Value(), /*rope_theta=*/FloatAttr());
-    auto viewType = RankedTensorType::get({batch, cap, width}, element);
+    auto viewType = RankedTensorType::get({batch, *cap, width}, element);
     auto view = ViewOp::create(b, loc, TypeRange{viewType}, cache,
                                /*block_table=*/Value());
     Value rows = prefix(b, loc, view.getKeys(), 1, tokens);
@@ -435,8 +433,8 @@ struct RaiseAttentionPass
     return success();
   }
 
-  /// Whether columns [0, latent) of `rows` reach a linalg contraction
-  /// through slices and reshapes (an up-projection).
+  /// Whether columns [0, latent) of `rows` reach, through slices and
+  /// reshapes, the left operand of a 2-D linalg.matmul (an up-projection).
   static bool feedsContraction(Value rows, int64_t latent) {
     SmallVector<Value> worklist{rows};
     while (!worklist.empty()) {
@@ -449,10 +447,11 @@ struct RaiseAttentionPass
             worklist.push_back(slice.getResult());
         } else if (isa<tensor::CollapseShapeOp, tensor::ExpandShapeOp>(user)) {
           worklist.push_back(user->getResult(0));
-        } else if (auto linalgOp = dyn_cast<linalg::LinalgOp>(user)) {
-          if (linalg::isaContractionOpInterface(linalgOp) &&
-              cast<RankedTensorType>(v.getType()).getDimSize(
-                  cast<RankedTensorType>(v.getType()).getRank() - 1) == latent)
+        } else if (auto matmul = dyn_cast<linalg::MatmulOp>(user)) {
+          // An up-projection [B*T, L] x [L, out].
+          auto type = cast<RankedTensorType>(v.getType());
+          if (matmul.getInputs()[0] == v && type.getRank() == 2 &&
+              type.getDimSize(1) == latent)
             return true;
         }
       }
@@ -495,6 +494,18 @@ struct RaiseAttentionPass
     return MLAProjectOp::create(b, loc, rowType, hidden,
                                 matmuls[0].getInputs()[1],
                                 matmuls[1].getInputs()[1]);
+  }
+
+  /// The capacity of a cache whose layer reads `used` tokens: the option,
+  /// or `used` when it is 0; an error naming the option when too small.
+  FailureOr<int64_t> resolveCapacity(func::FuncOp func, int64_t used,
+                                     StringRef what) {
+    int64_t cap = capacity ? int64_t(capacity) : used;
+    if (cap < used)
+      return func.emitError()
+             << "kv-raise-attention: option 'capacity' = " << cap
+             << " is smaller than the " << used << " tokens " << what;
+    return cap;
   }
 
   /// Gives the created cache arguments `kv.layer` numbers in program order,
