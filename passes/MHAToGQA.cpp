@@ -213,7 +213,16 @@ struct MHAToGQAPass : public kvopt::impl::KVMHAToGQABase<MHAToGQAPass> {
     SmallVector<std::pair<AppendOp, std::pair<ProjectionChain, ProjectionChain>>>
         appends;
     SmallVector<Operation *> readers;
-    for (Operation *user : cache.getUsers()) {
+    // The cache and every kv.share_cache view of it (layers reading it).
+    SmallVector<Value> values{cache};
+    SmallVector<Operation *> users;
+    for (size_t i = 0; i < values.size(); ++i)
+      for (Operation *user : values[i].getUsers()) {
+        users.push_back(user);
+        if (auto share = dyn_cast<ShareCacheOp>(user))
+          values.push_back(share.getResult());
+      }
+    for (Operation *user : users) {
       if (auto append = dyn_cast<AppendOp>(user)) {
         std::string why;
         auto keys = matchProjection(append.getKeys(), heads, why);

@@ -70,3 +70,21 @@ func.func @other_keys(%c: !c, %k: tensor<2x4x1x8xf32>) {
 func.func @already_gqa(%c: !kv.cache<kv_heads = 2, head_dim = 8, capacity = 16, element = f32>) {
   return
 }
+
+// -----
+
+!c = !kv.cache<kv_heads = 4, head_dim = 8, capacity = 16, element = f32>
+
+// Views and attention through a kv.share_cache view of the cache (a later
+// layer reading it) shrink with the cache.
+// CHECK-LABEL: func @shared_reader
+// CHECK: %[[S:.*]] = kv.share_cache %{{.*}} {layer = 1 : i64} : !kv.cache<kv_heads = 2{{.*}}> -> !kv.cache<kv_heads = 2
+// CHECK: kv.view %[[S]] : !kv.cache<kv_heads = 2{{.*}}> -> tensor<1x2x16x8xf32>, tensor<1x2x16x8xf32>
+// CHECK: kv.attention %{{.*}}, %[[S]], %{{.*}} : (tensor<1x4x1x8xf32>, !kv.cache<kv_heads = 2
+func.func @shared_reader(%c: !c {kv.layer = 0 : i64}, %q: tensor<1x4x1x8xf32>, %lens: tensor<1xi32>)
+    -> (tensor<1x4x16x8xf32>, tensor<1x4x1x8xf32>) {
+  %s = kv.share_cache %c {layer = 1} : !c -> !c
+  %vk, %vv = kv.view %s : !c -> tensor<1x4x16x8xf32>, tensor<1x4x16x8xf32>
+  %o = kv.attention %q, %s, %lens : (tensor<1x4x1x8xf32>, !c, tensor<1xi32>) -> tensor<1x4x1x8xf32>
+  return %vk, %o : tensor<1x4x16x8xf32>, tensor<1x4x1x8xf32>
+}
