@@ -5,11 +5,11 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// Kernel structure (one scf.parallel task per sequence b, KV head kh and
-// key split s):
+// Kernel structure (one scf.parallel task per sequence b and key split s):
 //
-//   rows r = (g, i): the G query heads of the group times the Tq query rows,
-//   all processed against each K/V row read once;
+//   rows r = (h, i): every query head times the Tq query rows; for each
+//   token and KV head kh, the K/V row is read once and used by the G * Tq
+//   rows of kh's group; the token's KV heads are read in page order;
 //   for each block of `block-tokens` visible keys:
 //     scores[r][t] = scale * q_r . dequant(K_t)          (masked: -inf)
 //     m_r' = max(m_r, max_t scores), alpha = exp(m_r - m_r')
@@ -17,7 +17,7 @@
 //     acc_r += p[r][t] * dequant(V_t)
 //   partial state: o = acc / l, lse = m + log l  (-inf, 0 when l = 0).
 //
-// With S > 1 splits a second scf.parallel over (b, kh) merges the S
+// With S > 1 splits a second scf.parallel over (b, row) merges the S
 // partial states per row exactly as kv.merge_states does.
 //
 //===----------------------------------------------------------------------===//
@@ -108,7 +108,7 @@ struct AttentionKernel {
       wsLse = args[a++];
     }
     group = spec.queryHeads / spec.kvHeads;
-    rows = group * spec.queryRows;
+    rows = spec.queryHeads * spec.queryRows;
   }
 
   /// Query row (head, i) of sequence b as vector<keyDim x f32>, times scale.
@@ -167,8 +167,11 @@ struct AttentionKernel {
         ArrayRef<int64_t>{1});
   }
 
-  /// Body of one (b, kh, s) task.
-  void buildTask(Value bi, Value kh, Value s) {
+  /// Body of one (b, s) task. Every KV head of a token is processed in
+  /// the same task: a page's token-major rows are then read sequentially,
+  /// which the hardware prefetchers follow (per-head tasks would stride by
+  /// Hkv * D elements and wait on every line).
+  void buildTask(Value bi, Value s) {
     auto f32 = b.getF32Type();
     int64_t dk = spec.keyDim, dv = spec.valueDim, tb = spec.blockTokens;
     Value qs = memref::AllocaOp::create(b, MemRefType::get({rows, dk}, f32));
@@ -185,10 +188,10 @@ struct AttentionKernel {
     Value kBegin = k.min(k.mul(s, chunk), len);
     Value kEnd = k.min(k.add(kBegin, chunk), len);
 
-    // Row r = g * Tq + i reads query head kh * G + g.
-    auto rowHead = [&](Value r) {
-      return k.add(k.mul(kh, group), k.div(r, spec.queryRows));
-    };
+    // Row r = h * Tq + i reads query head h, which reads KV head h / G;
+    // KV head kh owns rows [kh * G * Tq, (kh + 1) * G * Tq).
+    int64_t headRows = group * spec.queryRows;
+    auto rowHead = [&](Value r) { return k.div(r, spec.queryRows); };
     auto rowQuery = [&](Value r) { return k.rem(r, spec.queryRows); };
     k.forLoop(0, rows, [&](Value r) {
       Value q = loadQuery(bi, rowHead(r), rowQuery(r));
@@ -230,19 +233,22 @@ struct AttentionKernel {
           k.forLoop(zero, cnt, [&](Value t) {
             Value j = tokenAt(k.add(blk, t));
             auto [pageBase, slot] = cache.page(k, bi, j);
-            Value key = cache.loadRow(k, spec.layout.key, pageBase, slot,
-                                      winBase, j, kh, len);
-            k.forLoop(0, rows, [&](Value r) {
-              auto store = [&] {
-                Value q = vector::LoadOp::create(b, k.vec(dk, f32), qs,
-                                                 ValueRange{r, zero});
-                Value dot = k.sum(arith::MulFOp::create(b, q, key));
-                memref::StoreOp::create(b, dot, sc, ValueRange{r, t});
-              };
-              if (masked)
-                k.ifThen(visible(len, rowQuery(r), j), store);
-              else
-                store();
+            k.forLoop(0, spec.kvHeads, [&](Value kh) {
+              Value key = cache.loadRow(k, spec.layout.key, pageBase, slot,
+                                        winBase, j, kh, len);
+              Value first = k.mul(kh, headRows);
+              k.forLoop(first, k.add(first, headRows), [&](Value r) {
+                auto store = [&] {
+                  Value q = vector::LoadOp::create(b, k.vec(dk, f32), qs,
+                                                   ValueRange{r, zero});
+                  Value dot = k.sum(arith::MulFOp::create(b, q, key));
+                  memref::StoreOp::create(b, dot, sc, ValueRange{r, t});
+                };
+                if (masked)
+                  k.ifThen(visible(len, rowQuery(r), j), store);
+                else
+                  store();
+              });
             });
           });
           // Online softmax step per row.
@@ -274,13 +280,16 @@ struct AttentionKernel {
           k.forLoop(zero, cnt, [&](Value t) {
             Value j = tokenAt(k.add(blk, t));
             auto [pageBase, slot] = cache.page(k, bi, j);
-            Value v = loadValue(pageBase, slot, winBase, j, kh, len);
-            k.forLoop(0, rows, [&](Value r) {
-              Value p = memref::LoadOp::create(b, sc, ValueRange{r, t});
-              Value a = vector::LoadOp::create(b, k.vec(dv, f32), acc,
-                                               ValueRange{r, zero});
-              a = math::FmaOp::create(b, k.splat(p, dv), v, a);
-              vector::StoreOp::create(b, a, acc, ValueRange{r, zero});
+            k.forLoop(0, spec.kvHeads, [&](Value kh) {
+              Value v = loadValue(pageBase, slot, winBase, j, kh, len);
+              Value first = k.mul(kh, headRows);
+              k.forLoop(first, k.add(first, headRows), [&](Value r) {
+                Value p = memref::LoadOp::create(b, sc, ValueRange{r, t});
+                Value a = vector::LoadOp::create(b, k.vec(dv, f32), acc,
+                                                 ValueRange{r, zero});
+                a = math::FmaOp::create(b, k.splat(p, dv), v, a);
+                vector::StoreOp::create(b, a, acc, ValueRange{r, zero});
+              });
             });
           });
           scf::YieldOp::create(b);
@@ -301,8 +310,8 @@ struct AttentionKernel {
           any, arith::AddFOp::create(b, mr, math::LogOp::create(b, lr)),
           k.f32(kNegInf));
       if (spec.splits > 1) {
-        vector::StoreOp::create(b, o, wsOut, ValueRange{bi, kh, s, r, zero});
-        memref::StoreOp::create(b, lseValue, wsLse, ValueRange{bi, kh, s, r});
+        vector::StoreOp::create(b, o, wsOut, ValueRange{bi, s, r, zero});
+        memref::StoreOp::create(b, lseValue, wsLse, ValueRange{bi, s, r});
         return;
       }
       Value head = rowHead(r), i = rowQuery(r);
@@ -313,13 +322,13 @@ struct AttentionKernel {
     });
   }
 
-  /// Second phase with S > 1: merge the partial states of each row.
-  void buildMerge(Value bi, Value kh) {
+  /// Second phase with S > 1: merge the partial states of row r.
+  void buildMerge(Value bi, Value r) {
     auto f32 = b.getF32Type();
     int64_t dv = spec.valueDim;
     Value zero = k.idx(0);
-    k.forLoop(0, rows, [&](Value r) {
-      Value head = k.add(k.mul(kh, group), k.div(r, spec.queryRows));
+    {
+      Value head = k.div(r, spec.queryRows);
       Value i = k.rem(r, spec.queryRows);
       auto result = scf::ForOp::create(
           b, zero, k.idx(spec.splits), k.idx(1), ValueRange{k.f32(kNegInf)},
@@ -327,7 +336,7 @@ struct AttentionKernel {
             OpBuilder::InsertionGuard guard(b);
             b.setInsertionPoint(nested.getInsertionBlock(),
                                 nested.getInsertionPoint());
-            Value v = memref::LoadOp::create(b, wsLse, ValueRange{bi, kh, s, r});
+            Value v = memref::LoadOp::create(b, wsLse, ValueRange{bi, s, r});
             scf::YieldOp::create(
                 b, ValueRange{arith::MaximumFOp::create(b, it[0], v)});
           });
@@ -342,10 +351,10 @@ struct AttentionKernel {
             OpBuilder::InsertionGuard guard(b);
             b.setInsertionPoint(nested.getInsertionBlock(),
                                 nested.getInsertionPoint());
-            Value ls = memref::LoadOp::create(b, wsLse, ValueRange{bi, kh, s, r});
+            Value ls = memref::LoadOp::create(b, wsLse, ValueRange{bi, s, r});
             Value w = math::ExpOp::create(b, arith::SubFOp::create(b, ls, mUse));
             Value o = vector::LoadOp::create(b, k.vec(dv, f32), wsOut,
-                                             ValueRange{bi, kh, s, r, zero});
+                                             ValueRange{bi, s, r, zero});
             // A split without keys has w = 0 and an output of 0.
             Value a = math::FmaOp::create(b, k.splat(w, dv), o, it[0]);
             scf::YieldOp::create(
@@ -365,7 +374,7 @@ struct AttentionKernel {
             k.f32(kNegInf));
         memref::StoreOp::create(b, lseValue, lse, ValueRange{bi, head, i});
       }
-    });
+    }
   }
 };
 } // namespace
@@ -402,12 +411,11 @@ func::FuncOp kvopt::cpu::buildAttentionKernel(ModuleOp module,
         AttentionKernel kernel(spec, k, args);
         Value batch = memref::DimOp::create(b, kernel.lens, 0);
         kernel.cache.batch = batch;
-        parallelLoop(b, {batch, k.idx(spec.kvHeads), k.idx(spec.splits)},
-                     [&](ValueRange ivs) {
-                       kernel.buildTask(ivs[0], ivs[1], ivs[2]);
-                     });
+        parallelLoop(b, {batch, k.idx(spec.splits)}, [&](ValueRange ivs) {
+          kernel.buildTask(ivs[0], ivs[1]);
+        });
         if (spec.splits > 1)
-          parallelLoop(b, {batch, k.idx(spec.kvHeads)}, [&](ValueRange ivs) {
+          parallelLoop(b, {batch, k.idx(kernel.rows)}, [&](ValueRange ivs) {
             kernel.buildMerge(ivs[0], ivs[1]);
           });
       });
@@ -439,12 +447,12 @@ SmallVector<Value> kvopt::cpu::emitAttentionCall(
     results.push_back(buffer);
   }
   if (spec.splits > 1) {
-    int64_t rows = spec.queryHeads / spec.kvHeads * spec.queryRows;
+    int64_t rows = spec.queryHeads * spec.queryRows;
     int64_t bdim = outType.getDimSize(0);
     auto f32 = b.getF32Type();
-    auto wsOut = MemRefType::get(
-        {bdim, spec.kvHeads, spec.splits, rows, spec.valueDim}, f32);
-    auto wsLse = MemRefType::get({bdim, spec.kvHeads, spec.splits, rows}, f32);
+    auto wsOut =
+        MemRefType::get({bdim, spec.splits, rows, spec.valueDim}, f32);
+    auto wsLse = MemRefType::get({bdim, spec.splits, rows}, f32);
     args.push_back(memref::AllocOp::create(b, loc, wsOut, dyn));
     args.push_back(memref::AllocOp::create(b, loc, wsLse, dyn));
   }

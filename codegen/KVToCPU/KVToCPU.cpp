@@ -27,6 +27,8 @@
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/Func/Transforms/FuncConversions.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/Math/Transforms/Passes.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Dialect/SCF/Transforms/Passes.h"
 #include "mlir/Pass/PassManager.h"
@@ -143,6 +145,16 @@ struct KVCPUToLoopsPass
 
     if (failed(applyFullConversion(module, target, std::move(patterns))))
       return signalPassFailure();
+
+    // Vectorized polynomial exp instead of one libm call per lane.
+    RewritePatternSet approx(ctx);
+    populateMathPolynomialApproximationPatterns(
+        approx, [](StringRef name) { return name == "exp" || name == "math.exp"; });
+    FrozenRewritePatternSet frozen(std::move(approx));
+    for (auto fn : module.getOps<func::FuncOp>())
+      if (fn.getName().starts_with("__kv_cpu_") &&
+          failed(applyPatternsGreedily(fn, frozen)))
+        return signalPassFailure();
 
     if (emitCInterface)
       for (auto fn : module.getOps<func::FuncOp>())

@@ -527,13 +527,36 @@ Value CacheAccess::loadStoredRow(KB &k, const ComponentLayout &c,
   auto loadScales = [&](int64_t regionOffset) {
     Value at = k.add(pageBase, k.add(k.mul(scaleIndex, c.scaleBytes()),
                                      k.idx(regionOffset)));
-    Value s = k.toF32(k.loadBytes(bytes, at, k.vec(count, c.scaleType())));
-    return c.channelAxis() ? s : expandGroups(k, s, g);
+    return k.toF32(k.loadBytes(bytes, at, k.vec(count, c.scaleType())));
   };
-  Value x = arith::MulFOp::create(b, codes, loadScales(c.scaleOffset));
-  if (!c.quant.getSymmetric())
-    x = arith::AddFOp::create(b, x, loadScales(c.zeroOffset));
-  return x;
+  Value scales = loadScales(c.scaleOffset);
+  Value zeros = c.quant.getSymmetric() ? Value() : loadScales(c.zeroOffset);
+  if (c.channelAxis()) {
+    Value x = arith::MulFOp::create(b, codes, scales);
+    return zeros ? Value(arith::AddFOp::create(b, x, zeros)) : x;
+  }
+  // Token axis: one scalar scale (and zero point) per group of g lanes,
+  // applied slice by slice (cheaper than a lane-expanding shuffle).
+  Value result = codes;
+  for (int64_t gi = 0; gi < count; ++gi) {
+    Value part = count == 1
+                     ? codes
+                     : Value(vector::ExtractStridedSliceOp::create(
+                           b, codes, ArrayRef<int64_t>{gi * g},
+                           ArrayRef<int64_t>{g}, ArrayRef<int64_t>{1}));
+    Value s = vector::ExtractOp::create(b, scales, ArrayRef<int64_t>{gi});
+    part = arith::MulFOp::create(b, part, k.splat(s, g));
+    if (zeros)
+      part = arith::AddFOp::create(
+          b, part,
+          k.splat(vector::ExtractOp::create(b, zeros, ArrayRef<int64_t>{gi}),
+                  g));
+    result = count == 1 ? part
+                        : Value(vector::InsertStridedSliceOp::create(
+                              b, part, result, ArrayRef<int64_t>{gi * g},
+                              ArrayRef<int64_t>{1}));
+  }
+  return result;
 }
 
 Value CacheAccess::loadRow(KB &k, const ComponentLayout &c, Value pageBase,

@@ -236,7 +236,7 @@ struct AttentionSpec {
 /// Builds (or finds) the kernel of `spec`. Its arguments: the query
 /// buffer(s), the cache bytes, seq_lens, the block table if paged, the
 /// output, the lse if requested, and, with splits > 1, the workspaces
-/// [B][Hkv][S][rows][Dv] and [B][Hkv][S][rows] (f32).
+/// [B][S][Hq * Tq][Dv] and [B][S][Hq * Tq] (f32).
 mlir::func::FuncOp buildAttentionKernel(mlir::ModuleOp module,
                                         const AttentionSpec &spec,
                                         mlir::TypeRange argTypes);

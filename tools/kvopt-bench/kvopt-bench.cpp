@@ -1,0 +1,241 @@
+//===- kvopt-bench.cpp - CPU decode attention vs memory bandwidth ---------===//
+//
+// Measures the machine's streaming read bandwidth, then runs the CPU decode
+// attention kernel (kv-lower-to-cpu) over paged f16/int8/int4 caches of many
+// layers, so that one measured step reads more KV bytes than the last-level
+// cache holds, and prints time, bytes, GB/s and the fraction of bandwidth.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kvopt/Codegen/KVToCPU/CPUJit.h"
+
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace kvopt;
+namespace cl = llvm::cl;
+
+static cl::list<int64_t> contexts("contexts", cl::desc("context lengths"),
+                                  cl::CommaSeparated);
+static cl::list<std::string> kvTypes("kv-types", cl::desc("f16,int8,int4"),
+                                     cl::CommaSeparated);
+static cl::opt<unsigned> threads("bench-threads",
+                                 cl::desc("worker threads (0 = all cores)"),
+                                 cl::init(0));
+static cl::opt<int64_t> pageSize("bench-page-size", cl::init(16));
+static cl::opt<int64_t> kvSplits("bench-kv-splits",
+                                 cl::desc("0 = one split per 1024 tokens"),
+                                 cl::init(0));
+static cl::opt<double> touchGiB(
+    "touch-gib", cl::desc("KV GiB one measured step reads (cycled layers)"),
+    cl::init(1.5));
+static cl::opt<double> streamGiB("stream-gib", cl::init(2.0));
+static cl::opt<int> repeats("bench-repeats", cl::init(3));
+static cl::opt<std::string> dumpObject(
+    "dump-object", cl::desc("write the first compiled kernel's object file"),
+    cl::init(""));
+
+using Clock = std::chrono::steady_clock;
+static double seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+/// Streaming read of a buffer far larger than the LLC on `n` threads.
+static double measureBandwidth(unsigned n) {
+  size_t words = static_cast<size_t>(streamGiB * (1ull << 30)) / 8;
+  std::vector<uint64_t> buffer(words);
+  // First touch from the reading threads' side is not needed on one node.
+  for (size_t i = 0; i < words; ++i)
+    buffer[i] = i;
+  double best = 0;
+  for (int r = 0; r < repeats + 1; ++r) {
+    std::vector<uint64_t> sums(n * 8);
+    auto start = Clock::now();
+    std::vector<std::thread> pool;
+    for (unsigned t = 0; t < n; ++t)
+      pool.emplace_back([&, t] {
+        size_t lo = words * t / n, hi = words * (t + 1) / n;
+        uint64_t acc[8] = {};
+        for (size_t i = lo; i + 8 <= hi; i += 8)
+          for (int j = 0; j < 8; ++j)
+            acc[j] += buffer[i + j];
+        sums[t * 8] = std::accumulate(acc, acc + 8, uint64_t(0));
+      });
+    for (auto &t : pool)
+      t.join();
+    double s = seconds(start, Clock::now());
+    if (r > 0) // the first pass warms up
+      best = std::max(best, words * 8 / s / 1e9);
+    if (std::accumulate(sums.begin(), sums.end(), uint64_t(0)) == 42)
+      std::puts("");
+  }
+  return best;
+}
+
+/// Bytes per token of one cache (docs/CacheLayout.md) and its MLIR type.
+struct KVType {
+  std::string name, encoding;
+  double bytesPerToken;
+};
+
+static KVType kvType(const std::string &name, int64_t heads, int64_t dim) {
+  double w = heads * dim;
+  if (name == "f16")
+    return {name, "", 2 * w * 2};
+  if (name == "int8")
+    // int8 per token (whole head), f16 scales.
+    return {name, "#kv.quant<int8, scale = f16>", 2 * (w + heads * 2)};
+  if (name == "int4")
+    // int4 per token, groups of 32 channels, f16 scale and zero point.
+    return {name,
+            "#kv.quant<int4, group = 32, symmetric = false, scale = f16>",
+            2 * (w / 2 + w / 32 * 2 * 2)};
+  llvm::errs() << "unknown --kv " << name << "\n";
+  std::exit(2);
+}
+
+int main(int argc, char **argv) {
+  cl::ParseCommandLineOptions(argc, argv, "kvopt CPU decode-attention bench\n");
+  if (contexts.empty())
+    for (int64_t c : {1024, 4096, 16384, 32768})
+      contexts.push_back(c);
+  if (kvTypes.empty())
+    for (const char *t : {"f16", "int8", "int4"})
+      kvTypes.push_back(t);
+  unsigned n = threads ? threads : std::thread::hardware_concurrency();
+  const int64_t hq = 32, hkv = 8, dim = 128, batch = 1;
+
+  double bandwidth = measureBandwidth(n);
+  std::printf("streaming read bandwidth: %.1f GB/s (%u threads, %.1f GiB "
+              "buffer)\n",
+              bandwidth, n, static_cast<double>(streamGiB));
+  std::printf("decode attention, paged (page %lld), %lld q heads / %lld KV "
+              "heads, head dim %lld, batch %lld, %u threads\n",
+              (long long)pageSize, (long long)hq, (long long)hkv,
+              (long long)dim, (long long)batch, n);
+  std::printf("%-6s %8s %7s %11s %12s %8s %7s\n", "kv", "context", "layers",
+              "us/layer", "KV MB/layer", "GB/s", "of BW");
+
+  std::mt19937_64 rng(1);
+  // Engines stay alive to the end: destroying one that loaded the async
+  // runtime tears the runtime's global state down under the next one.
+  std::vector<std::unique_ptr<CPUModule>> keep;
+  for (const std::string &typeName : kvTypes) {
+    KVType type = kvType(typeName, hkv, dim);
+    for (int64_t ctx : contexts) {
+      int64_t pages = (ctx + pageSize - 1) / pageSize;
+      double kvBytes = type.bytesPerToken * ctx;
+      int64_t pageBytes = static_cast<int64_t>(type.bytesPerToken * pageSize);
+      int64_t layers = std::max<int64_t>(
+          2, static_cast<int64_t>(touchGiB * (1ull << 30) / kvBytes));
+      std::ostringstream cache;
+      cache << "!kv.cache<kv_heads = " << hkv << ", head_dim = " << dim
+            << ", capacity = " << ctx << ", element = f16, layout = "
+            << "#kv.layout<paged, page_size = " << pageSize << ">";
+      if (!type.encoding.empty())
+        cache << ", key = " << type.encoding << ", value = " << type.encoding;
+      cache << ">";
+      std::ostringstream src;
+      std::string q = "1x32x1x128xf16", bt = "1x" + std::to_string(pages) +
+                                              "xi32";
+      src << "func.func @decode(%q: memref<" << q << ">, %c: " << cache.str()
+          << ", %lens: memref<1xi32>, %bt: memref<" << bt
+          << ">, %out: memref<" << q << ">) {\n"
+          << "  %qt = bufferization.to_tensor %q restrict : memref<" << q
+          << "> to tensor<" << q << ">\n"
+          << "  %lt = bufferization.to_tensor %lens restrict : memref<1xi32> "
+             "to tensor<1xi32>\n"
+          << "  %bt2 = bufferization.to_tensor %bt restrict : memref<" << bt
+          << "> to tensor<" << bt << ">\n"
+          << "  %o = kv.attention %qt, %c, %lt block_table %bt2 : (tensor<"
+          << q << ">, " << cache.str() << ", tensor<1xi32>, tensor<" << bt
+          << ">) -> tensor<" << q << ">\n"
+          << "  bufferization.materialize_in_destination %o in restrict "
+             "writable %out : (tensor<"
+          << q << ">, memref<" << q << ">) -> ()\n  return\n}\n";
+      CPUCompileOptions options;
+      options.threads = n;
+      options.splits = kvSplits;
+      options.keepObject = !dumpObject.empty();
+      auto module = CPUModule::compile(src.str(), options);
+      if (!module) {
+        llvm::errs() << llvm::toString(module.takeError()) << "\n";
+        return 1;
+      }
+      if (!dumpObject.empty()) {
+        (*module)->dumpObject(dumpObject);
+        dumpObject = "";
+      }
+      keep.push_back(std::move(*module));
+      auto entry = keep.back()->entry("decode");
+      if (!entry) {
+        llvm::errs() << llvm::toString(entry.takeError()) << "\n";
+        return 1;
+      }
+      // Every layer: its own pool with shuffled pages of valid f16 bits.
+      std::vector<std::vector<uint8_t>> pools(layers);
+      std::vector<std::vector<int32_t>> tables(layers);
+      for (int64_t l = 0; l < layers; ++l) {
+        pools[l].assign(pages * pageBytes, 0x21);
+        tables[l].resize(pages);
+        std::iota(tables[l].begin(), tables[l].end(), 0);
+        std::shuffle(tables[l].begin(), tables[l].end(), rng);
+      }
+      std::vector<uint16_t> qData(hq * dim, 0x3000), out(hq * dim);
+      int32_t len = static_cast<int32_t>(ctx);
+      struct Desc1 {
+        void *a, *b;
+        int64_t off, size, stride;
+      };
+      struct Desc2 {
+        void *a, *b;
+        int64_t off, sizes[2], strides[2];
+      };
+      struct Desc4 {
+        void *a, *b;
+        int64_t off, sizes[4], strides[4];
+      };
+      Desc4 qd{qData.data(), qData.data(), 0, {1, hq, 1, dim},
+               {hq * dim, dim, dim, 1}};
+      Desc4 od{out.data(), out.data(), 0, {1, hq, 1, dim},
+               {hq * dim, dim, dim, 1}};
+      Desc1 ld{&len, &len, 0, 1, 1};
+      auto runLayer = [&](int64_t l) {
+        Desc1 cd{pools[l].data(), pools[l].data(), 0,
+                 static_cast<int64_t>(pools[l].size()), 1};
+        Desc2 bd{tables[l].data(), tables[l].data(), 0, {1, pages},
+                 {pages, 1}};
+        void *ptrs[] = {&qd, &cd, &ld, &bd, &od};
+        void *args[] = {&ptrs[0], &ptrs[1], &ptrs[2], &ptrs[3], &ptrs[4]};
+        (*entry)(args);
+      };
+      for (int64_t l = 0; l < layers; ++l) // warm-up: fault in, JIT paths
+        runLayer(l);
+      double best = 1e30;
+      for (int r = 0; r < repeats; ++r) {
+        auto start = Clock::now();
+        for (int64_t l = 0; l < layers; ++l)
+          runLayer(l);
+        best = std::min(best, seconds(start, Clock::now()) / layers);
+      }
+      double gbs = kvBytes / best / 1e9;
+      std::printf("%-6s %8lld %7lld %11.1f %12.2f %8.2f %6.0f%%\n",
+                  typeName.c_str(), (long long)ctx, (long long)layers,
+                  best * 1e6, kvBytes / 1e6, gbs, 100 * gbs / bandwidth);
+      std::fflush(stdout);
+    }
+  }
+  return 0;
+}
