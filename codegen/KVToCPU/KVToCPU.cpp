@@ -71,15 +71,15 @@ struct KVCPUToLoopsPass
     if (splits < 0)
       return module.emitError()
              << "kv-cpu-to-loops: option 'kv-splits' must be >= 0, got "
-             << splits;
+             << splits.getValue();
     if (splitTokens < 1)
       return module.emitError()
              << "kv-cpu-to-loops: option 'split-tokens' must be >= 1, got "
-             << splitTokens;
+             << splitTokens.getValue();
     if (blockTokens < 1 || blockTokens > 1024)
       return module.emitError() << "kv-cpu-to-loops: option 'block-tokens' "
                                    "must be in [1, 1024], got "
-                                << blockTokens;
+                                << blockTokens.getValue();
     return success();
   }
 
