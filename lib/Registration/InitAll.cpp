@@ -7,6 +7,7 @@
 #include "kvopt/InitAll.h"
 
 #include "kvopt/Codegen/KVToCPU/Passes.h"
+#include "kvopt/Codegen/KVToGPU/Passes.h"
 #include "kvopt/Codegen/SIMT/Passes.h"
 #include "kvopt/Dialect/KV/KVDialect.h"
 #include "kvopt/Transforms/Passes.h"
@@ -23,6 +24,7 @@ void kvopt::registerAllPasses() {
     registerTransformsPassesAndPipelines();
     registerSIMTPasses();
     registerKVToCPUPasses();
+    registerKVToGPUPasses();
     return true;
   }();
   (void)registered;

@@ -1,0 +1,191 @@
+//===- KVToGPU.cpp - kv-gpu-kernels and the kv-lower-to-gpu pipeline ------===//
+//
+// Collects the kv.attention ops of a module, derives each one's decode
+// configuration and schedule, and emits one kernel pair per configuration.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Kernels.h"
+#include "kvopt/Codegen/KVToGPU/Passes.h"
+
+#include "kvopt/Dialect/KV/KVOps.h"
+
+#include "mlir/Conversion/GPUToNVVM/GPUToNVVMPass.h"
+#include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
+#include "mlir/Conversion/SCFToControlFlow/SCFToControlFlow.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
+#include "mlir/Dialect/LLVMIR/Transforms/Passes.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+#include "llvm/ADT/StringMap.h"
+#include "llvm/Support/raw_ostream.h"
+
+namespace kvopt {
+#define GEN_PASS_DEF_KVGPUKERNELS
+#include "kvopt/Codegen/KVToGPU/Passes.h.inc"
+} // namespace kvopt
+
+using namespace mlir;
+using namespace kvopt;
+
+static constexpr llvm::StringLiteral kModuleName = "kv_gpu";
+
+namespace {
+
+/// The decode configuration of `op`, or a diagnostic on it.
+FailureOr<gpugen::DecodeConfig> decodeConfigOf(kv::AttentionOp op) {
+  auto emitError = [&] { return op.emitOpError(); };
+  auto cache = dyn_cast<kv::CacheType>(op.getCache().getType());
+  if (!cache)
+    return op.emitOpError("GPU kernels for latent caches are not generated "
+                          "by kv-gpu-kernels");
+  auto layout = gpugen::computePagedLayout(cache, emitError);
+  if (failed(layout))
+    return failure();
+  if (!op.getBlockTable())
+    return op.emitOpError("a paged cache needs its block table");
+  auto qt = cast<RankedTensorType>(op.getQueries().getType());
+  if (qt.isDynamicDim(1) || qt.isDynamicDim(2) || qt.isDynamicDim(3))
+    return op.emitOpError("GPU decode needs static query heads, query "
+                          "length and head dim");
+  gpugen::DecodeConfig cfg;
+  cfg.layout = *layout;
+  cfg.groupSize = op.getGroupSize();
+  cfg.queryLen = qt.getDimSize(2);
+  cfg.queryType = qt.getElementType();
+  cfg.outputType = op.getOutput().getType().getElementType();
+  cfg.scale = op.getScaleOrDefault();
+  cfg.causal = op.getCausal();
+  cfg.window = op.getWindow().value_or(0);
+  cfg.sinks = op.getSinks().value_or(0);
+  return cfg;
+}
+
+/// A string naming everything a decode kernel is specialized on.
+std::string configKey(const gpugen::DecodeConfig &c, kv::CacheType cache) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << cache << "|" << c.groupSize << "|" << c.queryLen << "|" << c.queryType
+     << "|" << c.outputType << "|" << c.scale << "|" << c.causal << "|"
+     << c.window << "|" << c.sinks;
+  return s;
+}
+
+struct KVGPUKernelsPass
+    : public kvopt::impl::KVGPUKernelsBase<KVGPUKernelsPass> {
+  using KVGPUKernelsBase::KVGPUKernelsBase;
+
+  void runOnOperation() override;
+};
+
+void KVGPUKernelsPass::runOnOperation() {
+  ModuleOp module = getOperation();
+  MLIRContext *ctx = &getContext();
+  auto target = gpugen::getTargetInfo(chip);
+  if (!target) {
+    module.emitError() << "kv-gpu-kernels: unknown chip '" << chip
+                       << "' (expected sm_80 or sm_90)";
+    return signalPassFailure();
+  }
+  SmallVector<kv::AttentionOp> ops;
+  module.walk([&](kv::AttentionOp op) { ops.push_back(op); });
+
+  mlir::gpu::GPUModuleOp gm;
+  auto getModule = [&] {
+    if (gm)
+      return gm;
+    gm = module.lookupSymbol<mlir::gpu::GPUModuleOp>(kModuleName);
+    if (!gm) {
+      OpBuilder b(ctx);
+      b.setInsertionPointToEnd(module.getBody());
+      gm = mlir::gpu::GPUModuleOp::create(b, module.getLoc(), kModuleName);
+    }
+    module->setAttr(mlir::gpu::GPUDialect::getContainerModuleAttrName(),
+                    UnitAttr::get(ctx));
+    return gm;
+  };
+
+  llvm::StringMap<ArrayAttr> built;
+  unsigned counter = 0;
+  bool failedAny = false;
+  for (kv::AttentionOp op : ops) {
+    auto cfg = decodeConfigOf(op);
+    if (failed(cfg)) {
+      failedAny = true;
+      continue;
+    }
+    auto sched = gpugen::chooseDecodeSchedule(*target, *cfg,
+                                           [&] { return op.emitOpError(); });
+    if (failed(sched)) {
+      failedAny = true;
+      continue;
+    }
+    std::string key =
+        configKey(*cfg, cast<kv::CacheType>(op.getCache().getType()));
+    auto it = built.find(key);
+    if (it == built.end()) {
+      auto module = getModule();
+      unsigned n = counter++;
+      while (module.lookupSymbol("decode_" + std::to_string(n)) ||
+             module.lookupSymbol("merge_" + std::to_string(n)))
+        n = counter++;
+      std::string decode = "decode_" + std::to_string(n);
+      std::string merge = "merge_" + std::to_string(n);
+      gpugen::buildDecodeKernel(module, decode, *cfg, *sched);
+      gpugen::buildMergeKernel(module, merge, cfg->layout.headDim,
+                            cfg->outputType, sched->maxSplits,
+                            gpugen::mergeThreads(*target, cfg->layout.headDim));
+      auto ref = [&](StringRef k) -> Attribute {
+        return SymbolRefAttr::get(ctx, kModuleName,
+                                  {FlatSymbolRefAttr::get(ctx, k)});
+      };
+      it = built.insert({key, ArrayAttr::get(ctx, {ref(decode), ref(merge)})})
+               .first;
+    }
+    op->setAttr("kv.gpu_kernels", it->second);
+  }
+  if (failedAny)
+    return signalPassFailure();
+  if (kernelsOnly) {
+    for (Operation &op : llvm::make_early_inc_range(*module.getBody()))
+      if (!isa<mlir::gpu::GPUModuleOp>(op))
+        op.erase();
+  }
+}
+
+} // namespace
+
+void kvopt::buildGPUToNVVMPipeline(OpPassManager &pm) {
+  OpPassManager &g = pm.nest<mlir::gpu::GPUModuleOp>();
+  g.addPass(createSCFToControlFlowPass());
+  g.addPass(createConvertGpuOpsToNVVMOps());
+  g.addPass(createCanonicalizerPass());
+  g.addPass(createCSEPass());
+  g.addPass(createReconcileUnrealizedCastsPass());
+}
+
+void kvopt::buildKVToGPUPipeline(OpPassManager &pm,
+                                 const KVToGPUPipelineOptions &options) {
+  KVGPUKernelsOptions k;
+  k.chip = options.chip;
+  k.kernelsOnly = options.kernelsOnly;
+  pm.addPass(createKVGPUKernels(k));
+  buildGPUToNVVMPipeline(pm);
+  GpuNVVMAttachTargetOptions attach;
+  attach.chip = options.chip;
+  pm.addPass(createGpuNVVMAttachTarget(attach));
+  GpuModuleToBinaryPassOptions bin;
+  bin.compilationTarget = "isa";
+  pm.addPass(createGpuModuleToBinaryPass(bin));
+}
+
+void kvopt::registerKVToGPUPasses() {
+  registerPass([] { return createKVGPUKernels(); });
+  PassPipelineRegistration<KVToGPUPipelineOptions>(
+      "kv-lower-to-gpu",
+      "kv-gpu-kernels, NVVM lowering of the kernels, nvvm-attach-target and "
+      "gpu-module-to-binary{format=isa}: PTX for the chosen chip",
+      buildKVToGPUPipeline);
+}

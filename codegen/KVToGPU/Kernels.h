@@ -1,0 +1,120 @@
+//===- Kernels.h - gpu-dialect KV kernels: layouts, schedules, builders -*- C++
+//-*-===//
+//
+// The page layout as the GPU kernels address it, the decode schedule derived
+// from a TargetInfo and the problem shape, and the builders that emit the
+// decode-attention and merge kernels into a gpu.module.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KVOPT_CODEGEN_KVTOGPU_KERNELS_H
+#define KVOPT_CODEGEN_KVTOGPU_KERNELS_H
+
+#include "TargetInfo.h"
+
+#include "kvopt/Dialect/KV/KVAttributes.h"
+#include "kvopt/Dialect/KV/KVTypes.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/IR/Diagnostics.h"
+
+#include <functional>
+
+namespace kvopt::gpugen {
+
+using EmitErrorFn = llvm::function_ref<mlir::InFlightDiagnostic()>;
+
+/// One stored component (K or V) of a page of docs/CacheLayout.md.
+struct ComponentInfo {
+  mlir::Type element;       ///< full-precision element type
+  int64_t elementBytes = 0;
+  kv::QuantAttr quant;      ///< null = full precision
+  int64_t bits = 0;         ///< bits per stored element or code
+  /// Token axis: channels per scale (0 resolved to the head dim). Channel
+  /// axis: tokens per scale.
+  int64_t group = 0;
+  bool channelAxis = false;
+  bool symmetric = true;
+  int64_t scaleBytes = 0;
+  /// Byte offsets of data, scales and zero points inside a page.
+  int64_t dataOffset = 0, scaleOffset = 0, zeroOffset = 0;
+
+  bool quantized() const { return static_cast<bool>(quant); }
+  bool hasZeros() const { return quantized() && !symmetric; }
+};
+
+/// The byte layout of one page of a paged `!kv.cache`.
+struct PagedLayout {
+  int64_t kvHeads = 0, headDim = 0, pageSize = 0, pageBytes = 0;
+  ComponentInfo key, value;
+};
+
+/// The layout of `type`, or a diagnostic for what the GPU kernels do not
+/// support (contiguous layout, full-precision windows).
+mlir::FailureOr<PagedLayout> computePagedLayout(kv::CacheType type,
+                                                EmitErrorFn emitError);
+
+/// Everything the decode kernel is specialized on.
+struct DecodeConfig {
+  PagedLayout layout;
+  int64_t groupSize = 1; ///< query heads per KV head
+  int64_t queryLen = 1;  ///< Tq
+  mlir::Type queryType;  ///< element type of the queries
+  mlir::Type outputType; ///< element type of the output
+  float scale = 1.0f;
+  bool causal = false;
+  int64_t window = 0, sinks = 0;
+
+  /// Query rows one block serves: groupSize * queryLen.
+  int64_t rows() const { return groupSize * queryLen; }
+};
+
+/// How the threads of a block cover one K or V row of `headDim` elements:
+/// `lanes` adjacent lanes take `elems` consecutive elements each, loaded as
+/// `loadBytes`-wide vectors; a block covers `rowsPerPass` rows at once.
+struct RowMapping {
+  int64_t elems = 0, lanes = 0, rowsPerPass = 0, loadBytes = 0;
+};
+
+/// The decode kernel's shape, from TargetInfo and DecodeConfig.
+struct DecodeSchedule {
+  int64_t threads = 0, warps = 0;
+  int64_t tileTokens = 0; ///< keys scored per online-softmax step
+  int64_t tilePages = 0;  ///< most pages a tile touches
+  RowMapping key, value;
+  int64_t sharedBytes = 0;
+  int64_t maxSplits = 0;
+};
+
+mlir::FailureOr<DecodeSchedule> chooseDecodeSchedule(const TargetInfo &target,
+                                                     const DecodeConfig &config,
+                                                     EmitErrorFn emitError);
+
+/// Builds `name` into `module`:
+///   (q: memref<?xQ>, pool: memref<?xi8>, block_table: memref<?xi32>,
+///    seq_lens: memref<?xi32>, part_out: memref<?xf32>,
+///    part_lse: memref<?xf32>, max_pages: i32, splits: i32,
+///    chunk_tokens: i32)
+/// grid (splits, kv_heads, batch). part_out is [B, Hq, Tq, splits, D],
+/// part_lse [B, Hq, Tq, splits]; chunk_tokens must be a multiple of the
+/// schedule's tile.
+mlir::gpu::GPUFuncOp buildDecodeKernel(mlir::gpu::GPUModuleOp module,
+                                       llvm::StringRef name,
+                                       const DecodeConfig &config,
+                                       const DecodeSchedule &schedule);
+
+/// Builds the merge of split-KV states (kv.merge_states semantics):
+///   (part_out: memref<?xf32>, part_lse: memref<?xf32>, out: memref<?xO>,
+///    lse: memref<?xf32>, splits: i32)
+/// grid (Hq * Tq, batch), `threads` threads.
+mlir::gpu::GPUFuncOp buildMergeKernel(mlir::gpu::GPUModuleOp module,
+                                      llvm::StringRef name, int64_t headDim,
+                                      mlir::Type outputType, int64_t maxSplits,
+                                      int64_t threads);
+
+/// Threads of the merge kernel for `headDim` on `target`.
+int64_t mergeThreads(const TargetInfo &target, int64_t headDim);
+
+} // namespace kvopt::gpugen
+
+#endif // KVOPT_CODEGEN_KVTOGPU_KERNELS_H

@@ -1,0 +1,61 @@
+//===- Passes.td - kv to GPU kernel generation --------------*- tablegen -*-===//
+//
+// The pass that generates gpu-dialect kernels for the kv ops of a module.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KVOPT_CODEGEN_KVTOGPU_PASSES_TD
+#define KVOPT_CODEGEN_KVTOGPU_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def KVGPUKernels : Pass<"kv-gpu-kernels", "::mlir::ModuleOp"> {
+  let summary = "generate gpu-dialect kernels for kv.attention over paged "
+                "caches";
+  let description = [{
+    For every `kv.attention` over a paged `!kv.cache` (decode: few query
+    rows per sequence), builds two kernels in the `gpu.module @kv_gpu`
+    (created when absent), one pair per distinct configuration:
+
+    - `decode_<n>`: grid (splits, kv_heads, batch), one block per
+      (KV chunk, KV head, sequence) that serves every query head of the GQA
+      group, so each K/V byte of a chunk is read once. Pages are addressed
+      through the block table and read byte for byte as in
+      docs/CacheLayout.md, with dequantization (int8, fp8 e4m3, int4, int2;
+      token or channel axis; groups; zero points) fused before the dot
+      products. Online softmax with f32 accumulation; each block writes its
+      normalized partial output and natural log-sum-exp.
+    - `merge_<n>`: grid (q_heads * Tq, batch), merges the per-chunk states
+      exactly as `kv.merge_states` and writes the output in the op's
+      element type and the log-sum-exp.
+
+    Threads, tile tokens, per-thread vector widths and shared memory come
+    from the target description of `chip` and the problem shape
+    (codegen/KVToGPU/TargetInfo.h). The op is annotated with
+    `kv.gpu_kernels = [@kv_gpu::@decode_<n>, @kv_gpu::@merge_<n>]`; each
+    kernel carries its launch contract (`known_block_size`,
+    `kv.tile_tokens`, `kv.max_splits`). Host code (split planning, launch)
+    goes through the runtime's kernel bundles (docs/GPU.md).
+
+    Rejected with a diagnostic: contiguous caches, latent caches, encodings
+    with full-precision windows (`recent`, `sinks`), head dims that no
+    power-of-two lane split covers, shapes that exceed the target's shared
+    memory.
+  }];
+  let options = [
+    Option<"chip", "chip", "std::string", /*default=*/"\"sm_80\"",
+           "target whose description sizes the kernels (sm_80, sm_90)">,
+    Option<"kernelsOnly", "kernels-only", "bool", /*default=*/"false",
+           "erase everything but the generated gpu.module (kernel bundles)">
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::gpu::GPUDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::vector::VectorDialect"
+  ];
+}
+
+#endif // KVOPT_CODEGEN_KVTOGPU_PASSES_TD

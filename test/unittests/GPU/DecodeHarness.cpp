@@ -1,0 +1,431 @@
+//===- DecodeHarness.cpp - run generated decode kernels on the emulator ---===//
+//
+// Implementation of DecodeHarness.h.
+//
+//===----------------------------------------------------------------------===//
+
+#include "DecodeHarness.h"
+
+#include "TargetInfo.h"
+#include "kvopt/Codegen/KVToGPU/Passes.h"
+#include "kvopt/Dialect/KV/KVDialect.h"
+#include "kvopt/Reference/Numeric.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+
+#include "llvm/Support/raw_ostream.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <numeric>
+#include <random>
+#include <sstream>
+
+using namespace kvopt;
+using namespace kvopt::gpu_test;
+namespace ref = kvopt::reference;
+
+static const char *typeName(ref::ScalarType t) {
+  return t == ref::ScalarType::F16    ? "f16"
+         : t == ref::ScalarType::BF16 ? "bf16"
+                                      : "f32";
+}
+
+static const char *kindName(ref::QuantKind k) {
+  switch (k) {
+  case ref::QuantKind::Int8:
+    return "int8";
+  case ref::QuantKind::Fp8E4M3:
+    return "fp8_e4m3";
+  case ref::QuantKind::Int4:
+    return "int4";
+  case ref::QuantKind::Int2:
+    return "int2";
+  }
+  return "?";
+}
+
+static std::string quantText(const Encoding &e) {
+  std::ostringstream os;
+  os << "#kv.quant<" << kindName(e.kind) << ", axis = "
+     << (e.axis == ref::QuantAxis::Channel ? "channel" : "token")
+     << ", group = " << e.group
+     << ", symmetric = " << (e.symmetric ? "true" : "false")
+     << ", scale = " << typeName(e.scale) << ">";
+  return os.str();
+}
+
+static ref::QuantEncoding toReference(const Encoding &e) {
+  ref::QuantEncoding q;
+  q.kind = e.kind;
+  q.axis = e.axis;
+  q.group = e.group;
+  q.symmetric = e.symmetric;
+  q.scaleType = e.scale;
+  return q;
+}
+
+std::string DecodeCase::describe() const {
+  std::ostringstream os;
+  os << "D=" << headDim << " G=" << group << " Hkv=" << kvHeads
+     << " P=" << pageSize << " Tq=" << queryLen << " el=" << typeName(element)
+     << " q=" << typeName(query) << " out=" << typeName(output);
+  os << " K=" << (key ? quantText(*key) : "none");
+  os << " V=" << (value ? quantText(*value) : "none");
+  if (causal)
+    os << " causal";
+  if (window)
+    os << " window=" << window << " sinks=" << sinks;
+  os << " lens=[";
+  for (size_t i = 0; i < lengths.size(); ++i)
+    os << (i ? "," : "") << lengths[i];
+  os << "] seed=" << seed;
+  return os.str();
+}
+
+static int64_t maxLength(const DecodeCase &c) {
+  return *std::max_element(c.lengths.begin(), c.lengths.end());
+}
+
+static int64_t pagesFor(const DecodeCase &c) {
+  return std::max<int64_t>(1, (maxLength(c) + c.pageSize - 1) / c.pageSize);
+}
+
+std::string kvopt::gpu_test::decodeModuleText(const DecodeCase &c) {
+  int64_t B = c.lengths.size(), Hq = c.kvHeads * c.group;
+  int64_t maxPages = pagesFor(c);
+  std::ostringstream cache;
+  cache << "!kv.cache<kv_heads = " << c.kvHeads << ", head_dim = " << c.headDim
+        << ", capacity = " << maxPages * c.pageSize
+        << ", element = " << typeName(c.element)
+        << ", layout = #kv.layout<paged, page_size = " << c.pageSize << ">";
+  if (c.key)
+    cache << ", key = " << quantText(*c.key);
+  if (c.value)
+    cache << ", value = " << quantText(*c.value);
+  cache << ">";
+  std::ostringstream qt, ot, lt, bt;
+  qt << "tensor<" << B << "x" << Hq << "x" << c.queryLen << "x" << c.headDim
+     << "x" << typeName(c.query) << ">";
+  ot << "tensor<" << B << "x" << Hq << "x" << c.queryLen << "x" << c.headDim
+     << "x" << typeName(c.output) << ">";
+  lt << "tensor<" << B << "x" << Hq << "x" << c.queryLen << "xf32>";
+  bt << "tensor<" << B << "x" << maxPages << "xi32>";
+  std::ostringstream attrs;
+  if (c.causal || c.window) {
+    attrs << " {";
+    if (c.causal)
+      attrs << "causal";
+    if (c.window)
+      attrs << (c.causal ? ", " : "") << "window = " << c.window
+            << ", sinks = " << c.sinks;
+    attrs << "}";
+  }
+  std::ostringstream os;
+  os << "func.func @decode(%q: " << qt.str() << ", %c: " << cache.str()
+     << ", %lens: tensor<" << B << "xi32>, %bt: " << bt.str() << ") -> ("
+     << ot.str() << ", " << lt.str() << ") {\n"
+     << "  %o, %l = kv.attention %q, %c, %lens block_table %bt" << attrs.str()
+     << " : (" << qt.str() << ", " << cache.str() << ", tensor<" << B
+     << "xi32>, " << bt.str() << ") -> (" << ot.str() << ", " << lt.str()
+     << ")\n"
+     << "  return %o, %l : " << ot.str() << ", " << lt.str() << "\n}\n";
+  return os.str();
+}
+
+std::optional<CompiledDecode>
+kvopt::gpu_test::compileDecode(const DecodeCase &c, const std::string &chip,
+                               std::string &error) {
+  mlir::DialectRegistry registry;
+  registry.insert<kv::KVDialect, mlir::func::FuncDialect,
+                  mlir::tensor::TensorDialect>();
+  mlir::MLIRContext ctx(registry);
+  std::string diags;
+  llvm::raw_string_ostream dos(diags);
+  mlir::ScopedDiagnosticHandler handler(&ctx, [&](mlir::Diagnostic &d) {
+    dos << d << "\n";
+    return mlir::success();
+  });
+  auto module =
+      mlir::parseSourceString<mlir::ModuleOp>(decodeModuleText(c), &ctx);
+  if (!module) {
+    error = "parse failed: " + diags;
+    return std::nullopt;
+  }
+  mlir::PassManager pm(&ctx);
+  KVGPUKernelsOptions opts;
+  opts.chip = chip;
+  opts.kernelsOnly = true;
+  pm.addPass(createKVGPUKernels(opts));
+  if (mlir::failed(pm.run(*module))) {
+    error = "kv-gpu-kernels failed: " + diags;
+    return std::nullopt;
+  }
+  CompiledDecode k;
+  module->walk([&](mlir::gpu::GPUFuncOp f) {
+    auto block = f.getKnownBlockSizeAttr();
+    if (f.getName().starts_with("decode_")) {
+      k.threads = block[0];
+      k.tileTokens =
+          f->getAttrOfType<mlir::IntegerAttr>("kv.tile_tokens").getInt();
+      k.maxSplits =
+          f->getAttrOfType<mlir::IntegerAttr>("kv.max_splits").getInt();
+    } else {
+      k.mergeThreads = block[0];
+    }
+  });
+  llvm::raw_string_ostream os(k.gpuText);
+  module->print(os);
+  auto m = simt::EmulatedModule::compile(k.gpuText, {}, "decode.mlir");
+  if (!m) {
+    error = "emulator compile failed: " + llvm::toString(m.takeError());
+    return std::nullopt;
+  }
+  k.module = std::move(*m);
+  auto d = k.module->kernel("decode_0");
+  auto g = k.module->kernel("merge_0");
+  if (!d || !g) {
+    error = "kernels not found";
+    if (!d)
+      llvm::consumeError(d.takeError());
+    if (!g)
+      llvm::consumeError(g.takeError());
+    return std::nullopt;
+  }
+  k.decode = *d;
+  k.merge = *g;
+  return k;
+}
+
+/// Bytes one component stores per token of one sequence (data plus token
+/// axis scales) and per channel group (channel-axis scales).
+static void componentBytes(const DecodeCase &c, const std::optional<Encoding> &e,
+                           int64_t length, int64_t &bytes) {
+  int64_t W = c.kvHeads * c.headDim;
+  if (!e) {
+    bytes += length * W * ref::scalarBytes(c.element);
+    return;
+  }
+  int64_t bits = ref::quantBits(e->kind);
+  int64_t z = e->symmetric ? 1 : 2;
+  int64_t sb = ref::scalarBytes(e->scale);
+  bytes += length * W * bits / 8;
+  if (e->axis == ref::QuantAxis::Token) {
+    int64_t g = e->group ? e->group : c.headDim;
+    bytes += length * (W / g) * sb * z;
+  } else {
+    bytes += ((length + e->group - 1) / e->group) * W * sb * z;
+  }
+}
+
+DecodeData kvopt::gpu_test::makeDecodeData(const DecodeCase &c) {
+  DecodeData d;
+  int64_t B = c.lengths.size(), Hkv = c.kvHeads, D = c.headDim,
+          Hq = Hkv * c.group, Tq = c.queryLen, T = maxLength(c);
+  std::mt19937_64 rng(c.seed);
+  std::uniform_real_distribution<double> dist(-2.0, 2.0);
+  ref::Tensor q({B, Hq, Tq, D}), k({B, Hkv, T, D}), v({B, Hkv, T, D});
+  for (double &x : q.values())
+    x = ref::roundToScalar(c.query, dist(rng));
+  for (double &x : k.values())
+    x = ref::roundToScalar(c.element, dist(rng));
+  for (double &x : v.values())
+    x = ref::roundToScalar(c.element, dist(rng));
+
+  ref::PagedCacheFormat f;
+  f.kvHeads = Hkv;
+  f.headDim = D;
+  f.pageSize = c.pageSize;
+  f.element = c.element;
+  if (c.key)
+    f.key = toReference(*c.key);
+  if (c.value)
+    f.value = toReference(*c.value);
+  ref::PageLayout layout = ref::computePageLayout(f);
+
+  // Shuffled page placement plus unused pages between them.
+  d.maxPages = pagesFor(c);
+  int64_t used = 0;
+  for (int64_t L : c.lengths)
+    used += (L + c.pageSize - 1) / c.pageSize;
+  int64_t numPages = used + 3;
+  std::vector<int32_t> perm(numPages);
+  std::iota(perm.begin(), perm.end(), 0);
+  std::shuffle(perm.begin(), perm.end(), rng);
+  ref::BlockTable table;
+  table.batch = B;
+  table.maxPages = d.maxPages;
+  table.pages.assign(B * d.maxPages, -1);
+  int64_t next = 0;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t i = 0; i < (c.lengths[b] + c.pageSize - 1) / c.pageSize; ++i)
+      table.pages[b * d.maxPages + i] = perm[next++];
+  d.pool.assign(numPages * layout.pageBytes, 0);
+  ref::writePagedCache(f, d.pool, table, k, v, c.lengths);
+  ref::KVTensors kv = ref::readPagedCache(f, d.pool, table, c.lengths);
+  d.table = table.pages;
+  for (int64_t L : c.lengths)
+    d.lens.push_back(int32_t(L));
+
+  d.q.assign(q.values().begin(), q.values().end());
+  if (c.query != ref::ScalarType::F32)
+    for (double x : q.values())
+      d.q16.push_back(uint16_t(ref::toScalarBits(c.query, x)));
+
+  ref::AttentionOptions opts;
+  opts.scale = double(1.0f / std::sqrt(float(D)));
+  opts.causal = c.causal;
+  opts.window = c.window;
+  opts.sinks = c.sinks;
+  d.expected = ref::attention(q, kv.k, kv.v, c.lengths, opts);
+
+  double maxQ = 0, maxK = 0, maxV = 0, maxLse = 0;
+  for (double x : q.values())
+    maxQ = std::max(maxQ, std::fabs(x));
+  for (double x : kv.k.values())
+    maxK = std::max(maxK, std::fabs(x));
+  for (double x : kv.v.values())
+    maxV = std::max(maxV, std::fabs(x));
+  for (double x : d.expected.lse.values())
+    if (std::isfinite(x))
+      maxLse = std::max(maxLse, std::fabs(x));
+  bool deq = c.key || c.value;
+  d.tol = ref::fp32AttentionTolerance(D, T, opts.scale * D * maxQ * maxK, maxV,
+                                      maxLse, deq, c.output);
+  // One more level: the split-KV merge (4u V) and its lse.
+  d.tol.out += 4 * 0x1p-24 * maxV;
+  d.tol.lse += 4 * 0x1p-24 * (maxLse + 1);
+
+  int64_t minimal = 0;
+  for (int64_t L : c.lengths) {
+    componentBytes(c, c.key, L, minimal);
+    componentBytes(c, c.value, L, minimal);
+    minimal += (L + c.pageSize - 1) / c.pageSize * 4;
+  }
+  minimal += B * Hq * Tq * D * ref::scalarBytes(c.query) + B * 4;
+  d.minimalBytes = minimal;
+  return d;
+}
+
+DecodeRun kvopt::gpu_test::runDecode(const DecodeCase &c,
+                                     const CompiledDecode &k,
+                                     const DecodeData &d,
+                                     simt::Schedule schedule,
+                                     int64_t chunkTokens,
+                                     const std::string &chip) {
+  int64_t B = c.lengths.size(), Hkv = c.kvHeads, D = c.headDim,
+          Hq = Hkv * c.group, Tq = c.queryLen, T = maxLength(c);
+  DecodeRun r;
+  if (chunkTokens <= 0) {
+    auto target = gpugen::getTargetInfo(chip);
+    auto plan = gpugen::planDecodeSplits(*target, B, Hkv, T, k.tileTokens);
+    r.splits = plan.splits;
+    r.chunkTokens = plan.chunkTokens;
+  } else {
+    r.chunkTokens = chunkTokens;
+    r.splits = std::max<int64_t>(1, (T + chunkTokens - 1) / chunkTokens);
+  }
+  int64_t rows = B * Hq * Tq;
+  std::vector<float> pout(rows * r.splits * D, NAN), plse(rows * r.splits, NAN);
+  // The pool is 256-byte aligned as the runtime allocates it.
+  size_t poolBytes = (d.pool.size() + 255) / 256 * 256;
+  std::unique_ptr<uint8_t, void (*)(void *)> pool(
+      static_cast<uint8_t *>(std::aligned_alloc(256, poolBytes)), std::free);
+  std::copy(d.pool.begin(), d.pool.end(), pool.get());
+  std::vector<int32_t> table = d.table, lens = d.lens;
+  std::vector<float> q = d.q;
+  std::vector<uint16_t> q16 = d.q16;
+
+  simt::ParamPack p;
+  bool q32 = c.query == ref::ScalarType::F32;
+  if (q32)
+    p.memref(q.data(), {int64_t(q.size())});
+  else
+    p.memref(q16.data(), {int64_t(q16.size())});
+  p.memref(pool.get(), {int64_t(d.pool.size())})
+      .memref(table.data(), {int64_t(table.size())})
+      .memref(lens.data(), {int64_t(lens.size())})
+      .memref(pout.data(), {int64_t(pout.size())})
+      .memref(plse.data(), {int64_t(plse.size())})
+      .scalar<int32_t>(int32_t(d.maxPages))
+      .scalar<int32_t>(int32_t(r.splits))
+      .scalar<int32_t>(int32_t(r.chunkTokens));
+  simt::LaunchOptions o;
+  o.schedule = schedule;
+  o.seed = c.seed;
+  o.printReports = false;
+  o.buffers = {
+      {"q", q32 ? (void *)q.data() : (void *)q16.data(),
+       q32 ? q.size() * 4 : q16.size() * 2},
+      {"pool", pool.get(), d.pool.size()},
+      {"block_table", table.data(), table.size() * 4},
+      {"seq_lens", lens.data(), lens.size() * 4},
+      {"part_out", pout.data(), pout.size() * 4},
+      {"part_lse", plse.data(), plse.size() * 4}};
+  r.decode = simt::launch(*k.decode,
+                          {uint32_t(r.splits), uint32_t(Hkv), uint32_t(B)},
+                          {uint32_t(k.threads), 1, 1}, 0, p.data(), o);
+
+  bool o32 = c.output == ref::ScalarType::F32;
+  std::vector<float> out32(o32 ? rows * D : 0);
+  std::vector<uint16_t> out16(o32 ? 0 : rows * D);
+  r.lse.assign(rows, NAN);
+  simt::ParamPack m;
+  m.memref(pout.data(), {int64_t(pout.size())})
+      .memref(plse.data(), {int64_t(plse.size())});
+  if (o32)
+    m.memref(out32.data(), {int64_t(out32.size())});
+  else
+    m.memref(out16.data(), {int64_t(out16.size())});
+  m.memref(r.lse.data(), {int64_t(r.lse.size())})
+      .scalar<int32_t>(int32_t(r.splits));
+  o.buffers = {{"part_out", pout.data(), pout.size() * 4},
+               {"part_lse", plse.data(), plse.size() * 4},
+               {"out", o32 ? (void *)out32.data() : (void *)out16.data(),
+                size_t(rows * D * (o32 ? 4 : 2))},
+               {"lse", r.lse.data(), r.lse.size() * 4}};
+  r.merge = simt::launch(*k.merge, {uint32_t(Hq * Tq), uint32_t(B), 1},
+                         {uint32_t(k.mergeThreads), 1, 1}, 0, m.data(), o);
+  if (o32) {
+    r.out = out32;
+  } else {
+    for (uint16_t bits : out16)
+      r.out.push_back(float(ref::fromScalarBits(c.output, bits)));
+  }
+  return r;
+}
+
+double kvopt::gpu_test::worstError(const DecodeCase &c, const DecodeData &d,
+                                   const DecodeRun &r, std::string &where) {
+  double worst = 0;
+  const auto &eo = d.expected.out.values();
+  const auto &el = d.expected.lse.values();
+  for (size_t i = 0; i < eo.size(); ++i) {
+    double err = std::fabs(double(r.out[i]) - eo[i]) / d.tol.out;
+    if (!(err <= worst)) { // NaN counts as worst
+      worst = std::isnan(err) ? INFINITY : err;
+      where = "out[" + std::to_string(i) + "] = " + std::to_string(r.out[i]) +
+              " expected " + std::to_string(eo[i]);
+    }
+  }
+  for (size_t i = 0; i < el.size(); ++i) {
+    double err;
+    if (std::isinf(el[i]))
+      err = (std::isinf(r.lse[i]) && r.lse[i] < 0) ? 0 : INFINITY;
+    else
+      err = std::fabs(double(r.lse[i]) - el[i]) / d.tol.lse;
+    if (!(err <= worst)) {
+      worst = std::isnan(err) ? INFINITY : err;
+      where = "lse[" + std::to_string(i) + "] = " + std::to_string(r.lse[i]) +
+              " expected " + std::to_string(el[i]);
+    }
+  }
+  return worst;
+}

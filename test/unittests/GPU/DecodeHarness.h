@@ -1,0 +1,103 @@
+//===- DecodeHarness.h - run generated decode kernels on the emulator -*- C++
+//-*-===//
+//
+// Builds a kv.attention module for a decode case, generates its kernels with
+// kv-gpu-kernels, JIT-compiles them for the SIMT emulator, fills pages with
+// the reference's writePagedCache and compares the launch with the
+// double-precision reference. Shared by kvopt-gpu-tests and
+// kvopt-gpu-traffic.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KVOPT_TEST_GPU_DECODEHARNESS_H
+#define KVOPT_TEST_GPU_DECODEHARNESS_H
+
+#include "kvopt/Codegen/SIMT/EmulatorJIT.h"
+#include "kvopt/Reference/PagedCache.h"
+#include "kvopt/simt/Launch.h"
+#include "kvopt/simt/Params.h"
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kvopt::gpu_test {
+
+/// One quantization encoding, printable both as #kv.quant and for the
+/// reference.
+struct Encoding {
+  reference::QuantKind kind = reference::QuantKind::Int8;
+  reference::QuantAxis axis = reference::QuantAxis::Token;
+  int64_t group = 0;
+  bool symmetric = true;
+  reference::ScalarType scale = reference::ScalarType::F32;
+};
+
+struct DecodeCase {
+  int64_t kvHeads = 1, group = 1, headDim = 64, pageSize = 16, queryLen = 1;
+  std::vector<int64_t> lengths; ///< batch = lengths.size()
+  reference::ScalarType element = reference::ScalarType::F16;
+  reference::ScalarType query = reference::ScalarType::F32;
+  reference::ScalarType output = reference::ScalarType::F32;
+  std::optional<Encoding> key, value;
+  bool causal = false;
+  int64_t window = 0, sinks = 0;
+  uint64_t seed = 1;
+
+  std::string describe() const;
+};
+
+/// The module text: one func with the case's kv.attention.
+std::string decodeModuleText(const DecodeCase &c);
+
+struct CompiledDecode {
+  std::unique_ptr<simt::EmulatedModule> module;
+  const kvopt_simt_kernel *decode = nullptr, *merge = nullptr;
+  int64_t threads = 0, mergeThreads = 0, tileTokens = 0, maxSplits = 0;
+  std::string gpuText; ///< the generated gpu.module
+};
+
+/// Generates (kv-gpu-kernels{chip}) and JIT-compiles the case's kernels;
+/// on failure returns the diagnostics in `error`.
+std::optional<CompiledDecode> compileDecode(const DecodeCase &c,
+                                            const std::string &chip,
+                                            std::string &error);
+
+/// Inputs in page bytes and the reference result.
+struct DecodeData {
+  std::vector<float> q;       ///< [B, Hq, Tq, D] as f32 (element-rounded)
+  std::vector<uint16_t> q16;  ///< same in f16/bf16 bits when query != f32
+  std::vector<uint8_t> pool;  ///< numPages * pageBytes, shuffled pages
+  std::vector<int32_t> table; ///< [B, maxPages]
+  std::vector<int32_t> lens;
+  int64_t maxPages = 0;
+  reference::AttentionResult expected;
+  reference::AttentionTolerance tol;
+  /// Minimal global bytes: K/V data and scales of tokens < L (channel
+  /// groups once), queries, block-table entries in use, seq_lens.
+  int64_t minimalBytes = 0;
+};
+DecodeData makeDecodeData(const DecodeCase &c);
+
+struct DecodeRun {
+  std::vector<float> out, lse;
+  simt::LaunchResult decode, merge;
+  int64_t splits = 0, chunkTokens = 0;
+};
+
+/// Runs decode + merge with `splits` chunks of `chunkTokens` keys (0: the
+/// planner's choice for `chip`).
+DecodeRun runDecode(const DecodeCase &c, const CompiledDecode &k,
+                    const DecodeData &d, simt::Schedule schedule,
+                    int64_t chunkTokens, const std::string &chip);
+
+/// Largest |out - expected| / tol and |lse - expected| / tol (<= 1 passes);
+/// `where` names the worst element.
+double worstError(const DecodeCase &c, const DecodeData &d,
+                  const DecodeRun &r, std::string &where);
+
+} // namespace kvopt::gpu_test
+
+#endif // KVOPT_TEST_GPU_DECODEHARNESS_H
