@@ -15,6 +15,13 @@ using namespace mlir;
 
 void kvopt::buildOptimizePipeline(OpPassManager &pm,
                                   const OptimizePipelineOptions &options) {
+  // Raising leaves IR without model-graph attention alone, so it is safe to
+  // run on kv-level modules too.
+  if (options.raise) {
+    KVRaiseAttentionOptions raise;
+    raise.capacity = options.capacity;
+    pm.addPass(createKVRaiseAttention(raise));
+  }
   if (options.report) {
     KVMemoryReportOptions baseline;
     baseline.recordBaseline = true;
@@ -31,6 +38,8 @@ void kvopt::buildOptimizePipeline(OpPassManager &pm,
     share.map = llvm::to_vector(options.shareMap);
     pm.addPass(createKVShareLayers(share));
   }
+  if (options.absorbMLA)
+    pm.addPass(createKVAbsorbMLA());
   if (options.fuse)
     pm.addPass(createKVFuseAppend());
   if (options.key != "none" || options.value != "none") {
@@ -60,7 +69,8 @@ void kvopt::registerTransformsPassesAndPipelines() {
   registerKVRaisePasses();
   PassPipelineRegistration<OptimizePipelineOptions>(
       "kv-optimize",
-      "apply KV-cache techniques by option (MHA->GQA, cross-layer sharing, "
-      "fusion, quantization, paging) and report memory before and after",
+      "raise attention from model graphs and apply KV-cache techniques by "
+      "option (MHA->GQA, cross-layer sharing, MLA absorption, fusion, "
+      "quantization, paging); report memory before and after",
       buildOptimizePipeline);
 }

@@ -49,6 +49,19 @@ struct OptimizePipelineOptions
                          llvm::cl::desc("recent tokens kept in full precision "
                                         "(-1: what per-channel keys need)"),
                          llvm::cl::init(-1)};
+  Option<bool> raise{*this, "raise",
+                     llvm::cl::desc("raise attention out of linalg model "
+                                    "graphs first (kv-raise-attention)"),
+                     llvm::cl::init(true)};
+  Option<int64_t> capacity{*this, "capacity",
+                           llvm::cl::desc("tokens per sequence of caches made "
+                                          "by raising (0 = what the graph "
+                                          "reads)"),
+                           llvm::cl::init(0)};
+  Option<bool> absorbMLA{*this, "absorb-mla",
+                         llvm::cl::desc("run MLA attention on the latent cache "
+                                        "with absorbed weights"),
+                         llvm::cl::init(true)};
   Option<int64_t> kvHeads{*this, "kv-heads",
                           llvm::cl::desc("convert to GQA with this many KV "
                                          "heads (kv-mha-to-gqa), 0 = keep"),
@@ -74,9 +87,10 @@ struct OptimizePipelineOptions
                       llvm::cl::init(true)};
 };
 
-/// Builds `kv-optimize`: record the memory baseline, then (each when asked)
-/// MHA->GQA, cross-layer sharing, RoPE/quantize/append fusion, quantization
-/// and paging, and report memory before and after.
+/// Builds `kv-optimize`: raise attention out of model graphs, record the
+/// memory baseline, then (each when asked) MHA->GQA, cross-layer sharing,
+/// MLA absorption, RoPE/quantize/append fusion, quantization and paging, and
+/// report memory before and after.
 void buildOptimizePipeline(mlir::OpPassManager &pm,
                            const OptimizePipelineOptions &options);
 
