@@ -27,6 +27,7 @@
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/Func/Transforms/FuncConversions.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
@@ -174,12 +175,17 @@ void kvopt::buildKVToCPUPipeline(OpPassManager &pm,
   lower.emitCInterface = options.emitCInterface;
   pm.addPass(createKVCPUToLoops(lower));
   pm.addPass(createCanonicalizerPass());
+  // Model graphs keep their projections and reshapes in linalg/arith on
+  // tensors beside the kv ops: elementwise arith becomes linalg here, and
+  // all linalg becomes loops once bufferized.
+  pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());
 
   bufferization::OneShotBufferizePassOptions bufferize;
   bufferize.bufferizeFunctionBoundaries = true;
   bufferize.functionBoundaryTypeConversion =
       bufferization::LayoutMapOption::IdentityLayoutMap;
   pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
   bufferization::BufferDeallocationPipelineOptions dealloc;
   bufferization::buildBufferDeallocationPipeline(pm, dealloc);
 
