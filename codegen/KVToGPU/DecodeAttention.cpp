@@ -158,6 +158,15 @@ kvopt::gpugen::chooseDecodeSchedule(const TargetInfo &t, const DecodeConfig &cfg
     return failure();
   s.key = *k;
   s.value = *v;
+  // One f32 accumulator per (query row, value element of the lane): past
+  // half the register budget ptxas spills (measured: 16 rows x 8 at D=256).
+  if (cfg.rows() * s.value.elems > budget)
+    return emitError() << cfg.rows() << " query rows x " << s.value.elems
+                       << " value elements per lane exceed the register "
+                          "budget of "
+                       << budget << " accumulators on " << t.chip
+                       << " (fewer query heads per KV head or a smaller head "
+                          "dim)";
   // The tile is a multiple of both passes and of every channel-axis group,
   // so that tiles (and chunks) start on group boundaries.
   int64_t unit = std::lcm(s.key.rowsPerPass, s.value.rowsPerPass);

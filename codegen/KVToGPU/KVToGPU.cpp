@@ -178,6 +178,7 @@ void kvopt::buildKVToGPUPipeline(OpPassManager &pm,
   pm.addPass(createGpuNVVMAttachTarget(attach));
   GpuModuleToBinaryPassOptions bin;
   bin.compilationTarget = "isa";
+  bin.toolkitPath = options.toolkit;
   pm.addPass(createGpuModuleToBinaryPass(bin));
 }
 

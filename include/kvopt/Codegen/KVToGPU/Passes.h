@@ -33,6 +33,11 @@ struct KVToGPUPipelineOptions
       *this, "kernels-only",
       llvm::cl::desc("keep only the generated gpu.module"),
       llvm::cl::init(false)};
+  Option<std::string> toolkit{
+      *this, "toolkit",
+      llvm::cl::desc("CUDA toolkit folder holding nvvm/libdevice (math "
+                     "functions are linked from it); empty: MLIR's default"),
+      llvm::cl::init("")};
 };
 
 /// Appends kv-gpu-kernels, the NVVM lowering of the gpu.module
