@@ -40,7 +40,7 @@ int main(int argc, char **argv) {
       {"f16", 128, 8, 16, std::nullopt, std::nullopt},
       {"f16", 128, 1, 16, std::nullopt, std::nullopt},
       {"f16", 64, 4, 1, std::nullopt, std::nullopt},
-      {"f16", 256, 16, 64, std::nullopt, std::nullopt},
+      {"f16", 256, 8, 64, std::nullopt, std::nullopt},
       {"int8 tok f32", 128, 8, 16,
        Encoding{K::Int8, A::Token, 0, true, ref::ScalarType::F32},
        Encoding{K::Int8, A::Token, 0, true, ref::ScalarType::F32}},
