@@ -33,14 +33,13 @@ std::string elementName(Type type) {
 llvm::json::Value quantJson(QuantAttr quant) {
   if (!quant)
     return nullptr;
-  return llvm::json::Object{
-      {"kind", stringifyQuantKind(quant.getKind())},
-      {"axis", stringifyScaleAxis(quant.getAxis())},
-      {"group", quant.getGroup()},
-      {"symmetric", quant.getSymmetric()},
-      {"scale", elementName(quant.getScale())},
-      {"recent", quant.getRecent()},
-      {"sinks", quant.getSinks()}};
+  return llvm::json::Object{{"kind", stringifyQuantKind(quant.getKind())},
+                            {"axis", stringifyScaleAxis(quant.getAxis())},
+                            {"group", quant.getGroup()},
+                            {"symmetric", quant.getSymmetric()},
+                            {"scale", elementName(quant.getScale())},
+                            {"recent", quant.getRecent()},
+                            {"sinks", quant.getSinks()}};
 }
 
 struct ExportLayoutPass
@@ -96,13 +95,13 @@ struct ExportLayoutPass
       return signalPassFailure();
     }
 
-    llvm::json::Object layout{
-        {"element", elementName(type.getElementType())},
-        {"layout", "paged"},
-        {"page_size", type.isPaged() ? type.getPageSize()
-                                     : int64_t(defaultPageSize)},
-        {"num_layers", int64_t(layers.size())},
-        {"layer_to_cache", std::move(layerToCache)}};
+    llvm::json::Object layout{{"element", elementName(type.getElementType())},
+                              {"layout", "paged"},
+                              {"page_size", type.isPaged()
+                                                ? type.getPageSize()
+                                                : int64_t(defaultPageSize)},
+                              {"num_layers", int64_t(layers.size())},
+                              {"layer_to_cache", std::move(layerToCache)}};
     if (auto cache = dyn_cast<CacheType>(type)) {
       layout["kind"] = "kv";
       layout["kv_heads"] = cache.getKvHeads();

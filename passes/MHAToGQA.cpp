@@ -47,7 +47,8 @@ FailureOr<ProjectionChain> matchProjection(Value rows, int64_t heads,
     rows = rope.getInput();
   }
   auto transpose = rows.getDefiningOp<linalg::TransposeOp>();
-  if (!transpose || transpose.getPermutation() != ArrayRef<int64_t>{0, 2, 1, 3}) {
+  if (!transpose ||
+      transpose.getPermutation() != ArrayRef<int64_t>{0, 2, 1, 3}) {
     why = "is not a linalg.transpose [0, 2, 1, 3] of the projection";
     return failure();
   }
@@ -101,8 +102,7 @@ Value poolWeight(OpBuilder &b, Location loc, Value weight, int64_t heads,
   int64_t hidden = type.getDimSize(0), dim = type.getDimSize(1) / heads;
   int64_t ratio = heads / groups;
   Type element = type.getElementType();
-  auto grouped =
-      RankedTensorType::get({hidden, groups, ratio, dim}, element);
+  auto grouped = RankedTensorType::get({hidden, groups, ratio, dim}, element);
   Value expanded = tensor::ExpandShapeOp::create(
       b, loc, grouped, weight, ArrayRef<ReassociationIndices>{{0}, {1, 2, 3}});
   auto pooledType = RankedTensorType::get({hidden, groups, dim}, element);
@@ -136,33 +136,33 @@ Value poolWeight(OpBuilder &b, Location loc, Value weight, int64_t heads,
 
 /// Rebuilds `chain` with a pooled weight so it yields `groups` heads;
 /// returns the new `[B, groups, T, D]` rows.
-Value rebuildProjection(ProjectionChain chain, int64_t heads,
-                        int64_t groups) {
+Value rebuildProjection(ProjectionChain chain, int64_t heads, int64_t groups) {
   OpBuilder b(chain.rope ? chain.rope.getOperation()
                          : chain.transpose.getOperation());
   Location loc = chain.matmul.getLoc();
-  Value weight =
-      poolWeight(b, loc, chain.matmul.getInputs()[1], heads, groups);
+  Value weight = poolWeight(b, loc, chain.matmul.getInputs()[1], heads, groups);
   auto mmType = cast<RankedTensorType>(chain.matmul.getResultTypes()[0]);
   int64_t dim = mmType.getDimSize(1) / heads;
   auto newMmType = withDim(mmType, 1, groups * dim);
   SmallVector<Value> dynamic;
   if (newMmType.isDynamicDim(0))
-    dynamic.push_back(tensor::DimOp::create(b, loc, chain.matmul.getInputs()[0], 0));
-  Value init = makeInit(b, loc, newMmType, chain.matmul.getOutputs()[0], dynamic);
-  Value mm = linalg::MatmulOp::create(
-                 b, loc, TypeRange{newMmType},
-                 ValueRange{chain.matmul.getInputs()[0], weight}, ValueRange{init})
-                 .getResult(0);
+    dynamic.push_back(
+        tensor::DimOp::create(b, loc, chain.matmul.getInputs()[0], 0));
+  Value init =
+      makeInit(b, loc, newMmType, chain.matmul.getOutputs()[0], dynamic);
+  Value mm =
+      linalg::MatmulOp::create(b, loc, TypeRange{newMmType},
+                               ValueRange{chain.matmul.getInputs()[0], weight},
+                               ValueRange{init})
+          .getResult(0);
   auto expType = withDim(chain.expand.getResultType(), 2, groups);
   SmallVector<OpFoldResult> outputShape = chain.expand.getMixedOutputShape();
   outputShape[2] = b.getIndexAttr(groups);
   Value expanded = tensor::ExpandShapeOp::create(
-      b, loc, expType, mm, chain.expand.getReassociationIndices(),
-      outputShape);
-  auto trType = withDim(
-      cast<RankedTensorType>(chain.transpose.getResult()[0].getType()), 1,
-      groups);
+      b, loc, expType, mm, chain.expand.getReassociationIndices(), outputShape);
+  auto trType =
+      withDim(cast<RankedTensorType>(chain.transpose.getResult()[0].getType()),
+              1, groups);
   Value trInit = makeInit(b, loc, trType, chain.transpose.getInit());
   Value rows = linalg::TransposeOp::create(b, loc, expanded, trInit,
                                            chain.transpose.getPermutation())
@@ -203,14 +203,15 @@ struct MHAToGQAPass : public kvopt::impl::KVMHAToGQABase<MHAToGQAPass> {
     int64_t heads = type.getKvHeads();
     auto func = cast<func::FuncOp>(cache.getOwner()->getParentOp());
     if (heads % kvHeads != 0)
-      return func.emitError() << "kv-mha-to-gqa: option 'kv-heads' = "
-                              << int64_t(kvHeads) << " does not divide the "
-                              << heads << " KV heads of argument "
-                              << cache.getArgNumber();
+      return func.emitError()
+             << "kv-mha-to-gqa: option 'kv-heads' = " << int64_t(kvHeads)
+             << " does not divide the " << heads << " KV heads of argument "
+             << cache.getArgNumber();
     auto newType = type.cloneWithKvHeads(kvHeads);
 
     // Every use must be one the pass can update.
-    SmallVector<std::pair<AppendOp, std::pair<ProjectionChain, ProjectionChain>>>
+    SmallVector<
+        std::pair<AppendOp, std::pair<ProjectionChain, ProjectionChain>>>
         appends;
     SmallVector<Operation *> readers;
     // The cache and every kv.share_cache view of it (layers reading it).

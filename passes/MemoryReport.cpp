@@ -53,7 +53,8 @@ std::string describe(KVCacheTypeInterface type) {
   return text;
 }
 
-struct MemoryReportPass : public kvopt::impl::KVMemoryReportBase<MemoryReportPass> {
+struct MemoryReportPass
+    : public kvopt::impl::KVMemoryReportBase<MemoryReportPass> {
   using Base::Base;
 
   void runOnOperation() override {
@@ -112,8 +113,8 @@ struct MemoryReportPass : public kvopt::impl::KVMemoryReportBase<MemoryReportPas
       return signalPassFailure();
     }
     if (format == "json")
-      printJson(out->os(), layers, total, fixed, baseline, maxContext,
-                maxBatch, capacity);
+      printJson(out->os(), layers, total, fixed, baseline, maxContext, maxBatch,
+                capacity);
     else
       printTable(out->os(), layers, total, fixed, baseline, maxContext,
                  maxBatch, capacity);
@@ -144,16 +145,17 @@ struct MemoryReportPass : public kvopt::impl::KVMemoryReportBase<MemoryReportPas
                          *baseline / total);
     os << "\n  fixed bytes per sequence (full-precision windows): " << fixed
        << "\n  max context per sequence at batch " << int64_t(batch) << ": "
-       << maxContext << " tokens\n  max batch at capacity " << capacity
-       << ": " << maxBatch << " sequences\n";
+       << maxContext << " tokens\n  max batch at capacity " << capacity << ": "
+       << maxBatch << " sequences\n";
     // The one-line summary the quick start prints.
     os << "kv-memory-report: " << layers.size() << " layers, " << owners
        << " caches, " << llvm::format("%.2f", total) << " B/token";
     if (baseline && total > 0)
       os << llvm::format(" (was %.2f, %.2fx smaller)", *baseline,
                          *baseline / total);
-    os << ", max context " << maxContext << " tokens at batch " << int64_t(batch)
-       << " in " << llvm::format("%.2f", double(budgetGiB)) << " GiB\n";
+    os << ", max context " << maxContext << " tokens at batch "
+       << int64_t(batch) << " in " << llvm::format("%.2f", double(budgetGiB))
+       << " GiB\n";
   }
 
   void printJson(llvm::raw_ostream &os, ArrayRef<CacheLayer> layers,
@@ -175,15 +177,14 @@ struct MemoryReportPass : public kvopt::impl::KVMemoryReportBase<MemoryReportPas
       }
       entries.push_back(std::move(object));
     }
-    llvm::json::Object report{
-        {"layers", std::move(entries)},
-        {"bytes_per_token", total},
-        {"fixed_bytes_per_sequence", fixed},
-        {"budget_gib", double(budgetGiB)},
-        {"batch", int64_t(batch)},
-        {"max_context_per_sequence", maxContext},
-        {"max_batch_at_capacity", maxBatch},
-        {"capacity", capacity}};
+    llvm::json::Object report{{"layers", std::move(entries)},
+                              {"bytes_per_token", total},
+                              {"fixed_bytes_per_sequence", fixed},
+                              {"budget_gib", double(budgetGiB)},
+                              {"batch", int64_t(batch)},
+                              {"max_context_per_sequence", maxContext},
+                              {"max_batch_at_capacity", maxBatch},
+                              {"capacity", capacity}};
     if (baseline)
       report["baseline_bytes_per_token"] = *baseline;
     os << llvm::formatv("{0:2}", llvm::json::Value(std::move(report))) << "\n";

@@ -134,9 +134,9 @@ struct PaginatePass : public kvopt::impl::KVPaginateBase<PaginatePass> {
 
   LogicalResult verifyCacheType(KVCacheTypeInterface type, ModuleOp module) {
     auto emit = [&] {
-      return module.emitError() << "kv-paginate: option 'page-size' = "
-                                << int64_t(pageSize) << " does not fit " << Type(type)
-                                << ": ";
+      return module.emitError()
+             << "kv-paginate: option 'page-size' = " << int64_t(pageSize)
+             << " does not fit " << Type(type) << ": ";
     };
     if (auto cache = dyn_cast<CacheType>(type))
       return CacheType::verify(emit, cache.getKvHeads(), cache.getHeadDim(),
@@ -144,10 +144,9 @@ struct PaginatePass : public kvopt::impl::KVPaginateBase<PaginatePass> {
                                cache.getLayout(), cache.getKeyQuant(),
                                cache.getValueQuant());
     auto latent = cast<LatentCacheType>(type);
-    return LatentCacheType::verify(emit, latent.getLatentDim(),
-                                   latent.getRopeDim(), latent.getCapacity(),
-                                   latent.getElementType(), latent.getLayout(),
-                                   latent.getQuant());
+    return LatentCacheType::verify(
+        emit, latent.getLatentDim(), latent.getRopeDim(), latent.getCapacity(),
+        latent.getElementType(), latent.getLayout(), latent.getQuant());
   }
 
   /// Adds one block table argument per newly paged cache: right after a
@@ -161,7 +160,8 @@ struct PaginatePass : public kvopt::impl::KVPaginateBase<PaginatePass> {
         BlockArgument arg = func.getArgument(i);
         if (!roots.contains(arg))
           continue;
-        auto type = getBlockTableType(cast<KVCacheTypeInterface>(arg.getType()));
+        auto type =
+            getBlockTableType(cast<KVCacheTypeInterface>(arg.getType()));
         if (failed(func.insertArgument(i + 1, type, {}, arg.getLoc())))
           continue;
         tables[func.getArgument(i)] = func.getArgument(i + 1);
@@ -190,8 +190,7 @@ struct PaginatePass : public kvopt::impl::KVPaginateBase<PaginatePass> {
     };
     WalkResult result = module.walk([&](Operation *op) -> WalkResult {
       if (auto call = dyn_cast<func::CallOp>(op)) {
-        auto callee =
-            module.lookupSymbol<func::FuncOp>(call.getCalleeAttr());
+        auto callee = module.lookupSymbol<func::FuncOp>(call.getCalleeAttr());
         if (!callee || callee.getNumArguments() == call.getNumOperands())
           return WalkResult::advance();
         SmallVector<Value> operands;

@@ -96,9 +96,9 @@ struct QuantizePass : public kvopt::impl::KVQuantizeBase<QuantizePass> {
                                 << kindName << "'";
     std::optional<ScaleAxis> axis = symbolizeScaleAxis(axisName);
     if (!axis)
-      return module.emitError() << "kv-quantize: option '" << side
-                                << "-axis' must be token or channel, got '"
-                                << axisName << "'";
+      return module.emitError()
+             << "kv-quantize: option '" << side
+             << "-axis' must be token or channel, got '" << axisName << "'";
     Type scale = llvm::StringSwitch<Type>(scaleType)
                      .Case("f16", Float16Type::get(ctx))
                      .Case("bf16", BFloat16Type::get(ctx))
@@ -117,11 +117,11 @@ struct QuantizePass : public kvopt::impl::KVQuantizeBase<QuantizePass> {
     };
     int64_t window = recent;
     if (window == -1)
-      window = *axis == ScaleAxis::Channel ? std::max<int64_t>(group - 1, 0)
-                                           : 0;
-    QuantAttr attr = QuantAttr::getChecked(emit, ctx, *kind, *axis, group,
-                                           isSymmetric, scale, window,
-                                           int64_t(sinks));
+      window =
+          *axis == ScaleAxis::Channel ? std::max<int64_t>(group - 1, 0) : 0;
+    QuantAttr attr =
+        QuantAttr::getChecked(emit, ctx, *kind, *axis, group, isSymmetric,
+                              scale, window, int64_t(sinks));
     if (!attr)
       return failure();
     return attr;

@@ -29,7 +29,8 @@ struct LayerCache {
   func::FuncOp func;
 };
 
-struct ShareLayersPass : public kvopt::impl::KVShareLayersBase<ShareLayersPass> {
+struct ShareLayersPass
+    : public kvopt::impl::KVShareLayersBase<ShareLayersPass> {
   using Base::Base;
 
   void runOnOperation() override {
@@ -154,8 +155,8 @@ struct ShareLayersPass : public kvopt::impl::KVShareLayersBase<ShareLayersPass> 
                << ": their cache types differ";
       if (owner > layer)
         return module.emitError("kv-share-layers: layer ")
-               << layer << " would share the cache of the later layer "
-               << owner << "; a cache's owner must come first";
+               << layer << " would share the cache of the later layer " << owner
+               << "; a cache's owner must come first";
     }
     return success();
   }
@@ -169,9 +170,9 @@ struct ShareLayersPass : public kvopt::impl::KVShareLayersBase<ShareLayersPass> 
       builder.setInsertionPointToStart(arg.getOwner());
     else
       builder.setInsertionPointAfterValue(owner.cache);
-    auto view = ShareCacheOp::create(builder, cache.getLoc(),
-                                     cache.getType(), owner.cache,
-                                     builder.getI64IntegerAttr(layer));
+    auto view =
+        ShareCacheOp::create(builder, cache.getLoc(), cache.getType(),
+                             owner.cache, builder.getI64IntegerAttr(layer));
     for (OpOperand &use : llvm::make_early_inc_range(cache.getUses())) {
       if (auto append = dyn_cast<AppendOp>(use.getOwner()))
         append.erase();

@@ -53,8 +53,9 @@ static int64_t placeComponent(ComponentInfo &c, const PagedLayout &l,
   offset += elems * c.bits / 8;
   if (!c.quantized())
     return offset;
-  int64_t scales = c.channelAxis ? (l.pageSize / c.group) * l.kvHeads * l.headDim
-                                 : l.pageSize * l.kvHeads * (l.headDim / c.group);
+  int64_t scales = c.channelAxis
+                       ? (l.pageSize / c.group) * l.kvHeads * l.headDim
+                       : l.pageSize * l.kvHeads * (l.headDim / c.group);
   c.scaleOffset = offset;
   offset += scales * c.scaleBytes;
   if (c.hasZeros()) {
@@ -64,8 +65,8 @@ static int64_t placeComponent(ComponentInfo &c, const PagedLayout &l,
   return offset;
 }
 
-FailureOr<PagedLayout> kvopt::gpugen::computePagedLayout(kv::CacheType type,
-                                                      EmitErrorFn emitError) {
+FailureOr<PagedLayout>
+kvopt::gpugen::computePagedLayout(kv::CacheType type, EmitErrorFn emitError) {
   if (!type.isPaged())
     return emitError() << "GPU kernels need a paged cache (got a contiguous "
                           "one; run kv-paginate first)";
@@ -139,9 +140,8 @@ static FailureOr<RowMapping> mapRow(const TargetInfo &t, const PagedLayout &l,
   return m;
 }
 
-FailureOr<DecodeSchedule>
-kvopt::gpugen::chooseDecodeSchedule(const TargetInfo &t, const DecodeConfig &cfg,
-                                 EmitErrorFn emitError) {
+FailureOr<DecodeSchedule> kvopt::gpugen::chooseDecodeSchedule(
+    const TargetInfo &t, const DecodeConfig &cfg, EmitErrorFn emitError) {
   const PagedLayout &l = cfg.layout;
   DecodeSchedule s;
   s.warps = t.decodeWarps;
@@ -274,9 +274,8 @@ struct Emitter {
   /// result, bit-identical since the combiners are commutative).
   Value xorReduce(Value v, int64_t lanes, bool isMax) {
     for (int64_t off = lanes / 2; off >= 1; off /= 2) {
-      Value other =
-          gpu::ShuffleOp::create(b, v, off, 32, gpu::ShuffleMode::XOR)
-              .getShuffleResult();
+      Value other = gpu::ShuffleOp::create(b, v, off, 32, gpu::ShuffleMode::XOR)
+                        .getShuffleResult();
       v = isMax ? fmax(v, other) : fadd(v, other);
     }
     return v;
@@ -411,10 +410,10 @@ struct Emitter {
     VectorType vi = vec(n, i32t), vf = vec(n, f32t);
     auto c = [&](int64_t v) { return splat(i32(v), n); };
     Value x = arith::ExtUIOp::create(b, vi, codes);
-    Value sign = arith::ShLIOp::create(
-        b, arith::AndIOp::create(b, x, c(0x80)), c(24));
-    Value e = arith::AndIOp::create(
-        b, arith::ShRUIOp::create(b, x, c(3)), c(15));
+    Value sign =
+        arith::ShLIOp::create(b, arith::AndIOp::create(b, x, c(0x80)), c(24));
+    Value e =
+        arith::AndIOp::create(b, arith::ShRUIOp::create(b, x, c(3)), c(15));
     Value m = arith::AndIOp::create(b, x, c(7));
     Value normal = arith::OrIOp::create(
         b,
@@ -425,13 +424,13 @@ struct Emitter {
         arith::ShLIOp::create(b, m, c(20)));
     Value sub = arith::MulFOp::create(b, arith::UIToFPOp::create(b, vf, m),
                                       splat(f32(1.0f / 512.0f), n));
-    Value subBits = arith::OrIOp::create(
-        b, arith::BitcastOp::create(b, vi, sub), sign);
+    Value subBits =
+        arith::OrIOp::create(b, arith::BitcastOp::create(b, vi, sub), sign);
     Value isSub = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, e, c(0));
     Value bits = arith::SelectOp::create(b, isSub, subBits, normal);
-    Value isNan = arith::CmpIOp::create(
-        b, arith::CmpIPredicate::eq, arith::AndIOp::create(b, x, c(0x7F)),
-        c(0x7F));
+    Value isNan =
+        arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
+                              arith::AndIOp::create(b, x, c(0x7F)), c(0x7F));
     bits = arith::SelectOp::create(b, isNan, c(0x7FC00000), bits);
     return arith::BitcastOp::create(b, vf, bits);
   }
@@ -460,7 +459,8 @@ struct Emitter {
 
 MemRefType sharedF32(MLIRContext *ctx, int64_t n) {
   return MemRefType::get(
-      {std::max<int64_t>(n, 1)}, Float32Type::get(ctx), MemRefLayoutAttrInterface{},
+      {std::max<int64_t>(n, 1)}, Float32Type::get(ctx),
+      MemRefLayoutAttrInterface{},
       gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup));
 }
 
@@ -481,20 +481,24 @@ struct ScaleStage {
 //===----------------------------------------------------------------------===//
 
 gpu::GPUFuncOp kvopt::gpugen::buildDecodeKernel(gpu::GPUModuleOp module,
-                                             StringRef name,
-                                             const DecodeConfig &cfg,
-                                             const DecodeSchedule &s) {
+                                                StringRef name,
+                                                const DecodeConfig &cfg,
+                                                const DecodeSchedule &s) {
   MLIRContext *ctx = module.getContext();
   const PagedLayout &L = cfg.layout;
-  const int64_t R = cfg.rows(), D = L.headDim, N = s.tileTokens,
-                T = s.threads, W = s.warps, Hkv = L.kvHeads, P = L.pageSize;
+  const int64_t R = cfg.rows(), D = L.headDim, N = s.tileTokens, T = s.threads,
+                W = s.warps, Hkv = L.kvHeads, P = L.pageSize;
   Type f32t = Float32Type::get(ctx), i32t = IntegerType::get(ctx, 32),
        i8t = IntegerType::get(ctx, 8);
 
-  SmallVector<Type> args = {dynamic1D(cfg.queryType), dynamic1D(i8t),
-                            dynamic1D(i32t),          dynamic1D(i32t),
-                            dynamic1D(f32t),          dynamic1D(f32t),
-                            i32t,                     i32t,
+  SmallVector<Type> args = {dynamic1D(cfg.queryType),
+                            dynamic1D(i8t),
+                            dynamic1D(i32t),
+                            dynamic1D(i32t),
+                            dynamic1D(f32t),
+                            dynamic1D(f32t),
+                            i32t,
+                            i32t,
                             i32t};
   auto stagedCount = [&](const ComponentInfo &c) -> int64_t {
     if (!c.quantized())
@@ -503,10 +507,10 @@ gpu::GPUFuncOp kvopt::gpugen::buildDecodeKernel(gpu::GPUModuleOp module,
   };
   int64_t kScales = stagedCount(L.key), vScales = stagedCount(L.value);
   SmallVector<Type> workgroup = {
-      sharedF32(ctx, R * D),                        // q_s
-      sharedF32(ctx, R * N),                        // scores_s (then p)
-      sharedF32(ctx, 2 * R),                        // alpha_s, then l_s|m_s
-      sharedF32(ctx, s.value.rowsPerPass * D),      // red_s
+      sharedF32(ctx, R * D),                   // q_s
+      sharedF32(ctx, R * N),                   // scores_s (then p)
+      sharedF32(ctx, 2 * R),                   // alpha_s, then l_s|m_s
+      sharedF32(ctx, s.value.rowsPerPass * D), // red_s
       MemRefType::get({s.tilePages}, i32t, MemRefLayoutAttrInterface{},
                       gpu::AddressSpaceAttr::get(
                           ctx, gpu::AddressSpace::Workgroup)), // pages_s
@@ -521,8 +525,7 @@ gpu::GPUFuncOp kvopt::gpugen::buildDecodeKernel(gpu::GPUModuleOp module,
   auto func = gpu::GPUFuncOp::create(b, name, FunctionType::get(ctx, args, {}),
                                      workgroup);
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
-  func.setKnownBlockSizeAttr(
-      b.getDenseI32ArrayAttr({int32_t(T), 1, 1}));
+  func.setKnownBlockSizeAttr(b.getDenseI32ArrayAttr({int32_t(T), 1, 1}));
   func->setAttr("kv.tile_tokens", b.getI64IntegerAttr(N));
   func->setAttr("kv.max_splits", b.getI64IntegerAttr(s.maxSplits));
   func->setAttr("kv.shared_bytes", b.getI64IntegerAttr(s.sharedBytes));
@@ -588,15 +591,15 @@ gpu::GPUFuncOp kvopt::gpugen::buildDecodeKernel(gpu::GPUModuleOp module,
   };
 
   // Stages one component's scales/zeros of tile [t0, t0+N) (tokens < end).
-  auto stageScales = [&](const ComponentInfo &c, const ScaleStage &st,
-                         Value t0, Value end, Value firstPage) {
+  auto stageScales = [&](const ComponentInfo &c, const ScaleStage &st, Value t0,
+                         Value end, Value firstPage) {
     if (!st.count)
       return;
     int64_t perRow = c.channelAxis ? D : D / c.group; // floats per unit
     e.forLoop(tid, e.idx(st.count), cT, [&](Value i) {
       Value unit = e.div(i, perRow), col = e.rem(i, perRow);
-      Value token = c.channelAxis ? e.add(t0, e.mul(unit, c.group))
-                                  : e.add(t0, unit);
+      Value token =
+          c.channelAxis ? e.add(t0, e.mul(unit, c.group)) : e.add(t0, unit);
       e.ifThen(e.lt(token, end), [&] {
         Value base = pageOf(token, firstPage);
         Value slot = e.rem(token, P);
@@ -612,8 +615,8 @@ gpu::GPUFuncOp kvopt::gpugen::buildDecodeKernel(gpu::GPUModuleOp module,
                             align),
                 st.scales, i);
         if (st.zeros)
-          e.store(e.loadScale(pool, e.add(e.add(base, c.zeroOffset), off),
-                              st_, align),
+          e.store(e.loadScale(pool, e.add(e.add(base, c.zeroOffset), off), st_,
+                              align),
                   st.zeros, i);
       });
     });
@@ -703,15 +706,14 @@ gpu::GPUFuncOp kvopt::gpugen::buildDecodeKernel(gpu::GPUModuleOp module,
         Value kv = e.ifElse(
             valid, e.vec(km.elems, f32t),
             [&] {
-              return loadRow(L.key, km, kStage, token, local, slice,
-                             firstPage);
+              return loadRow(L.key, km, kStage, token, local, slice, firstPage);
             },
             [&] { return e.splat(e.f32(0.0f), km.elems); });
         for (int64_t r = 0; r < R; ++r) {
           Value qv = e.vload(e.vec(km.elems, f32t), qS,
                              e.add(e.mul(slice, km.elems), r * D), 4);
-          Value dot = vector::ReductionOp::create(
-              b, vector::CombiningKind::ADD, e.fmul(qv, kv));
+          Value dot = vector::ReductionOp::create(b, vector::CombiningKind::ADD,
+                                                  e.fmul(qv, kv));
           dot = e.xorReduce(dot, km.lanes, /*isMax=*/false);
           Value score = e.fmul(dot, e.f32(cfg.scale));
           // Visibility: token < end and the causal/window/sink mask of row r.
@@ -731,9 +733,8 @@ gpu::GPUFuncOp kvopt::gpugen::buildDecodeKernel(gpu::GPUModuleOp module,
             }
           }
           score = e.select(visible, score, e.negInf());
-          e.ifThen(e.cmp(arith::CmpIPredicate::eq, slice, c0), [&] {
-            e.store(score, scoreS, e.add(local, r * N));
-          });
+          e.ifThen(e.cmp(arith::CmpIPredicate::eq, slice, c0),
+                   [&] { e.store(score, scoreS, e.add(local, r * N)); });
         }
       }
     }
@@ -763,8 +764,8 @@ gpu::GPUFuncOp kvopt::gpugen::buildDecodeKernel(gpu::GPUModuleOp module,
         tileMax = e.xorReduce(tileMax, 32, /*isMax=*/true);
         Value mNew = e.fmax(mOld, tileMax);
         Value mNewInf = e.isNegInf(mNew);
-        Value alpha = e.select(e.isNegInf(mOld), e.f32(0.0f),
-                               e.exp(e.fsub(mOld, mNew)));
+        Value alpha =
+            e.select(e.isNegInf(mOld), e.f32(0.0f), e.exp(e.fsub(mOld, mNew)));
         Value sum = e.f32(0.0f);
         for (int64_t i = 0; i < steps; ++i) {
           Value j = e.add(lane, 32 * i);
@@ -839,16 +840,15 @@ gpu::GPUFuncOp kvopt::gpugen::buildDecodeKernel(gpu::GPUModuleOp module,
     e.barrier();
     Value l = e.load(statS, e.idx(r));
     Value m = e.load(statS, e.idx(R + r));
-    Value empty = arith::CmpFOp::create(b, arith::CmpFPredicate::OLE, l,
-                                        e.f32(0.0f));
+    Value empty =
+        arith::CmpFOp::create(b, arith::CmpFPredicate::OLE, l, e.f32(0.0f));
     Value rowFlat = e.add(rowBase, e.idx(r));
     Value outRow = e.add(e.mul(rowFlat, splits), split);
     e.forLoop(tid, e.idx(D), cT, [&](Value d) {
       Value sum = e.f32(0.0f);
       for (int64_t i = 0; i < vm.rowsPerPass; ++i)
         sum = e.fadd(sum, e.load(redS, e.add(d, i * D)));
-      Value o = e.select(empty, e.f32(0.0f),
-                         arith::DivFOp::create(b, sum, l));
+      Value o = e.select(empty, e.f32(0.0f), arith::DivFOp::create(b, sum, l));
       e.store(o, pout, e.add(e.mul(outRow, D), d));
     });
     e.ifThen(e.cmp(arith::CmpIPredicate::eq, tid, c0), [&] {
@@ -866,9 +866,9 @@ gpu::GPUFuncOp kvopt::gpugen::buildDecodeKernel(gpu::GPUModuleOp module,
 //===----------------------------------------------------------------------===//
 
 gpu::GPUFuncOp kvopt::gpugen::buildMergeKernel(gpu::GPUModuleOp module,
-                                            StringRef name, int64_t D,
-                                            Type outputType, int64_t maxSplits,
-                                            int64_t T) {
+                                               StringRef name, int64_t D,
+                                               Type outputType,
+                                               int64_t maxSplits, int64_t T) {
   MLIRContext *ctx = module.getContext();
   Type f32t = Float32Type::get(ctx), i32t = IntegerType::get(ctx, 32);
   SmallVector<Type> args = {dynamic1D(f32t), dynamic1D(f32t),
@@ -910,8 +910,8 @@ gpu::GPUFuncOp kvopt::gpugen::buildMergeKernel(gpu::GPUModuleOp module,
     if (isMax)
       nxt = e.fmax(acc, v);
     else
-      nxt = e.fadd(acc, e.select(e.isNegInf(v), e.f32(0.0f),
-                                 e.exp(e.fsub(v, mx))));
+      nxt = e.fadd(acc,
+                   e.select(e.isNegInf(v), e.f32(0.0f), e.exp(e.fsub(v, mx))));
     scf::YieldOp::create(b, nxt);
     return f.getResult(0);
   };

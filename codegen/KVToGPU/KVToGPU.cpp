@@ -117,7 +117,7 @@ void KVGPUKernelsPass::runOnOperation() {
       continue;
     }
     auto sched = gpugen::chooseDecodeSchedule(*target, *cfg,
-                                           [&] { return op.emitOpError(); });
+                                              [&] { return op.emitOpError(); });
     if (failed(sched)) {
       failedAny = true;
       continue;
@@ -134,9 +134,9 @@ void KVGPUKernelsPass::runOnOperation() {
       std::string decode = "decode_" + std::to_string(n);
       std::string merge = "merge_" + std::to_string(n);
       gpugen::buildDecodeKernel(module, decode, *cfg, *sched);
-      gpugen::buildMergeKernel(module, merge, cfg->layout.headDim,
-                            cfg->outputType, sched->maxSplits,
-                            gpugen::mergeThreads(*target, cfg->layout.headDim));
+      gpugen::buildMergeKernel(
+          module, merge, cfg->layout.headDim, cfg->outputType, sched->maxSplits,
+          gpugen::mergeThreads(*target, cfg->layout.headDim));
       auto ref = [&](StringRef k) -> Attribute {
         return SymbolRefAttr::get(ctx, kModuleName,
                                   {FlatSymbolRefAttr::get(ctx, k)});

@@ -26,10 +26,10 @@ using EmitErrorFn = llvm::function_ref<mlir::InFlightDiagnostic()>;
 
 /// One stored component (K or V) of a page of docs/CacheLayout.md.
 struct ComponentInfo {
-  mlir::Type element;       ///< full-precision element type
+  mlir::Type element; ///< full-precision element type
   int64_t elementBytes = 0;
-  kv::QuantAttr quant;      ///< null = full precision
-  int64_t bits = 0;         ///< bits per stored element or code
+  kv::QuantAttr quant; ///< null = full precision
+  int64_t bits = 0;    ///< bits per stored element or code
   /// Token axis: channels per scale (0 resolved to the head dim). Channel
   /// axis: tokens per scale.
   int64_t group = 0;

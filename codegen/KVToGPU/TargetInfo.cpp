@@ -30,13 +30,14 @@ std::optional<TargetInfo> kvopt::gpugen::getTargetInfo(llvm::StringRef chip) {
 }
 
 DecodeSplitPlan kvopt::gpugen::planDecodeSplits(const TargetInfo &target,
-                                             int64_t batch, int64_t kvHeads,
-                                             int64_t maxLength,
-                                             int64_t tileTokens) {
+                                                int64_t batch, int64_t kvHeads,
+                                                int64_t maxLength,
+                                                int64_t tileTokens) {
   DecodeSplitPlan plan;
-  int64_t tiles = std::max<int64_t>(1, (maxLength + tileTokens - 1) / tileTokens);
-  int64_t minTiles =
-      std::max<int64_t>(1, (target.minChunkTokens + tileTokens - 1) / tileTokens);
+  int64_t tiles =
+      std::max<int64_t>(1, (maxLength + tileTokens - 1) / tileTokens);
+  int64_t minTiles = std::max<int64_t>(
+      1, (target.minChunkTokens + tileTokens - 1) / tileTokens);
   int64_t maxGrid = target.smCount * target.decodeBlocksPerSM;
   int64_t rows = std::max<int64_t>(1, batch * kvHeads);
   // Smallest chunk (in tiles) whose grid fits in one wave; grids of many

@@ -20,14 +20,14 @@ namespace kvopt::gpugen {
 
 /// What one NVIDIA chip offers a kernel.
 struct TargetInfo {
-  std::string chip;             ///< "sm_80", "sm_90"
-  int64_t smCount = 0;          ///< streaming multiprocessors (A100, H100 SXM)
+  std::string chip;    ///< "sm_80", "sm_90"
+  int64_t smCount = 0; ///< streaming multiprocessors (A100, H100 SXM)
   int64_t warpSize = 32;
   int64_t maxThreadsPerBlock = 1024;
   int64_t registersPerSM = 65536;
   int64_t maxRegistersPerThread = 255;
   int64_t staticSharedPerBlock = 48 * 1024; ///< without opt-in
-  int64_t maxLoadBytes = 16;    ///< widest global load (ld.v4.u32)
+  int64_t maxLoadBytes = 16;                ///< widest global load (ld.v4.u32)
   /// Decode: warps per block and blocks the scheduler keeps resident per SM
   /// (the occupancy the register budget is computed for).
   int64_t decodeWarps = 4;

@@ -36,8 +36,8 @@ static LogicalResult checkRank(Operation *op, Type type, int64_t rank,
                                StringRef what, StringRef dims) {
   auto tensor = dyn_cast<RankedTensorType>(type);
   if (!tensor || tensor.getRank() != rank)
-    return op->emitOpError() << what << " must be a rank-" << rank << " tensor ("
-                             << dims << "), got " << type;
+    return op->emitOpError() << what << " must be a rank-" << rank
+                             << " tensor (" << dims << "), got " << type;
   return success();
 }
 
@@ -47,9 +47,9 @@ static LogicalResult checkDim(Operation *op, Type type, int64_t dim,
                               StringRef meaning) {
   int64_t actual = cast<ShapedType>(type).getDimSize(dim);
   if (!compatible(actual, expected))
-    return op->emitOpError() << what << " has " << meaning << " "
-                             << dimString(actual) << ", expected "
-                             << dimString(expected);
+    return op->emitOpError()
+           << what << " has " << meaning << " " << dimString(actual)
+           << ", expected " << dimString(expected);
   return success();
 }
 
@@ -68,8 +68,7 @@ static LogicalResult verifyBlockTable(Operation *op, KVCacheTypeInterface cache,
   if (failed(checkDim(op, table, 0, batch, "block table", "batch")))
     return failure();
   int64_t pages = table.getDimSize(1);
-  if (!ShapedType::isDynamic(pages) &&
-      pages > cache.getMaxPagesPerSequence())
+  if (!ShapedType::isDynamic(pages) && pages > cache.getMaxPagesPerSequence())
     return op->emitOpError()
            << "block table has " << pages << " pages per sequence, but "
            << "capacity " << cache.getCapacity() << " at page size "
@@ -82,9 +81,9 @@ static LogicalResult checkElement(Operation *op, Type type, Type expected,
                                   StringRef what) {
   Type element = cast<ShapedType>(type).getElementType();
   if (element != expected)
-    return op->emitOpError() << what << " element type " << element
-                             << " differs from the cache element type "
-                             << expected;
+    return op->emitOpError()
+           << what << " element type " << element
+           << " differs from the cache element type " << expected;
   return success();
 }
 
@@ -147,8 +146,8 @@ LogicalResult AppendOp::verify() {
                          "no values");
     if (failed(checkRank(*this, keysType, 3, "latent rows",
                          "batch x tokens x (latent_dim + rope_dim)")) ||
-        failed(checkDim(*this, keysType, 2, latent.getRowWidth(),
-                        "latent rows", "width")))
+        failed(checkDim(*this, keysType, 2, latent.getRowWidth(), "latent rows",
+                        "width")))
       return failure();
     if (getRopeTheta() && latent.getRopeDim() == 0)
       return emitOpError("rope_theta given but the latent cache has no rope "
@@ -190,10 +189,10 @@ LogicalResult ViewOp::verify() {
       return emitOpError("viewing a !kv.latent_cache gives one tensor");
     if (failed(checkRank(*this, keysType, 3, "latent rows",
                          "batch x capacity x (latent_dim + rope_dim)")) ||
-        failed(checkDim(*this, keysType, 1, latent.getCapacity(),
-                        "latent rows", "tokens")) ||
-        failed(checkDim(*this, keysType, 2, latent.getRowWidth(),
-                        "latent rows", "width")))
+        failed(checkDim(*this, keysType, 1, latent.getCapacity(), "latent rows",
+                        "tokens")) ||
+        failed(checkDim(*this, keysType, 2, latent.getRowWidth(), "latent rows",
+                        "width")))
       return failure();
   }
   if (failed(checkElement(*this, keysType, cache.getElementType(), "result")))
@@ -254,8 +253,8 @@ LogicalResult AttentionOp::verify() {
   Type qType = getQueries().getType();
   if (failed(checkRank(*this, qType, 4, "queries",
                        "batch x q_heads x tokens x head_dim")) ||
-      failed(checkDim(*this, qType, 3, cache.getHeadDim(), "queries",
-                      "head dim")))
+      failed(
+          checkDim(*this, qType, 3, cache.getHeadDim(), "queries", "head dim")))
     return failure();
   int64_t qHeads = cast<ShapedType>(qType).getDimSize(1);
   if (!ShapedType::isDynamic(qHeads) && qHeads % cache.getKvHeads() != 0)
@@ -377,9 +376,9 @@ static LogicalResult verifyQuantized(Operation *op, QuantAttr encoding,
                            "(tokens x channels)");
   auto dataType = dyn_cast<RankedTensorType>(data);
   if (!dataType || dataType.getShape() != values.getShape())
-    return op->emitOpError() << "quantized data " << data
-                             << " must have the shape of the float tensor "
-                             << values;
+    return op->emitOpError()
+           << "quantized data " << data
+           << " must have the shape of the float tensor " << values;
   if (dataType.getElementType() != encoding.getStorageType())
     return op->emitOpError()
            << stringifyQuantKind(encoding.getKind()) << " data is stored as "
@@ -392,13 +391,12 @@ static LogicalResult verifyQuantized(Operation *op, QuantAttr encoding,
   if (encoding.getAxis() == ScaleAxis::Token) {
     int64_t group = encoding.getGroup();
     if (group != 0 && !ShapedType::isDynamic(channels) && channels % group)
-      return op->emitOpError() << "group size " << group
-                               << " does not divide the " << channels
-                               << " channels";
-    scaleShape.back() = group == 0 ? 1
-                        : ShapedType::isDynamic(channels)
-                            ? ShapedType::kDynamic
-                            : channels / group;
+      return op->emitOpError()
+             << "group size " << group << " does not divide the " << channels
+             << " channels";
+    scaleShape.back() = group == 0                        ? 1
+                        : ShapedType::isDynamic(channels) ? ShapedType::kDynamic
+                                                          : channels / group;
   } else {
     int64_t group = encoding.getGroup();
     if (!ShapedType::isDynamic(tokens) && tokens % group)
@@ -416,8 +414,8 @@ static LogicalResult verifyQuantized(Operation *op, QuantAttr encoding,
                  });
   if (!shapeOk) {
     auto expected = RankedTensorType::get(scaleShape, encoding.getScale());
-    return op->emitOpError() << "scales must be " << expected << ", got "
-                             << scales;
+    return op->emitOpError()
+           << "scales must be " << expected << ", got " << scales;
   }
   if (scaleType.getElementType() != encoding.getScale())
     return op->emitOpError() << "scales must have the encoding's scale type "
@@ -432,10 +430,9 @@ static LogicalResult verifyQuantized(Operation *op, QuantAttr encoding,
 }
 
 LogicalResult QuantizeOp::verify() {
-  return verifyQuantized(*this, getEncoding(),
-                         cast<RankedTensorType>(getInput().getType()),
-                         getData().getType(), getScales().getType(),
-                         getZeroPoints());
+  return verifyQuantized(
+      *this, getEncoding(), cast<RankedTensorType>(getInput().getType()),
+      getData().getType(), getScales().getType(), getZeroPoints());
 }
 
 LogicalResult DequantizeOp::verify() {
@@ -458,10 +455,10 @@ LogicalResult GatherPagesOp::verify() {
   auto pages = cast<RankedTensorType>(pagesType);
   auto table = getBlockTable().getType();
   int64_t pageSize = pages.getDimSize(1), perSeq = table.getDimSize(1);
-  int64_t tokens = ShapedType::isDynamic(pageSize) ||
-                           ShapedType::isDynamic(perSeq)
-                       ? ShapedType::kDynamic
-                       : pageSize * perSeq;
+  int64_t tokens =
+      ShapedType::isDynamic(pageSize) || ShapedType::isDynamic(perSeq)
+          ? ShapedType::kDynamic
+          : pageSize * perSeq;
   auto expected = RankedTensorType::get(
       {table.getDimSize(0), pages.getDimSize(2), tokens, pages.getDimSize(3)},
       pages.getElementType());

@@ -135,8 +135,9 @@ static ParseResult parseCacheParams(AsmParser &parser, StringRef typeName,
   return success();
 }
 
-static void printLayoutAndQuant(AsmPrinter &printer, LayoutAttr layout,
-                                ArrayRef<std::pair<StringRef, QuantAttr>> quants) {
+static void
+printLayoutAndQuant(AsmPrinter &printer, LayoutAttr layout,
+                    ArrayRef<std::pair<StringRef, QuantAttr>> quants) {
   if (layout.isPaged())
     printer << ", layout = " << Attribute(layout);
   for (auto [name, quant] : quants)
@@ -144,9 +145,9 @@ static void printLayoutAndQuant(AsmPrinter &printer, LayoutAttr layout,
       printer << ", " << name << " = " << Attribute(quant);
 }
 
-static LogicalResult
-verifyCommon(function_ref<InFlightDiagnostic()> emitError, int64_t capacity,
-             Type element, LayoutAttr layout) {
+static LogicalResult verifyCommon(function_ref<InFlightDiagnostic()> emitError,
+                                  int64_t capacity, Type element,
+                                  LayoutAttr layout) {
   if (capacity <= 0)
     return emitError() << "cache capacity must be positive, got " << capacity;
   if (!isa<Float16Type, BFloat16Type, Float32Type>(element))
@@ -184,8 +185,8 @@ verifyComponentQuant(function_ref<InFlightDiagnostic()> emitError,
                          << packed << " values per byte; " << rowName << " "
                          << rowWidth << " is not a multiple of " << packed;
     if (layout.isPaged() && layout.getPageSize() % quant.getGroup() != 0)
-      return emitError() << name << " encoding token group "
-                         << quant.getGroup() << " does not divide page size "
+      return emitError() << name << " encoding token group " << quant.getGroup()
+                         << " does not divide page size "
                          << layout.getPageSize();
     // A group's scales are computed when its last token arrives, from the
     // full-precision copies of the earlier ones (KIVI's residual), so the
@@ -246,11 +247,10 @@ Type CacheType::parse(AsmParser &parser) {
                        {"kv_heads", "head_dim", "capacity"}, {"key", "value"},
                        params))
     return {};
-  return getChecked([&] { return parser.emitError(loc); },
-                    parser.getContext(), params.ints["kv_heads"],
-                    params.ints["head_dim"], params.ints["capacity"],
-                    params.element, params.layout, params.quants["key"],
-                    params.quants["value"]);
+  return getChecked([&] { return parser.emitError(loc); }, parser.getContext(),
+                    params.ints["kv_heads"], params.ints["head_dim"],
+                    params.ints["capacity"], params.element, params.layout,
+                    params.quants["key"], params.quants["value"]);
 }
 
 void CacheType::print(AsmPrinter &printer) const {
@@ -288,9 +288,8 @@ CacheType CacheType::cloneWithQuant(QuantAttr key, QuantAttr value) const {
 }
 
 CacheType CacheType::cloneWithKvHeads(int64_t kvHeads) const {
-  return CacheType::get(kvHeads, getHeadDim(), getCapacity(),
-                        getElementType(), getLayout(), getKeyQuant(),
-                        getValueQuant());
+  return CacheType::get(kvHeads, getHeadDim(), getCapacity(), getElementType(),
+                        getLayout(), getKeyQuant(), getValueQuant());
 }
 
 //===----------------------------------------------------------------------===//
@@ -330,16 +329,15 @@ Type LatentCacheType::parse(AsmParser &parser) {
                        {"latent_dim", "rope_dim", "capacity"}, {"quant"},
                        params))
     return {};
-  return getChecked([&] { return parser.emitError(loc); },
-                    parser.getContext(), params.ints["latent_dim"],
-                    params.ints["rope_dim"], params.ints["capacity"],
-                    params.element, params.layout, params.quants["quant"]);
+  return getChecked([&] { return parser.emitError(loc); }, parser.getContext(),
+                    params.ints["latent_dim"], params.ints["rope_dim"],
+                    params.ints["capacity"], params.element, params.layout,
+                    params.quants["quant"]);
 }
 
 void LatentCacheType::print(AsmPrinter &printer) const {
   printer << "<latent_dim = " << getLatentDim()
-          << ", rope_dim = " << getRopeDim()
-          << ", capacity = " << getCapacity()
+          << ", rope_dim = " << getRopeDim() << ", capacity = " << getCapacity()
           << ", element = " << getElementType();
   printLayoutAndQuant(printer, getLayout(), {{"quant", getQuant()}});
   printer << '>';

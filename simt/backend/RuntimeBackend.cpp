@@ -33,8 +33,8 @@ public:
     void *handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (!handle)
       return rt::Status::error(StatusCode::IoError,
-                    "cannot load emulated kernels '" + path + "': " +
-                        dlerror());
+                               "cannot load emulated kernels '" + path +
+                                   "': " + dlerror());
     out = handle;
     return rt::Status::ok();
   }
@@ -45,25 +45,24 @@ public:
   }
 
   rt::Status getKernel(ModuleHandle module, const std::string &symbol,
-                   KernelHandle &out) override {
+                       KernelHandle &out) override {
     std::string descriptor = descriptorSymbol(symbol);
     void *address = dlsym(module, descriptor.c_str());
     if (!address)
       return rt::Status::error(StatusCode::NotFound,
-                    "no emulated kernel '" + symbol + "' (symbol '" +
-                        descriptor + "')");
+                               "no emulated kernel '" + symbol + "' (symbol '" +
+                                   descriptor + "')");
     out = address;
     return rt::Status::ok();
   }
 
   rt::Status launch(KernelHandle kernel, rt::Dim3 grid, rt::Dim3 block,
-                uint32_t sharedBytes, void **params,
-                StreamHandle) override {
+                    uint32_t sharedBytes, void **params,
+                    StreamHandle) override {
     const auto &desc = *static_cast<const kvopt_simt_kernel *>(kernel);
-    LaunchResult result =
-        simt::launch(desc, {grid.x, grid.y, grid.z},
-                     {block.x, block.y, block.z}, sharedBytes, params,
-                     options_);
+    LaunchResult result = simt::launch(desc, {grid.x, grid.y, grid.z},
+                                       {block.x, block.y, block.z}, sharedBytes,
+                                       params, options_);
     if (observer_)
       observer_(result);
     switch (result.status) {
@@ -71,13 +70,13 @@ public:
       return rt::Status::ok();
     case simt::Status::InvalidLaunch:
       return rt::Status::error(StatusCode::InvalidArgument,
-                    "emulated launch refused: " + result.text());
+                               "emulated launch refused: " + result.text());
     case simt::Status::Reported:
     case simt::Status::Aborted:
       break;
     }
     return rt::Status::error(StatusCode::Internal,
-                  "emulated kernel reported: " + result.text());
+                             "emulated kernel reported: " + result.text());
   }
 
 private:
@@ -87,8 +86,8 @@ private:
 
 } // namespace
 
-std::unique_ptr<rt::LaunchBackend> createRuntimeBackend(LaunchOptions options,
-                                                        LaunchObserver observer) {
+std::unique_ptr<rt::LaunchBackend>
+createRuntimeBackend(LaunchOptions options, LaunchObserver observer) {
   return std::make_unique<SimtLaunchBackend>(std::move(options),
                                              std::move(observer));
 }

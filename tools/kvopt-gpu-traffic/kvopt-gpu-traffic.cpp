@@ -1,4 +1,5 @@
-//===- kvopt-gpu-traffic.cpp - decode-kernel traffic from emulator counters ===//
+//===- kvopt-gpu-traffic.cpp - decode-kernel traffic from emulator counters
+//===//
 //
 // Runs the generated decode kernels under the SIMT emulator for a set of
 // decode configurations and prints, per configuration, global bytes loaded

@@ -26,9 +26,10 @@ namespace kvopt {
 /// Options of the `kv-optimize` pipeline: one flag per technique.
 struct OptimizePipelineOptions
     : public mlir::PassPipelineOptions<OptimizePipelineOptions> {
-  Option<int64_t> pageSize{*this, "page-size",
-                           llvm::cl::desc("tokens per page, 0 = keep contiguous"),
-                           llvm::cl::init(16)};
+  Option<int64_t> pageSize{
+      *this, "page-size",
+      llvm::cl::desc("tokens per page, 0 = keep contiguous"),
+      llvm::cl::init(16)};
   Option<std::string> key{*this, "key",
                           llvm::cl::desc("key encoding (none, int8, fp8_e4m3, "
                                          "int4, int2)"),

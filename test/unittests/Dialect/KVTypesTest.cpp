@@ -8,10 +8,10 @@
 #include "kvopt/Dialect/KV/KVOps.h"
 #include "kvopt/InitAll.h"
 
+#include "mlir/AsmParser/AsmParser.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/MLIRContext.h"
-#include "mlir/AsmParser/AsmParser.h"
 
 #include "gtest/gtest.h"
 
@@ -29,9 +29,8 @@ protected:
     ctx.loadAllAvailableDialects();
   }
 
-  QuantAttr quant(QuantKind kind, ScaleAxis axis, int64_t group,
-                  bool symmetric, Type scale, int64_t recent = 0,
-                  int64_t sinks = 0) {
+  QuantAttr quant(QuantKind kind, ScaleAxis axis, int64_t group, bool symmetric,
+                  Type scale, int64_t recent = 0, int64_t sinks = 0) {
     return QuantAttr::get(&ctx, kind, axis, group, symmetric, scale, recent,
                           sinks);
   }
@@ -65,10 +64,9 @@ TEST_F(KVTypesTest, KiviInt4BytesPerToken) {
   //   data 1024 * 4 / 8 = 512, scales + zeros 1024 * 2 * 2 / 32 = 128.
   // V int4 per token, 32-channel groups, f16 asymmetric:
   //   data 512, scales + zeros (1024 / 32) * 2 * 2 = 128.
-  auto k = quant(QuantKind::Int4, ScaleAxis::Channel, 32, false,
-                 b.getF16Type());
-  auto v =
-      quant(QuantKind::Int4, ScaleAxis::Token, 32, false, b.getF16Type());
+  auto k =
+      quant(QuantKind::Int4, ScaleAxis::Channel, 32, false, b.getF16Type());
+  auto v = quant(QuantKind::Int4, ScaleAxis::Token, 32, false, b.getF16Type());
   auto type = CacheType::get(8, 128, 4096, b.getF16Type(), paged(32), k, v);
   EXPECT_EQ(type.getBytesPerToken(), 1280.0);
   EXPECT_EQ(type.getFixedBytesPerSequence(), 0);
@@ -77,16 +75,15 @@ TEST_F(KVTypesTest, KiviInt4BytesPerToken) {
 TEST_F(KVTypesTest, Int8WholeHeadScales) {
   // int8 per token, one f32 scale per head: 2 * (1024 + 8 * 4).
   auto q = quant(QuantKind::Int8, ScaleAxis::Token, 0, true, b.getF32Type());
-  EXPECT_EQ(CacheType::get(8, 128, 4096, b.getF16Type(), {}, q, q)
-                .getBytesPerToken(),
-            2112.0);
+  EXPECT_EQ(
+      CacheType::get(8, 128, 4096, b.getF16Type(), {}, q, q).getBytesPerToken(),
+      2112.0);
 }
 
 TEST_F(KVTypesTest, FractionalPerChannelScales) {
   // int2 keys per channel over 3-token groups, bf16 symmetric scales:
   // data 2 * 64 * 2 / 8 = 32, scales 128 * 2 / 3; values full bf16: 256.
-  auto k = quant(QuantKind::Int2, ScaleAxis::Channel, 3, true,
-                 b.getBF16Type());
+  auto k = quant(QuantKind::Int2, ScaleAxis::Channel, 3, true, b.getBF16Type());
   auto type = CacheType::get(2, 64, 99, b.getBF16Type(), {}, k, {});
   EXPECT_DOUBLE_EQ(type.getBytesPerToken(), 32.0 + 256.0 / 3.0 + 256.0);
 }
@@ -106,8 +103,8 @@ TEST_F(KVTypesTest, LatentBytesPerToken) {
   EXPECT_EQ(mla.getBytesPerToken(), 1152.0);
   EXPECT_EQ(mla.getRowWidth(), 576);
   // fp8 with one f32 scale per row: 576 + 4.
-  auto fp8 = quant(QuantKind::FP8E4M3, ScaleAxis::Token, 0, true,
-                   b.getF32Type());
+  auto fp8 =
+      quant(QuantKind::FP8E4M3, ScaleAxis::Token, 0, true, b.getF32Type());
   EXPECT_EQ(mla.cloneWithQuant(fp8).getBytesPerToken(), 580.0);
 }
 
@@ -117,8 +114,8 @@ TEST_F(KVTypesTest, PagesPerSequence) {
   EXPECT_TRUE(type.isPaged());
   EXPECT_EQ(type.getPageSize(), 16);
   EXPECT_EQ(type.getMaxPagesPerSequence(), 7);
-  auto contiguous = type.cloneWithLayout(
-      LayoutAttr::get(&ctx, LayoutKind::Contiguous, 0));
+  auto contiguous =
+      type.cloneWithLayout(LayoutAttr::get(&ctx, LayoutKind::Contiguous, 0));
   EXPECT_FALSE(contiguous.isPaged());
   EXPECT_EQ(contiguous.getMaxPagesPerSequence(), 0);
 }
@@ -142,7 +139,8 @@ TEST_F(KVTypesTest, ParsePrintRoundTrip) {
   const char *text =
       "!kv.cache<kv_heads = 4, head_dim = 64, capacity = 1000, element = f16, "
       "layout = #kv.layout<paged, page_size = 8>, key = #kv.quant<int4, axis "
-      "= channel, group = 8, symmetric = false, recent = 8>, value = #kv.quant<int8, "
+      "= channel, group = 8, symmetric = false, recent = 8>, value = "
+      "#kv.quant<int8, "
       "scale = f32>>";
   Type type = parseType(text, &ctx);
   ASSERT_TRUE(type);

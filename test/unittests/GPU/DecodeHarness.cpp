@@ -54,8 +54,8 @@ static const char *kindName(ref::QuantKind k) {
 
 static std::string quantText(const Encoding &e) {
   std::ostringstream os;
-  os << "#kv.quant<" << kindName(e.kind) << ", axis = "
-     << (e.axis == ref::QuantAxis::Channel ? "channel" : "token")
+  os << "#kv.quant<" << kindName(e.kind)
+     << ", axis = " << (e.axis == ref::QuantAxis::Channel ? "channel" : "token")
      << ", group = " << e.group
      << ", symmetric = " << (e.symmetric ? "true" : "false")
      << ", scale = " << typeName(e.scale) << ">";
@@ -206,8 +206,9 @@ kvopt::gpu_test::compileDecode(const DecodeCase &c, const std::string &chip,
 
 /// Bytes one component stores per token of one sequence (data plus token
 /// axis scales) and per channel group (channel-axis scales).
-static void componentBytes(const DecodeCase &c, const std::optional<Encoding> &e,
-                           int64_t length, int64_t &bytes) {
+static void componentBytes(const DecodeCase &c,
+                           const std::optional<Encoding> &e, int64_t length,
+                           int64_t &bytes) {
   int64_t W = c.kvHeads * c.headDim;
   if (!e) {
     bytes += length * W * ref::scalarBytes(c.element);
@@ -314,12 +315,10 @@ DecodeData kvopt::gpu_test::makeDecodeData(const DecodeCase &c) {
   return d;
 }
 
-DecodeRun kvopt::gpu_test::runDecode(const DecodeCase &c,
-                                     const CompiledDecode &k,
-                                     const DecodeData &d,
-                                     simt::Schedule schedule,
-                                     int64_t chunkTokens,
-                                     const std::string &chip) {
+DecodeRun
+kvopt::gpu_test::runDecode(const DecodeCase &c, const CompiledDecode &k,
+                           const DecodeData &d, simt::Schedule schedule,
+                           int64_t chunkTokens, const std::string &chip) {
   int64_t B = c.lengths.size(), Hkv = c.kvHeads, D = c.headDim,
           Hq = Hkv * c.group, Tq = c.queryLen, T = maxLength(c);
   DecodeRun r;
@@ -361,17 +360,16 @@ DecodeRun kvopt::gpu_test::runDecode(const DecodeCase &c,
   o.schedule = schedule;
   o.seed = c.seed;
   o.printReports = false;
-  o.buffers = {
-      {"q", q32 ? (void *)q.data() : (void *)q16.data(),
-       q32 ? q.size() * 4 : q16.size() * 2},
-      {"pool", pool.get(), d.pool.size()},
-      {"block_table", table.data(), table.size() * 4},
-      {"seq_lens", lens.data(), lens.size() * 4},
-      {"part_out", pout.data(), pout.size() * 4},
-      {"part_lse", plse.data(), plse.size() * 4}};
-  r.decode = simt::launch(*k.decode,
-                          {uint32_t(r.splits), uint32_t(Hkv), uint32_t(B)},
-                          {uint32_t(k.threads), 1, 1}, 0, p.data(), o);
+  o.buffers = {{"q", q32 ? (void *)q.data() : (void *)q16.data(),
+                q32 ? q.size() * 4 : q16.size() * 2},
+               {"pool", pool.get(), d.pool.size()},
+               {"block_table", table.data(), table.size() * 4},
+               {"seq_lens", lens.data(), lens.size() * 4},
+               {"part_out", pout.data(), pout.size() * 4},
+               {"part_lse", plse.data(), plse.size() * 4}};
+  r.decode =
+      simt::launch(*k.decode, {uint32_t(r.splits), uint32_t(Hkv), uint32_t(B)},
+                   {uint32_t(k.threads), 1, 1}, 0, p.data(), o);
 
   bool o32 = c.output == ref::ScalarType::F32;
   std::vector<float> out32(o32 ? rows * D : 0);

@@ -61,9 +61,8 @@ struct CompiledDecode {
 
 /// Generates (kv-gpu-kernels{chip}) and JIT-compiles the case's kernels;
 /// on failure returns the diagnostics in `error`.
-std::optional<CompiledDecode> compileDecode(const DecodeCase &c,
-                                            const std::string &chip,
-                                            std::string &error);
+std::optional<CompiledDecode>
+compileDecode(const DecodeCase &c, const std::string &chip, std::string &error);
 
 /// Inputs in page bytes and the reference result.
 struct DecodeData {
@@ -95,8 +94,8 @@ DecodeRun runDecode(const DecodeCase &c, const CompiledDecode &k,
 
 /// Largest |out - expected| / tol and |lse - expected| / tol (<= 1 passes);
 /// `where` names the worst element.
-double worstError(const DecodeCase &c, const DecodeData &d,
-                  const DecodeRun &r, std::string &where);
+double worstError(const DecodeCase &c, const DecodeData &d, const DecodeRun &r,
+                  std::string &where);
 
 } // namespace kvopt::gpu_test
 

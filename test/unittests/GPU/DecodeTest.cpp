@@ -87,8 +87,8 @@ TEST(GPUDecode, F16Grid) {
     std::mt19937_64 rng(seed);
     struct {
       int64_t D, G, P;
-    } shapes[] = {{64, 1, 16}, {128, 8, 16}, {256, 2, 1},
-                  {64, 16, 64}, {128, 4, 256}};
+    } shapes[] = {
+        {64, 1, 16}, {128, 8, 16}, {256, 2, 1}, {64, 16, 64}, {128, 4, 256}};
     for (auto s : shapes) {
       DecodeCase c = base(s.D, s.G, s.P, randomLengths(rng, 2, 150), seed);
       c.kvHeads = 2;
@@ -130,14 +130,13 @@ TEST(GPUDecode, Quantized) {
          enc(K::Int8, A::Token, 0, true, ref::ScalarType::F32), 16},
         {enc(K::Fp8E4M3, A::Token, 0, true, ref::ScalarType::F32),
          enc(K::Fp8E4M3, A::Token, 32, true), 16},
-        {enc(K::Int4, A::Token, 16, false),
-         enc(K::Int4, A::Token, 32, false), 32},
+        {enc(K::Int4, A::Token, 16, false), enc(K::Int4, A::Token, 32, false),
+         32},
         {enc(K::Int2, A::Token, 32, false),
          enc(K::Int2, A::Token, 16, false, ref::ScalarType::BF16), 16},
         {enc(K::Int8, A::Token, 64, true, ref::ScalarType::BF16),
          enc(K::Int4, A::Token, 0, true), 64},
-        {enc(K::Int4, A::Token, 64, true),
-         enc(K::Int8, A::Token, 8, false), 4},
+        {enc(K::Int4, A::Token, 64, true), enc(K::Int8, A::Token, 8, false), 4},
         {enc(K::Int2, A::Token, 0, true, ref::ScalarType::F32),
          enc(K::Fp8E4M3, A::Token, 0, true, ref::ScalarType::BF16), 1},
     };

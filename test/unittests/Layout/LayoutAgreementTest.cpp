@@ -47,10 +47,9 @@ protected:
                         int64_t pageSize) {
     if (rng() % 4 == 0)
       return {};
-    auto kind = pick(rng, std::vector<QuantKind>{QuantKind::Int8,
-                                                 QuantKind::FP8E4M3,
-                                                 QuantKind::Int4,
-                                                 QuantKind::Int2});
+    auto kind =
+        pick(rng, std::vector<QuantKind>{QuantKind::Int8, QuantKind::FP8E4M3,
+                                         QuantKind::Int4, QuantKind::Int2});
     Type scale = pick(rng, std::vector<Type>{b.getF16Type(), b.getBF16Type(),
                                              b.getF32Type()});
     bool symmetric = kind == QuantKind::FP8E4M3 || rng() % 2;
@@ -98,7 +97,8 @@ protected:
     std::stringstream text;
     text << std::ifstream(path).rdbuf();
     kvopt::rt::CacheLayout layout;
-    kvopt::rt::Status status = kvopt::rt::CacheLayout::fromJson(text.str(), layout);
+    kvopt::rt::Status status =
+        kvopt::rt::CacheLayout::fromJson(text.str(), layout);
     EXPECT_TRUE(status.isOk()) << status.toString() << "\n" << text.str();
     return layout;
   }
@@ -112,8 +112,7 @@ TEST_P(LayoutAgreementTest, RandomCachesAgree) {
   for (int iteration = 0; iteration < 40; ++iteration) {
     int64_t pageSize = pick(rng, std::vector<int64_t>{1, 16, 32, 64, 256});
     auto layout = LayoutAttr::get(&ctx, LayoutKind::Paged, pageSize);
-    Type element = pick(rng, std::vector<Type>{b.getF16Type(),
-                                               b.getBF16Type(),
+    Type element = pick(rng, std::vector<Type>{b.getF16Type(), b.getBF16Type(),
                                                b.getF32Type()});
     Type type;
     if (rng() % 3 == 0) {
@@ -132,8 +131,8 @@ TEST_P(LayoutAgreementTest, RandomCachesAgree) {
     int layers = 1 + int(rng() % 3);
     std::string typeText;
     llvm::raw_string_ostream(typeText) << type;
-    SCOPED_TRACE(testing::Message() << "seed " << GetParam() << " type "
-                                    << typeText);
+    SCOPED_TRACE(testing::Message()
+                 << "seed " << GetParam() << " type " << typeText);
     kvopt::rt::CacheLayout rt = exportLayout(type, layers);
     EXPECT_EQ(rt.numCaches(), uint32_t(layers));
     EXPECT_DOUBLE_EQ(rt.cacheBytesPerToken(), cache.getBytesPerToken());

@@ -51,7 +51,8 @@ std::string writeBundle(const std::string &dir, int abi, int blockThreads) {
       ", \"target\": \"simt\", \"format\": \"simt-so\", \"binary\": "
       "\"reduce.simt.so\", \"cache_layout\": " +
       kLayoutJson + R"(, "kernels": [{"name": "block_sum", "args": [)" +
-      memrefArgs + R"(], "launch": {"grid": [{"arg": "out_size"}], "block": [)" +
+      memrefArgs +
+      R"(], "launch": {"grid": [{"arg": "out_size"}], "block": [)" +
       std::to_string(blockThreads) + "]}}]}";
   std::ofstream(dir + "/manifest.json") << manifest;
   return dir + "/manifest.json";
@@ -77,7 +78,7 @@ struct BlockSumArgs {
 
   float *inPtr, *outPtr;
   int64_t zero = 0, one = 1, inSize, outSize;
-  void *slots[10] = {&inPtr, &inPtr, &zero, &inSize, &one,
+  void *slots[10] = {&inPtr,  &inPtr,  &zero, &inSize,  &one,
                      &outPtr, &outPtr, &zero, &outSize, &one};
 };
 
@@ -87,8 +88,8 @@ TEST_F(SimtBundleTest, RunsThroughTheRuntimeLoader) {
   std::unique_ptr<rt::LaunchBackend> backend;
   ASSERT_TRUE(rt::createLaunchBackend("simt", 0, backend).isOk());
   std::unique_ptr<rt::KernelBundle> bundle;
-  rt::Status status =
-      rt::KernelBundle::load(writeBundle(dir, 1, 128), layout, *backend, bundle);
+  rt::Status status = rt::KernelBundle::load(writeBundle(dir, 1, 128), layout,
+                                             *backend, bundle);
   ASSERT_TRUE(status.isOk()) << status.toString();
 
   std::mt19937 rng(7);
@@ -110,8 +111,8 @@ TEST_F(SimtBundleTest, RunsThroughTheRuntimeLoader) {
 
 TEST_F(SimtBundleTest, CountersReachTheObserver) {
   uint64_t loaded = 0;
-  auto backend = simt::createRuntimeBackend(
-      {}, [&](const simt::LaunchResult &r) {
+  auto backend =
+      simt::createRuntimeBackend({}, [&](const simt::LaunchResult &r) {
         loaded += r.counters.globalLoadBytes;
       });
   std::unique_ptr<rt::KernelBundle> bundle;
@@ -130,8 +131,8 @@ TEST_F(SimtBundleTest, CountersReachTheObserver) {
 TEST_F(SimtBundleTest, WrongAbiIsRefusedBeforeLoading) {
   auto backend = simt::createRuntimeBackend();
   std::unique_ptr<rt::KernelBundle> bundle;
-  rt::Status status =
-      rt::KernelBundle::load(writeBundle(dir, 99, 64), layout, *backend, bundle);
+  rt::Status status = rt::KernelBundle::load(writeBundle(dir, 99, 64), layout,
+                                             *backend, bundle);
   EXPECT_EQ(status.code(), rt::StatusCode::AbiMismatch) << status.toString();
   EXPECT_FALSE(bundle);
 }
@@ -159,7 +160,8 @@ TEST_F(SimtBundleTest, MissingKernelSymbolIsNotFound) {
   rt::KernelHandle kernel = nullptr;
   rt::Status status = backend->getKernel(module, "no_such_kernel", kernel);
   EXPECT_EQ(status.code(), rt::StatusCode::NotFound);
-  EXPECT_NE(status.message().find("no_such_kernel_emu_desc"), std::string::npos);
+  EXPECT_NE(status.message().find("no_such_kernel_emu_desc"),
+            std::string::npos);
   backend->unloadModule(module);
 }
 

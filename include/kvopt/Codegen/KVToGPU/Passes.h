@@ -26,13 +26,11 @@ namespace kvopt {
 /// Options of the `kv-lower-to-gpu` pipeline.
 struct KVToGPUPipelineOptions
     : public mlir::PassPipelineOptions<KVToGPUPipelineOptions> {
-  Option<std::string> chip{*this, "chip",
-                           llvm::cl::desc("sm_80 or sm_90"),
+  Option<std::string> chip{*this, "chip", llvm::cl::desc("sm_80 or sm_90"),
                            llvm::cl::init("sm_80")};
-  Option<bool> kernelsOnly{
-      *this, "kernels-only",
-      llvm::cl::desc("keep only the generated gpu.module"),
-      llvm::cl::init(false)};
+  Option<bool> kernelsOnly{*this, "kernels-only",
+                           llvm::cl::desc("keep only the generated gpu.module"),
+                           llvm::cl::init(false)};
   Option<std::string> toolkit{
       *this, "toolkit",
       llvm::cl::desc("CUDA toolkit folder holding nvvm/libdevice (math "

@@ -17,8 +17,7 @@
 namespace kvopt::kv {
 /// The memory of KV caches, as one side-effect resource: appends write it,
 /// views and attention read it.
-struct CacheResource
-    : public mlir::SideEffects::Resource::Base<CacheResource> {
+struct CacheResource : public mlir::SideEffects::Resource::Base<CacheResource> {
   llvm::StringRef getName() final { return "KVCache"; }
 };
 } // namespace kvopt::kv

@@ -1,4 +1,5 @@
-//===- RuntimeBackend.h - The emulator as a runtime launch backend --*- C++ -*-===//
+//===- RuntimeBackend.h - The emulator as a runtime launch backend --*- C++
+//-*-===//
 //
 // Plugs the SIMT emulator into the runtime's launch-backend registry, so a
 // kernel bundle runs unchanged on a GPU (backend "cuda", format "ptx") or on
