@@ -213,7 +213,8 @@ struct AppendKernel {
     Value winBase = cache.windowBase(k, bi);
     k.forLoop(0, spec.tokens, [&](Value t) {
       Value pos = k.add(start, t);
-      auto [pageBase, slot] = cache.page(k, bi, pos);
+      auto [pageBase0, slot0] = cache.page(k, bi, pos);
+            Value pageBase = pageBase0, slot = slot0;
       const ComponentLayout &kc = spec.layout.key;
       Value x = loadInput(keys, kc, bi, h, t);
       if (spec.ropeTheta > 0) {
@@ -242,26 +243,6 @@ struct AppendKernel {
     });
   }
 };
-
-/// scf.parallel over (sequence, head) with a stack scope per task.
-void parallelOverHeads(ImplicitLocOpBuilder &b, Value batch, int64_t heads,
-                       const std::function<void(Value, Value)> &body) {
-  KB k(b);
-  scf::ParallelOp::create(
-      b, ValueRange{k.idx(0), k.idx(0)}, ValueRange{batch, k.idx(heads)},
-      ValueRange{k.idx(1), k.idx(1)},
-      [&](OpBuilder &nested, Location, ValueRange ivs) {
-        OpBuilder::InsertionGuard guard(b);
-        b.setInsertionPoint(nested.getInsertionBlock(),
-                            nested.getInsertionPoint());
-        auto scope = memref::AllocaScopeOp::create(b, TypeRange{});
-        Block *block = new Block();
-        scope.getBodyRegion().push_back(block);
-        b.setInsertionPointToStart(block);
-        body(ivs[0], ivs[1]);
-        memref::AllocaScopeReturnOp::create(b, ValueRange{});
-      });
-}
 
 /// kv.append -> the append kernel of its configuration.
 struct AppendLowering : OpConversionPattern<kv::AppendOp> {
@@ -298,22 +279,17 @@ struct AppendLowering : OpConversionPattern<kv::AppendOp> {
       args.push_back(toBuffer(rewriter, loc, op.getValues()));
     if (op.getBlockTable())
       args.push_back(toBuffer(rewriter, loc, op.getBlockTable()));
-    SmallVector<Type> types;
-    for (Value a : args)
-      types.push_back(a.getType());
     int64_t heads = spec.layout.key.heads;
-    func::FuncOp kernel = getOrBuildKernel(
-        op->getParentOfType<ModuleOp>(), kernelName("append", spec.str()),
-        types, [&](ImplicitLocOpBuilder &b, ValueRange a) {
-          KB k(b);
-          AppendKernel kernel(spec, k, a);
-          Value batch = memref::DimOp::create(b, kernel.positions, 0);
-          kernel.cache.batch = batch;
-          parallelOverHeads(b, batch, heads, [&](Value bi, Value h) {
-            kernel.buildTask(bi, h);
-          });
-        });
-    func::CallOp::create(rewriter, loc, kernel, args);
+    callKernel(rewriter, loc, op->getParentOfType<ModuleOp>(), "append",
+               spec.str(), args, [&](ImplicitLocOpBuilder &b, ValueRange a) {
+                 KB k(b);
+                 AppendKernel kernel(spec, k, a);
+                 Value batch = memref::DimOp::create(b, kernel.positions, 0);
+                 kernel.cache.batch = batch;
+                 parallelLoop(b, {batch, k.idx(heads)}, [&](ValueRange ivs) {
+                   kernel.buildTask(ivs[0], ivs[1]);
+                 });
+               });
     rewriter.eraseOp(op);
     return success();
   }
@@ -340,19 +316,16 @@ struct RopeLowering : OpConversionPattern<kv::RopeOp> {
     if (type.isDynamicDim(0))
       dyn.push_back(memref::DimOp::create(rewriter, loc, input, 0));
     Value out = allocLike(rewriter, loc, type, dyn);
-    SmallVector<Value> args = {input, positions, out};
-    SmallVector<Type> types;
-    for (Value a : args)
-      types.push_back(a.getType());
     std::string config;
     llvm::raw_string_ostream os(config);
-    os << type << " " << theta;
-    func::FuncOp kernel = getOrBuildKernel(
-        op->getParentOfType<ModuleOp>(), kernelName("rope", config), types,
-        [&](ImplicitLocOpBuilder &b, ValueRange a) {
+    os << theta;
+    callKernel(
+        rewriter, loc, op->getParentOfType<ModuleOp>(), "rope", config,
+        {input, positions, out}, [&](ImplicitLocOpBuilder &b, ValueRange a) {
           KB k(b);
           Value batch = memref::DimOp::create(b, a[1], 0);
-          parallelOverHeads(b, batch, heads, [&](Value bi, Value h) {
+          parallelLoop(b, {batch, k.idx(heads)}, [&](ValueRange ivs) {
+            Value bi = ivs[0], h = ivs[1];
             Value start = k.loadIndex(a[1], {bi});
             k.forLoop(0, tokens, [&](Value t) {
               Value zero = k.idx(0);
@@ -369,8 +342,7 @@ struct RopeLowering : OpConversionPattern<kv::RopeOp> {
             });
           });
         });
-    func::CallOp::create(rewriter, loc, kernel, args);
-    rewriter.replaceOp(op, toTensor(rewriter, loc, type, out));
+    replaceWithBuffers(rewriter, op, {out});
     return success();
   }
 };

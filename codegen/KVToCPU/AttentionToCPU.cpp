@@ -232,7 +232,8 @@ struct AttentionKernel {
           // Scores: each K row read once for every row of the group.
           k.forLoop(zero, cnt, [&](Value t) {
             Value j = tokenAt(k.add(blk, t));
-            auto [pageBase, slot] = cache.page(k, bi, j);
+            auto [pageBase0, slot0] = cache.page(k, bi, j);
+            Value pageBase = pageBase0, slot = slot0;
             k.forLoop(0, spec.kvHeads, [&](Value kh) {
               Value key = cache.loadRow(k, spec.layout.key, pageBase, slot,
                                         winBase, j, kh, len);
@@ -279,7 +280,8 @@ struct AttentionKernel {
           // Values: each V row read once for every row of the group.
           k.forLoop(zero, cnt, [&](Value t) {
             Value j = tokenAt(k.add(blk, t));
-            auto [pageBase, slot] = cache.page(k, bi, j);
+            auto [pageBase0, slot0] = cache.page(k, bi, j);
+            Value pageBase = pageBase0, slot = slot0;
             k.forLoop(0, spec.kvHeads, [&](Value kh) {
               Value v = loadValue(pageBase, slot, winBase, j, kh, len);
               Value first = k.mul(kh, headRows);
@@ -378,27 +380,6 @@ struct AttentionKernel {
   }
 };
 } // namespace
-
-/// scf.parallel over [0, ubs) whose body runs inside a memref.alloca_scope,
-/// so that per-task stack buffers are released after every iteration.
-static void parallelLoop(ImplicitLocOpBuilder &b, ValueRange ubs,
-                         const std::function<void(ValueRange)> &body) {
-  KB k(b);
-  SmallVector<Value> lbs(ubs.size(), k.idx(0)), steps(ubs.size(), k.idx(1));
-  scf::ParallelOp::create(
-      b, lbs, ubs, steps,
-      [&](OpBuilder &nested, Location loc, ValueRange ivs) {
-        OpBuilder::InsertionGuard guard(b);
-        b.setInsertionPoint(nested.getInsertionBlock(),
-                            nested.getInsertionPoint());
-        auto scope = memref::AllocaScopeOp::create(b, TypeRange{});
-        Block *block = new Block();
-        scope.getBodyRegion().push_back(block);
-        b.setInsertionPointToStart(block);
-        body(ivs);
-        memref::AllocaScopeReturnOp::create(b, ValueRange{});
-      });
-}
 
 func::FuncOp kvopt::cpu::buildAttentionKernel(ModuleOp module,
                                               const AttentionSpec &spec,
@@ -569,12 +550,9 @@ struct MergeStatesLowering : OpConversionPattern<kv::MergeStatesOp> {
   matchAndRewrite(kv::MergeStatesOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const override {
     auto outputsType = cast<RankedTensorType>(op.getOutputs().getType());
-    if (!outputsType.hasStaticShape() || outputsType.getRank() < 2)
-      return rewriter.notifyMatchFailure(op, "needs static shapes");
+    if (!outputsType.hasStaticShape() || outputsType.getRank() < 3)
+      return rewriter.notifyMatchFailure(op, "needs static shapes, rank >= 3");
     Location loc = op.getLoc();
-    int64_t s = outputsType.getDimSize(0);
-    int64_t d = outputsType.getShape().back();
-    int64_t n = outputsType.getNumElements() / (s * d);
     Value outputs = toBuffer(rewriter, loc, op.getOutputs());
     Value lses = toBuffer(rewriter, loc, op.getLses());
     Value out = allocLike(rewriter, loc, op.getOutput().getType());
@@ -599,26 +577,12 @@ struct MergeStatesLowering : OpConversionPattern<kv::MergeStatesOp> {
     Value l2 = collapse(lses, {1, mid});
     Value out2 = collapse(out, {mid, 1});
     Value lse1 = mid ? collapse(lse, {mid}) : lse;
-    (void)n;
-    SmallVector<Value> args = {o3, l2, out2, lse1};
-    SmallVector<Type> types;
-    for (Value a : args)
-      types.push_back(a.getType());
-    std::string config;
-    llvm::raw_string_ostream os(config);
-    for (Type t : types)
-      os << t << ";";
-    auto module = op->getParentOfType<ModuleOp>();
-    func::FuncOp kernel = getOrBuildKernel(
-        module, kernelName("merge_states", config), types,
-        [&](ImplicitLocOpBuilder &b, ValueRange a) {
-          emitMergeLoops(b, a[0], a[1], a[2], a[3]);
-        });
-    func::CallOp::create(rewriter, loc, kernel, args);
-    rewriter.replaceOp(op, {toTensor(rewriter, loc, op.getOutput().getType(),
-                                     out),
-                            toTensor(rewriter, loc, op.getLse().getType(),
-                                     lse)});
+    callKernel(rewriter, loc, op->getParentOfType<ModuleOp>(), "merge_states",
+               "", {o3, l2, out2, lse1},
+               [&](ImplicitLocOpBuilder &b, ValueRange a) {
+                 emitMergeLoops(b, a[0], a[1], a[2], a[3]);
+               });
+    replaceWithBuffers(rewriter, op, {out, lse});
     return success();
   }
 };

@@ -16,6 +16,7 @@
 #include "mlir/IR/SymbolTable.h"
 
 #include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/raw_ostream.h"
 #include "llvm/Support/xxhash.h"
 
 #include <cmath>
@@ -636,6 +637,48 @@ func::FuncOp kvopt::cpu::getOrBuildKernel(
   build(b, entry->getArguments());
   func::ReturnOp::create(b);
   return fn;
+}
+
+void kvopt::cpu::callKernel(
+    OpBuilder &b, Location loc, ModuleOp module, StringRef family,
+    StringRef config, ValueRange args,
+    const std::function<void(ImplicitLocOpBuilder &, ValueRange)> &build) {
+  SmallVector<Type> types;
+  std::string key = config.str();
+  llvm::raw_string_ostream os(key);
+  for (Value a : args) {
+    types.push_back(a.getType());
+    os << ";" << a.getType();
+  }
+  func::FuncOp kernel =
+      getOrBuildKernel(module, kernelName(family, key), types, build);
+  func::CallOp::create(b, loc, kernel, args);
+}
+
+void kvopt::cpu::replaceWithBuffers(ConversionPatternRewriter &rewriter,
+                                    Operation *op, ValueRange buffers) {
+  SmallVector<Value> results;
+  for (auto [r, buffer] : llvm::zip(op->getResults(), buffers))
+    results.push_back(toTensor(rewriter, op->getLoc(), r.getType(), buffer));
+  rewriter.replaceOp(op, results);
+}
+
+void kvopt::cpu::parallelLoop(ImplicitLocOpBuilder &b, ValueRange ubs,
+                              const std::function<void(ValueRange)> &body) {
+  KB k(b);
+  SmallVector<Value> lbs(ubs.size(), k.idx(0)), steps(ubs.size(), k.idx(1));
+  scf::ParallelOp::create(
+      b, lbs, ubs, steps, [&](OpBuilder &nested, Location, ValueRange ivs) {
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPoint(nested.getInsertionBlock(),
+                            nested.getInsertionPoint());
+        auto scope = memref::AllocaScopeOp::create(b, TypeRange{});
+        Block *block = new Block();
+        scope.getBodyRegion().push_back(block);
+        b.setInsertionPointToStart(block);
+        body(ivs);
+        memref::AllocaScopeReturnOp::create(b, ValueRange{});
+      });
 }
 
 MemRefType kvopt::cpu::bufferTypeOf(Type tensorType) {

@@ -196,6 +196,21 @@ getOrBuildKernel(mlir::ModuleOp module, llvm::StringRef name,
                  const std::function<void(mlir::ImplicitLocOpBuilder &,
                                           mlir::ValueRange)> &build);
 
+/// Builds (once per module) the kernel of `family` whose configuration is
+/// `config` plus the types of `args`, and calls it with `args`.
+void callKernel(mlir::OpBuilder &b, mlir::Location loc, mlir::ModuleOp module,
+                llvm::StringRef family, llvm::StringRef config,
+                mlir::ValueRange args,
+                const std::function<void(mlir::ImplicitLocOpBuilder &,
+                                         mlir::ValueRange)> &build);
+/// Replaces `op` by bufferization.to_tensor of `buffers`, one per result.
+void replaceWithBuffers(mlir::ConversionPatternRewriter &rewriter,
+                        mlir::Operation *op, mlir::ValueRange buffers);
+/// scf.parallel over [0, ubs) whose body runs inside a memref.alloca_scope,
+/// so that per-task stack buffers are released after every iteration.
+void parallelLoop(mlir::ImplicitLocOpBuilder &b, mlir::ValueRange ubs,
+                  const std::function<void(mlir::ValueRange)> &body);
+
 /// A memref type of the same shape and element type as tensor `t`.
 mlir::MemRefType bufferTypeOf(mlir::Type tensorType);
 /// bufferization.to_buffer of a tensor operand (read-only by default).

@@ -95,28 +95,14 @@ struct MLAProjectLowering : OpConversionPattern<kv::MLAProjectOp> {
     if (hType.isDynamicDim(0))
       dyn.push_back(memref::DimOp::create(rewriter, loc, h, 0));
     Value out = allocLike(rewriter, loc, outType, dyn);
-    SmallVector<Value> args = {h, wd, wr, out};
-    SmallVector<Type> types;
-    for (Value a : args)
-      types.push_back(a.getType());
-    std::string config;
-    llvm::raw_string_ostream os(config);
-    for (Type t : types)
-      os << t << ";";
-    func::FuncOp kernel = getOrBuildKernel(
-        op->getParentOfType<ModuleOp>(), kernelName("mla_project", config),
-        types, [&](ImplicitLocOpBuilder &b, ValueRange a) {
+    callKernel(
+        rewriter, loc, op->getParentOfType<ModuleOp>(), "mla_project", "",
+        {h, wd, wr, out}, [&](ImplicitLocOpBuilder &b, ValueRange a) {
           KB k(b);
-          auto f32 = b.getF32Type();
           Value batch = memref::DimOp::create(b, a[0], 0);
           Value zero = k.idx(0);
-          scf::ParallelOp::create(
-              b, ValueRange{zero, zero}, ValueRange{batch, k.idx(tokens)},
-              ValueRange{k.idx(1), k.idx(1)},
-              [&](OpBuilder &nested, Location, ValueRange ivs) {
-                OpBuilder::InsertionGuard guard(b);
-                b.setInsertionPoint(nested.getInsertionBlock(),
-                                    nested.getInsertionPoint());
+          parallelLoop(
+              b, {batch, k.idx(tokens)}, [&](ValueRange ivs) {
                 Value bi = ivs[0], t = ivs[1];
                 auto sums = scf::ForOp::create(
                     b, zero, k.idx(hidden), k.idx(1),
@@ -148,10 +134,8 @@ struct MLAProjectLowering : OpConversionPattern<kv::MLAProjectOp> {
                                         a[3],
                                         ValueRange{bi, t, k.idx(latent)});
               });
-          (void)f32;
         });
-    func::CallOp::create(rewriter, loc, kernel, args);
-    rewriter.replaceOp(op, toTensor(rewriter, loc, outType, out));
+    replaceWithBuffers(rewriter, op, {out});
     return success();
   }
 };

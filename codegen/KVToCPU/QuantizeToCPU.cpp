@@ -103,17 +103,12 @@ struct QuantizeLowering : OpConversionPattern<kv::QuantizeOp> {
     bool channel = quant.getAxis() == kv::ScaleAxis::Channel;
     int64_t g = channel ? quant.getGroup()
                         : (quant.getGroup() ? quant.getGroup() : c);
-    SmallVector<Type> types;
-    for (Value a : args)
-      types.push_back(a.getType());
     std::string config;
     llvm::raw_string_ostream os(config);
     os << quant;
-    for (Type ty : types)
-      os << ";" << ty;
-    func::FuncOp kernel = getOrBuildKernel(
-        op->getParentOfType<ModuleOp>(), kernelName("quantize", config), types,
-        [&](ImplicitLocOpBuilder &b, ValueRange a) {
+    callKernel(
+        rewriter, loc, op->getParentOfType<ModuleOp>(), "quantize", config,
+        args, [&](ImplicitLocOpBuilder &b, ValueRange a) {
           KB k(b);
           auto f32 = b.getF32Type();
           Type inElement = in3.getElementType();
@@ -171,11 +166,7 @@ struct QuantizeLowering : OpConversionPattern<kv::QuantizeOp> {
             (void)f32;
           });
         });
-    func::CallOp::create(rewriter, loc, kernel, args);
-    SmallVector<Value> results;
-    for (auto [r, buffer] : llvm::zip(op->getResults(), outs))
-      results.push_back(toTensor(rewriter, loc, r.getType(), buffer));
-    rewriter.replaceOp(op, results);
+    replaceWithBuffers(rewriter, op, outs);
     return success();
   }
 };
@@ -203,17 +194,12 @@ struct DequantizeLowering : OpConversionPattern<kv::DequantizeOp> {
     int64_t g = channel ? quant.getGroup()
                         : (quant.getGroup() ? quant.getGroup() : c);
     bool zeros = static_cast<bool>(op.getZeroPoints());
-    SmallVector<Type> types;
-    for (Value a : args)
-      types.push_back(a.getType());
     std::string config;
     llvm::raw_string_ostream os(config);
     os << quant;
-    for (Type ty : types)
-      os << ";" << ty;
-    func::FuncOp kernel = getOrBuildKernel(
-        op->getParentOfType<ModuleOp>(), kernelName("dequantize", config),
-        types, [&](ImplicitLocOpBuilder &b, ValueRange a) {
+    callKernel(
+        rewriter, loc, op->getParentOfType<ModuleOp>(), "dequantize", config,
+        args, [&](ImplicitLocOpBuilder &b, ValueRange a) {
           KB k(b);
           Value result = a.back();
           Type element = out3.getElementType();
@@ -237,8 +223,7 @@ struct DequantizeLowering : OpConversionPattern<kv::DequantizeOp> {
             });
           });
         });
-    func::CallOp::create(rewriter, loc, kernel, args);
-    rewriter.replaceOp(op, toTensor(rewriter, loc, type, out));
+    replaceWithBuffers(rewriter, op, {out});
     return success();
   }
 };

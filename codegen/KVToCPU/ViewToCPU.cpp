@@ -55,17 +55,12 @@ struct ViewLowering : OpConversionPattern<kv::ViewOp> {
       outs.push_back(allocLike(rewriter, loc, r.getType(), dyn));
       args.push_back(outs.back());
     }
-    SmallVector<Type> types;
-    for (Value a : args)
-      types.push_back(a.getType());
     std::string config;
     llvm::raw_string_ostream os(config);
     os << cacheType;
-    for (Type t : types)
-      os << ";" << t;
     int64_t capacity = cacheType.getCapacity();
-    func::FuncOp kernel = getOrBuildKernel(
-        op->getParentOfType<ModuleOp>(), kernelName("view", config), types,
+    callKernel(
+        rewriter, loc, op->getParentOfType<ModuleOp>(), "view", config, args,
         [&](ImplicitLocOpBuilder &b, ValueRange a) {
           KB k(b);
           CacheAccess cache;
@@ -80,19 +75,15 @@ struct ViewLowering : OpConversionPattern<kv::ViewOp> {
           cache.batch = nb;
           Value zero = k.idx(0);
           int64_t heads = layout.key.heads;
-          scf::ParallelOp::create(
-              b, ValueRange{zero, zero}, ValueRange{nb, k.idx(heads)},
-              ValueRange{k.idx(1), k.idx(1)},
-              [&](OpBuilder &nested, Location, ValueRange ivs) {
-                OpBuilder::InsertionGuard guard(b);
-                b.setInsertionPoint(nested.getInsertionBlock(),
-                                    nested.getInsertionPoint());
+          parallelLoop(
+              b, {nb, k.idx(heads)}, [&](ValueRange ivs) {
                 Value bi = ivs[0], h = ivs[1];
                 Value winBase = cache.windowBase(k, bi);
                 // No lengths: only sinks resolve to the window.
                 Value noRecent = k.idx(std::numeric_limits<int32_t>::max());
                 k.forLoop(0, capacity, [&](Value t) {
-                  auto [pageBase, slot] = cache.page(k, bi, t);
+                  auto [pageBase0, slot0] = cache.page(k, bi, t);
+            Value pageBase = pageBase0, slot = slot0;
                   auto emit = [&](const ComponentLayout &c, Value out) {
                     Value row = cache.loadRow(k, c, pageBase, slot, winBase,
                                               t, h, noRecent);
@@ -108,11 +99,7 @@ struct ViewLowering : OpConversionPattern<kv::ViewOp> {
                 });
               });
         });
-    func::CallOp::create(rewriter, loc, kernel, args);
-    SmallVector<Value> results;
-    for (auto [r, buffer] : llvm::zip(op->getResults(), outs))
-      results.push_back(toTensor(rewriter, loc, r.getType(), buffer));
-    rewriter.replaceOp(op, results);
+    replaceWithBuffers(rewriter, op, outs);
     return success();
   }
 };
@@ -132,30 +119,17 @@ struct GatherPagesLowering : OpConversionPattern<kv::GatherPagesOp> {
     Value pages = toBuffer(rewriter, loc, op.getPages());
     Value table = toBuffer(rewriter, loc, op.getBlockTable());
     Value out = allocLike(rewriter, loc, outType);
-    SmallVector<Value> args = {pages, table, out};
-    SmallVector<Type> types;
-    for (Value a : args)
-      types.push_back(a.getType());
-    std::string config;
-    llvm::raw_string_ostream os(config);
-    for (Type t : types)
-      os << t << ";";
     int64_t p = pagesType.getDimSize(1), h = pagesType.getDimSize(2),
             d = pagesType.getDimSize(3), tokens = outType.getDimSize(2);
     Type element = pagesType.getElementType();
-    func::FuncOp kernel = getOrBuildKernel(
-        op->getParentOfType<ModuleOp>(), kernelName("gather_pages", config),
-        types, [&](ImplicitLocOpBuilder &b, ValueRange a) {
+    callKernel(
+        rewriter, loc, op->getParentOfType<ModuleOp>(), "gather_pages", "",
+        {pages, table, out}, [&](ImplicitLocOpBuilder &b, ValueRange a) {
           KB k(b);
           Value zero = k.idx(0);
-          scf::ParallelOp::create(
-              b, ValueRange{zero, zero},
-              ValueRange{k.idx(outType.getDimSize(0)), k.idx(tokens)},
-              ValueRange{k.idx(1), k.idx(1)},
-              [&](OpBuilder &nested, Location, ValueRange ivs) {
-                OpBuilder::InsertionGuard guard(b);
-                b.setInsertionPoint(nested.getInsertionBlock(),
-                                    nested.getInsertionPoint());
+          parallelLoop(
+              b, {k.idx(outType.getDimSize(0)), k.idx(tokens)},
+              [&](ValueRange ivs) {
                 Value bi = ivs[0], t = ivs[1];
                 Value page = k.loadIndex(a[1], {bi, k.div(t, p)});
                 Value slot = k.rem(t, p);
@@ -168,8 +142,7 @@ struct GatherPagesLowering : OpConversionPattern<kv::GatherPagesOp> {
                 });
               });
         });
-    func::CallOp::create(rewriter, loc, kernel, args);
-    rewriter.replaceOp(op, toTensor(rewriter, loc, outType, out));
+    replaceWithBuffers(rewriter, op, {out});
     return success();
   }
 };

@@ -111,7 +111,10 @@ Desc kvopt::cputest::makeDesc(void *data, const std::vector<int64_t> &shape) {
 
 CPUModule &kvopt::cputest::compiled(const std::string &source,
                                     const CPUCompileOptions &options) {
-  static std::map<std::string, std::unique_ptr<CPUModule>> cache;
+  // Never destroyed: tearing ExecutionEngines down from static destructors
+  // runs after LLVM's own statics are gone.
+  static auto &cache =
+      *new std::map<std::string, std::unique_ptr<CPUModule>>();
   std::ostringstream key;
   key << options.splits << "/" << options.splitTokens << "/"
       << options.blockTokens << "/" << options.threads << "\n"
