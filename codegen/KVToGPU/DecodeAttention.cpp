@@ -529,6 +529,10 @@ gpu::GPUFuncOp kvopt::gpugen::buildDecodeKernel(gpu::GPUModuleOp module,
   func->setAttr("kv.tile_tokens", b.getI64IntegerAttr(N));
   func->setAttr("kv.max_splits", b.getI64IntegerAttr(s.maxSplits));
   func->setAttr("kv.shared_bytes", b.getI64IntegerAttr(s.sharedBytes));
+  func->setAttr(
+      "kv.arg_names",
+      b.getStrArrayAttr({"q", "pool", "block_table", "seq_lens", "part_out",
+                         "part_lse", "max_pages", "splits", "chunk_tokens"}));
 
   Block &entry = func.getBody().front();
   b.setInsertionPointToStart(&entry);
@@ -881,6 +885,8 @@ gpu::GPUFuncOp kvopt::gpugen::buildMergeKernel(gpu::GPUModuleOp module,
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
   func.setKnownBlockSizeAttr(b.getDenseI32ArrayAttr({int32_t(T), 1, 1}));
   func->setAttr("kv.max_splits", b.getI64IntegerAttr(maxSplits));
+  func->setAttr("kv.arg_names", b.getStrArrayAttr({"part_out", "part_lse",
+                                                   "out", "lse", "splits"}));
   b.setInsertionPointToStart(&func.getBody().front());
   Emitter e(b);
   Value pout = func.getArgument(0), plse = func.getArgument(1),

@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "Kernels.h"
+#include "kvopt/Codegen/KVToGPU/Bundle.h"
 #include "kvopt/Codegen/KVToGPU/Passes.h"
 
 #include "kvopt/Dialect/KV/KVOps.h"
@@ -133,10 +134,19 @@ void KVGPUKernelsPass::runOnOperation() {
         n = counter++;
       std::string decode = "decode_" + std::to_string(n);
       std::string merge = "merge_" + std::to_string(n);
-      gpugen::buildDecodeKernel(module, decode, *cfg, *sched);
-      gpugen::buildMergeKernel(
+      auto dk = gpugen::buildDecodeKernel(module, decode, *cfg, *sched);
+      auto mk = gpugen::buildMergeKernel(
           module, merge, cfg->layout.headDim, cfg->outputType, sched->maxSplits,
           gpugen::mergeThreads(*target, cfg->layout.headDim));
+      // Launch grids as manifest rules over the kernel ABI's arguments:
+      // decode (splits, kv_heads, batch = seq_lens' size), merge
+      // (Hq * Tq, batch = lse's size / (Hq * Tq)).
+      int64_t rows = cfg->layout.kvHeads * cfg->rows();
+      gpugen::setLaunchGrid(dk, {gpugen::GridDim::ofArg("splits"),
+                                 gpugen::GridDim::constant(cfg->layout.kvHeads),
+                                 gpugen::GridDim::ofArg("seq_lens_size")});
+      gpugen::setLaunchGrid(mk, {gpugen::GridDim::constant(rows),
+                                 gpugen::GridDim::ofArg("lse_size", rows)});
       auto ref = [&](StringRef k) -> Attribute {
         return SymbolRefAttr::get(ctx, kModuleName,
                                   {FlatSymbolRefAttr::get(ctx, k)});
@@ -172,13 +182,18 @@ void kvopt::buildKVToGPUPipeline(OpPassManager &pm,
   k.chip = options.chip;
   k.kernelsOnly = options.kernelsOnly;
   pm.addPass(createKVGPUKernels(k));
+  buildKernelsToPTXPipeline(pm, options.chip, options.toolkit);
+}
+
+void kvopt::buildKernelsToPTXPipeline(OpPassManager &pm, StringRef chip,
+                                      StringRef toolkit) {
   buildGPUToNVVMPipeline(pm);
   GpuNVVMAttachTargetOptions attach;
-  attach.chip = options.chip;
+  attach.chip = chip.str();
   pm.addPass(createGpuNVVMAttachTarget(attach));
   GpuModuleToBinaryPassOptions bin;
   bin.compilationTarget = "isa";
-  bin.toolkitPath = options.toolkit;
+  bin.toolkitPath = toolkit.str();
   pm.addPass(createGpuModuleToBinaryPass(bin));
 }
 

@@ -1,7 +1,7 @@
 // Every generated decode and merge kernel assembles with ptxas for sm_80 and
 // sm_90 without spills and without local memory (stack frame).
 // REQUIRES: ptxas
-// RUN: rm -rf %t && %kvopt_lib/../bin/kvopt-gpu-bundle %s -o %t
+// RUN: rm -rf %t && %kvopt_lib/../bin/kvopt-gpu-bundle --ptx-only %s -o %t
 // RUN: %ptxas -v -arch=sm_80 %t/kernels.sm_80.ptx -o %t/k80.cubin 2>&1 | FileCheck %s
 // RUN: %ptxas -v -arch=sm_90 %t/kernels.sm_90.ptx -o %t/k90.cubin 2>&1 | FileCheck %s
 // CHECK-NOT: bytes stack frame, {{[1-9]}}

@@ -50,6 +50,11 @@ void buildKVToGPUPipeline(mlir::OpPassManager &pm,
 /// emulator see), without target attachment.
 void buildGPUToNVVMPipeline(mlir::OpPassManager &pm);
 
+/// The part of kv-lower-to-gpu after kv-gpu-kernels: NVVM lowering of the
+/// gpu.modules, nvvm-attach-target{chip} and gpu-module-to-binary{isa}.
+void buildKernelsToPTXPipeline(mlir::OpPassManager &pm, llvm::StringRef chip,
+                               llvm::StringRef toolkit);
+
 /// Registers kv-gpu-kernels and the kv-lower-to-gpu pipeline.
 void registerKVToGPUPasses();
 

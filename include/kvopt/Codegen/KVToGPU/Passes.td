@@ -34,8 +34,10 @@ def KVGPUKernels : Pass<"kv-gpu-kernels", "::mlir::ModuleOp"> {
     (codegen/KVToGPU/TargetInfo.h). The op is annotated with
     `kv.gpu_kernels = [@kv_gpu::@decode_<n>, @kv_gpu::@merge_<n>]`; each
     kernel carries its launch contract (`known_block_size`,
-    `kv.tile_tokens`, `kv.max_splits`). Host code (split planning, launch)
-    goes through the runtime's kernel bundles (docs/GPU.md).
+    `kv.tile_tokens`, `kv.max_splits`, `kv.arg_names`, and `kv.grid`: the
+    launch grid as bundle-manifest rules over the expanded kernel ABI).
+    Host code (split planning, launch) goes through the runtime's kernel
+    bundles, which `kvopt-gpu-bundle` writes (docs/GPU.md).
 
     Rejected with a diagnostic: contiguous caches, latent caches, encodings
     with full-precision windows (`recent`, `sinks`), head dims that no

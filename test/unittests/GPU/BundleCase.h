@@ -1,0 +1,38 @@
+//===- BundleCase.h - the decode case the test bundle is built from -*- C++
+//-*-===//
+//
+// kvopt-gpu-bundle-case prints this case's module at build time,
+// kvopt-gpu-bundle turns it into the bundles, and kvopt-gpu-bundle-tests runs
+// them against the reference for the same case.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KVOPT_TEST_GPU_BUNDLECASE_H
+#define KVOPT_TEST_GPU_BUNDLECASE_H
+
+#include "DecodeHarness.h"
+
+namespace kvopt::gpu_test {
+
+/// GQA 8/2, head dim 64, page 16, int8 keys (f32 scales) and asymmetric
+/// int4 values (groups of 32, f16 scales), f16 queries and output.
+inline DecodeCase bundleCase() {
+  DecodeCase c;
+  c.kvHeads = 2;
+  c.group = 4;
+  c.headDim = 64;
+  c.pageSize = 16;
+  c.lengths = {37, 100, 1};
+  c.query = reference::ScalarType::F16;
+  c.output = reference::ScalarType::F16;
+  c.key = Encoding{reference::QuantKind::Int8, reference::QuantAxis::Token, 0,
+                   true, reference::ScalarType::F32};
+  c.value = Encoding{reference::QuantKind::Int4, reference::QuantAxis::Token,
+                     32, false, reference::ScalarType::F16};
+  c.seed = 11;
+  return c;
+}
+
+} // namespace kvopt::gpu_test
+
+#endif // KVOPT_TEST_GPU_BUNDLECASE_H

@@ -1,0 +1,326 @@
+//===- BundleTest.cpp - generated kernel bundles through the runtime ------===//
+//
+// kvopt-gpu-bundle wrote, at build time, the PTX bundles (sm_80, sm_90) and
+// the simt-so bundle of bundleCase(). Here the runtime's KernelBundle::load
+// checks their manifests (ABI, schema, cache layout against the pool's), the
+// simt-so decode + merge kernels run through the "simt" launch backend with
+// the manifest's launch rules against the reference, and the PTX runs on the
+// CUDA backend where a driver and device exist (skipped otherwise).
+//
+//===----------------------------------------------------------------------===//
+
+#include "BundleCase.h"
+
+#include "kvopt/Codegen/KVToGPU/Bundle.h"
+#include "kvopt/Reference/Numeric.h"
+#include "kvopt/runtime/bundle.h"
+#include "kvopt/runtime/memory.h"
+#include "kvopt/simt/RuntimeBackend.h"
+
+#include "llvm/Support/JSON.h"
+
+#include "gtest/gtest.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+using namespace kvopt;
+using namespace kvopt::gpu_test;
+namespace ref = kvopt::reference;
+
+namespace {
+
+const std::string kDir = KVOPT_GPU_BUNDLE_DIR;
+
+std::string readFile(const std::string &path) {
+  std::ifstream is(path);
+  std::stringstream ss;
+  ss << is.rdbuf();
+  return ss.str();
+}
+
+rt::CacheLayout bundleLayout() {
+  rt::CacheLayout layout;
+  rt::Status s =
+      rt::CacheLayout::fromJson(readFile(kDir + "/layout.json"), layout);
+  EXPECT_TRUE(s.isOk()) << s.toString();
+  return layout;
+}
+
+/// launch.<target>.json's constant `key` of kernel `kernel`.
+int64_t launchConstant(const std::string &target, const std::string &kernel,
+                       const std::string &key) {
+  auto json = llvm::json::parse(readFile(kDir + "/launch." + target + ".json"));
+  if (!json) {
+    ADD_FAILURE() << llvm::toString(json.takeError());
+    return 0;
+  }
+  auto v = json->getAsObject()->getObject(kernel)->getInteger(key);
+  EXPECT_TRUE(v.has_value()) << kernel << "." << key;
+  return v.value_or(0);
+}
+
+/// Kernel arguments in the manifest's expanded order; each value in an
+/// 8-byte slot (i32 in the low half), params[i] pointing at slot i.
+class Params {
+public:
+  Params &ptr(uint64_t address) { return push(address); }
+  Params &i64(int64_t v) { return push(uint64_t(v)); }
+  Params &i32(int32_t v) { return push(uint64_t(uint32_t(v))); }
+  /// A memref<?xT> descriptor: allocated, aligned, offset, size, stride.
+  Params &memref(uint64_t address, int64_t elements) {
+    return ptr(address).ptr(address).i64(0).i64(elements).i64(1);
+  }
+  size_t size() const { return slots.size(); }
+  void **data() {
+    pointers.clear();
+    for (uint64_t &s : slots)
+      pointers.push_back(&s);
+    return pointers.data();
+  }
+
+private:
+  Params &push(uint64_t v) {
+    slots.push_back(v);
+    return *this;
+  }
+  std::vector<uint64_t> slots;
+  std::vector<void *> pointers;
+};
+
+const rt::KernelInfo *kernelStartingWith(const rt::Manifest &m,
+                                         const std::string &prefix) {
+  for (const rt::KernelInfo &k : m.kernels)
+    if (k.name.rfind(prefix, 0) == 0)
+      return &k;
+  return nullptr;
+}
+
+/// Device buffers on a memory backend, released on destruction.
+struct Buffers {
+  explicit Buffers(rt::MemoryBackend &mem) : mem(mem) {}
+  ~Buffers() {
+    for (rt::DeviceAddress a : owned)
+      mem.release(a);
+  }
+  template <typename T>
+  rt::DeviceAddress upload(const std::vector<T> &host, size_t minBytes = 0) {
+    size_t bytes = std::max(host.size() * sizeof(T), minBytes);
+    rt::DeviceAddress a = 0;
+    rt::Status s = mem.allocate(std::max<size_t>(bytes, 256), a);
+    EXPECT_TRUE(s.isOk()) << s.toString();
+    owned.push_back(a);
+    if (!host.empty())
+      EXPECT_TRUE(
+          mem.copyFromHost(a, host.data(), host.size() * sizeof(T)).isOk());
+    return a;
+  }
+  rt::MemoryBackend &mem;
+  std::vector<rt::DeviceAddress> owned;
+};
+
+/// Runs the bundle's decode and merge kernels for `c` on `backend` with
+/// buffers from `mem`, `chunkTokens` keys per split; returns the outputs.
+DecodeRun runBundle(const rt::KernelBundle &bundle, rt::LaunchBackend &backend,
+                    rt::MemoryBackend &mem, const DecodeCase &c,
+                    const DecodeData &d, int64_t chunkTokens) {
+  DecodeRun r;
+  const rt::KernelInfo *decode =
+      kernelStartingWith(bundle.manifest(), "decode_");
+  const rt::KernelInfo *merge = kernelStartingWith(bundle.manifest(), "merge_");
+  if (!decode || !merge) {
+    ADD_FAILURE() << "bundle lacks decode_/merge_ kernels";
+    return r;
+  }
+  int64_t B = c.lengths.size(), D = c.headDim,
+          rows = B * c.kvHeads * c.group * c.queryLen;
+  int64_t T = *std::max_element(c.lengths.begin(), c.lengths.end());
+  r.chunkTokens = chunkTokens;
+  r.splits = (T + chunkTokens - 1) / chunkTokens;
+
+  Buffers buf(mem);
+  bool q32 = c.query == ref::ScalarType::F32;
+  rt::DeviceAddress q = q32 ? buf.upload(d.q) : buf.upload(d.q16);
+  rt::DeviceAddress pool = buf.upload(d.pool);
+  rt::DeviceAddress table = buf.upload(d.table);
+  rt::DeviceAddress lens = buf.upload(d.lens);
+  std::vector<float> nan(rows * r.splits * D, NAN);
+  rt::DeviceAddress pout = buf.upload(nan);
+  rt::DeviceAddress plse = buf.upload(std::vector<float>(rows * r.splits, NAN));
+  bool o32 = c.output == ref::ScalarType::F32;
+  int64_t outBytes = rows * D * (o32 ? 4 : 2);
+  rt::DeviceAddress out = buf.upload(std::vector<uint8_t>(outBytes, 0xff));
+  rt::DeviceAddress lse = buf.upload(std::vector<float>(rows, NAN));
+
+  Params dp;
+  dp.memref(q, q32 ? d.q.size() : d.q16.size())
+      .memref(pool, d.pool.size())
+      .memref(table, d.table.size())
+      .memref(lens, d.lens.size())
+      .memref(pout, nan.size())
+      .memref(plse, rows * r.splits)
+      .i32(int32_t(d.maxPages))
+      .i32(int32_t(r.splits))
+      .i32(int32_t(chunkTokens));
+  EXPECT_EQ(dp.size(), decode->args.size()) << "decode ABI";
+  rt::Status s = bundle.launch(decode->name, dp.data());
+  EXPECT_TRUE(s.isOk()) << s.toString();
+  Params mp;
+  mp.memref(pout, nan.size())
+      .memref(plse, rows * r.splits)
+      .memref(out, rows * D)
+      .memref(lse, rows)
+      .i32(int32_t(r.splits));
+  EXPECT_EQ(mp.size(), merge->args.size()) << "merge ABI";
+  s = bundle.launch(merge->name, mp.data());
+  EXPECT_TRUE(s.isOk()) << s.toString();
+  EXPECT_TRUE(backend.synchronize(nullptr).isOk());
+
+  std::vector<uint8_t> outHost(outBytes);
+  r.lse.assign(rows, 0.0f);
+  EXPECT_TRUE(mem.copyToHost(outHost.data(), out, outBytes).isOk());
+  EXPECT_TRUE(mem.copyToHost(r.lse.data(), lse, rows * 4).isOk());
+  for (int64_t i = 0; i < rows * D; ++i) {
+    if (o32) {
+      float v;
+      std::memcpy(&v, &outHost[i * 4], 4);
+      r.out.push_back(v);
+    } else {
+      uint16_t bits;
+      std::memcpy(&bits, &outHost[i * 2], 2);
+      r.out.push_back(float(ref::fromScalarBits(c.output, bits)));
+    }
+  }
+  return r;
+}
+
+/// Both schedules (one chunk; chunks of one tile through the merge) within
+/// the reference tolerance.
+void checkAgainstReference(const rt::KernelBundle &bundle,
+                           rt::LaunchBackend &backend, rt::MemoryBackend &mem,
+                           const std::string &target) {
+  DecodeCase c = bundleCase();
+  DecodeData d = makeDecodeData(c);
+  const rt::KernelInfo *decode =
+      kernelStartingWith(bundle.manifest(), "decode_");
+  ASSERT_TRUE(decode);
+  int64_t tile = launchConstant(target, decode->name, "tile_tokens");
+  int64_t maxSplits = launchConstant(target, decode->name, "max_splits");
+  ASSERT_GT(tile, 0);
+  int64_t T = *std::max_element(c.lengths.begin(), c.lengths.end());
+  for (int64_t chunk : {(T + tile - 1) / tile * tile, tile}) {
+    ASSERT_LE((T + chunk - 1) / chunk, maxSplits);
+    DecodeRun r = runBundle(bundle, backend, mem, c, d, chunk);
+    std::string where;
+    double worst = worstError(c, d, r, where);
+    EXPECT_LE(worst, 1.0) << c.describe() << " chunk " << chunk << ": "
+                          << where;
+  }
+}
+
+TEST(GpuBundle, SimtSoDecodeAndMergeMatchReference) {
+  rt::CacheLayout layout = bundleLayout();
+  size_t launches = 0, reports = 0;
+  auto backend =
+      simt::createRuntimeBackend({}, [&](const simt::LaunchResult &r) {
+        ++launches;
+        reports += r.reports.size();
+        EXPECT_TRUE(r.ok()) << r.text();
+      });
+  std::unique_ptr<rt::KernelBundle> bundle;
+  rt::Status s = rt::KernelBundle::load(kDir + "/manifest.simt.json", layout,
+                                        *backend, bundle);
+  ASSERT_TRUE(s.isOk()) << s.toString();
+  EXPECT_EQ(bundle->manifest().target, "simt");
+  auto mem = rt::createHostMemory();
+  checkAgainstReference(*bundle, *backend, *mem, "simt");
+  EXPECT_EQ(launches, 4u);
+  EXPECT_EQ(reports, 0u) << "race, divergence or bounds reports";
+}
+
+TEST(GpuBundle, AbiVersionMatchesTheRuntime) {
+  EXPECT_EQ(uint64_t(gpugen::kBundleAbiVersion),
+            uint64_t(rt::kKernelAbiVersion));
+}
+
+/// Number of .param entries of `.entry name(` in PTX text.
+int64_t ptxParams(const std::string &ptx, const std::string &name) {
+  size_t at = ptx.find(".entry " + name + "(");
+  if (at == std::string::npos)
+    return -1;
+  size_t end = ptx.find(')', at);
+  int64_t n = 0;
+  for (size_t p = ptx.find(".param", at); p < end;
+       p = ptx.find(".param", p + 1))
+    ++n;
+  return n;
+}
+
+TEST(GpuBundle, PtxManifestsPassSchemaAndLayoutChecks) {
+  rt::CacheLayout layout = bundleLayout();
+  auto simtBackend = simt::createRuntimeBackend();
+  for (std::string chip : {"sm_80", "sm_90"}) {
+    SCOPED_TRACE(chip);
+    std::string path = kDir + "/manifest." + chip + ".json";
+    rt::Manifest m;
+    rt::Status s = rt::Manifest::parse(readFile(path), m);
+    ASSERT_TRUE(s.isOk()) << s.toString();
+    EXPECT_EQ(m.target, chip);
+    EXPECT_EQ(m.format, "ptx");
+    EXPECT_TRUE(m.layout.compare(layout, "bundle", "pool").isOk());
+    ASSERT_EQ(m.kernels.size(), 2u);
+    // The manifest's argument lists are the kernel ABI of the PTX.
+    std::string ptx = readFile(kDir + "/" + m.binary);
+    for (const rt::KernelInfo &k : m.kernels)
+      EXPECT_EQ(ptxParams(ptx, k.name), int64_t(k.args.size())) << k.name;
+    // ABI, schema and layout pass; only the format stops the simt backend.
+    std::unique_ptr<rt::KernelBundle> bundle;
+    s = rt::KernelBundle::load(path, layout, *simtBackend, bundle);
+    EXPECT_EQ(s.code(), rt::StatusCode::InvalidArgument) << s.toString();
+    EXPECT_NE(s.message().find("cannot run bundle format \"ptx\""),
+              std::string::npos)
+        << s.toString();
+    // A pool with another page size is refused by the layout check.
+    rt::CacheLayout other = layout;
+    other.pageSize *= 2;
+    s = rt::KernelBundle::load(path, other, *simtBackend, bundle);
+    EXPECT_EQ(s.code(), rt::StatusCode::LayoutMismatch) << s.toString();
+    EXPECT_FALSE(bundle);
+  }
+}
+
+TEST(GpuBundle, CudaBackendWithoutDriverSaysNoDevice) {
+  std::unique_ptr<rt::LaunchBackend> cuda;
+  rt::Status s = rt::createCudaLaunchBackend(0, cuda);
+  if (s.isOk())
+    // A driver and device exist: GpuBundle.RealGpuMatchesReference runs the
+    // PTX there instead.
+    GTEST_SKIP()
+        << "a CUDA driver is present; RealGpuMatchesReference covers it";
+  EXPECT_EQ(s.code(), rt::StatusCode::NoDevice) << s.toString();
+  EXPECT_NE(s.message().find("CUDA"), std::string::npos) << s.toString();
+  EXPECT_FALSE(cuda);
+}
+
+TEST(GpuBundle, RealGpuMatchesReference) {
+  std::unique_ptr<rt::LaunchBackend> cuda;
+  rt::Status s = rt::createCudaLaunchBackend(0, cuda);
+  if (!s.isOk())
+    // No driver or no device on this machine: nothing to run the PTX on.
+    GTEST_SKIP() << "no CUDA driver/device: " << s.toString();
+  std::unique_ptr<rt::MemoryBackend> mem;
+  s = rt::createCudaMemory(0, mem);
+  ASSERT_TRUE(s.isOk()) << s.toString();
+  rt::CacheLayout layout = bundleLayout();
+  // sm_80 PTX runs on every chip from sm_80 on (the driver JIT-compiles it).
+  std::unique_ptr<rt::KernelBundle> bundle;
+  s = rt::KernelBundle::load(kDir + "/manifest.sm_80.json", layout, *cuda,
+                             bundle);
+  ASSERT_TRUE(s.isOk()) << s.toString();
+  checkAgainstReference(*bundle, *cuda, *mem, "sm_80");
+}
+
+} // namespace
