@@ -21,6 +21,7 @@ void kvopt::buildOptimizePipeline(OpPassManager &pm,
     KVRaiseAttentionOptions raise;
     raise.capacity = options.capacity;
     pm.addPass(createKVRaiseAttention(raise));
+    pm.addPass(createKVRaiseRope());
   }
   if (options.report) {
     KVMemoryReportOptions baseline;

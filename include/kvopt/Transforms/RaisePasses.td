@@ -89,4 +89,35 @@ def KVAbsorbMLA : Pass<"kv-absorb-mla", "::mlir::ModuleOp"> {
                            "::mlir::tensor::TensorDialect"];
 }
 
+def KVRaiseRope : Pass<"kv-raise-rope", "::mlir::ModuleOp"> {
+  let summary = "raise rotary embeddings of raised queries and keys to kv.rope";
+  let description = [{
+    Runs after kv-raise-attention. For every new-key tensor appended to a
+    `!kv.cache` and every query of `kv.attention` that is computed in
+    linalg/tensor/arith/math, proves element by element that it is the
+    rotate-half (NeoX/Llama) rotation of one `[B, H, T, D]` tensor `x`:
+    `x * cos + rotate_half(x) * sin` with `rotate_half(x) =
+    concat(-x[..., D/2:], x[..., :D/2])` written as tensor.extract_slice,
+    negation and tensor.concat or as a linalg.generic with index arithmetic
+    (tensor.extract), and cos/sin given as constant tables or computed in
+    the graph from constants and linalg.index. Every coefficient must equal
+    cos/sin of `p * theta^(-2i/D)` (f32 rounding), where `p` is the token's
+    position (the append's positions, or `seq_lens - Tq` for queries, plus
+    the token index) and `i = d mod D/2`; theta is inferred from the
+    coefficients (the nearest whole number when it fits). The rotation
+    becomes `kv.rope %x, %positions {theta}`; kv-fuse-append then folds the
+    keys' one into the append. Anything else is left alone, with a remark
+    `kv-raise-rope: not raised: <reason>` under `emit-remarks`.
+  }];
+  let options = [
+    Option<"maxElements", "max-elements", "int64_t", /*default=*/"1048576",
+           "largest rotated tensor (elements) verified element by element; "
+           "larger ones are left alone">,
+    Option<"emitRemarks", "emit-remarks", "bool", /*default=*/"false",
+           "emit a remark on rotation-like values left alone">
+  ];
+  let dependentDialects = ["::kvopt::kv::KVDialect",
+                           "::mlir::arith::ArithDialect"];
+}
+
 #endif // KVOPT_TRANSFORMS_RAISEPASSES_TD
