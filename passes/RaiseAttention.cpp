@@ -421,10 +421,10 @@ struct RaiseAttentionPass
                                /*block_table=*/Value());
     Value rows = prefix(b, loc, view.getKeys(), 1, tokens);
     concat.getResult().replaceAllUsesWith(rows);
-    Operation *rowDef = row.getDefiningOp();
+    // Also erases the graph's own row computation when kv.mla_project
+    // replaced it (it is an operand of the concatenation); erasing it in a
+    // second call would touch a freed op.
     eraseDeadOps({concat});
-    if (rowDef && newRow != row)
-      eraseDeadOps({rowDef});
     llvm::BitVector erase(func.getNumArguments());
     erase.set(past.getArgNumber());
     if (failed(func.eraseArguments(erase)))

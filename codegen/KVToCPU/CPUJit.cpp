@@ -96,7 +96,14 @@ CPUModule::compile(llvm::StringRef source, const CPUCompileOptions &options) {
   engineOptions.enableObjectDump = options.keepObject;
   static const std::string asyncRuntime =
       std::string(KVOPT_MLIR_LIB_DIR) + "/libmlir_async_runtime.so";
+  // Model graphs bufferize to memref.copy between strided views (concat,
+  // insert_slice), which finalize-memref-to-llvm lowers to a call of
+  // memrefCopy from the C runner utils.
+  static const std::string runnerUtils =
+      std::string(KVOPT_MLIR_LIB_DIR) + "/libmlir_c_runner_utils.so";
   llvm::SmallVector<llvm::StringRef> libs;
+  if (result->lowered.find("memrefCopy") != std::string::npos)
+    libs.push_back(runnerUtils);
   if (options.threads > 0)
     libs.push_back(asyncRuntime);
   engineOptions.sharedLibPaths = libs;
