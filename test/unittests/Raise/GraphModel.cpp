@@ -165,29 +165,6 @@ LayerResult kvopt::semtest::runLayer(const LayerShape &s,
       fp32AttentionTolerance(s.dim, keys, maxScore, maxV, maxAbs(att.lse),
                              dequantizing, ScalarType::F32);
   double tolO = tol.out;
-  if (hTol > 0.0) {
-    // An input off by hTol moves q_d, the new k_d and v_d by at most
-    // hTol * sum_i |w_id|; a score then moves by scale * sum_d (|dq_d| |k_d|
-    // + |q_d| |dk_d| + |dq_d| |dk_d|) and the output by 2 V dscore + |dv|.
-    std::vector<double> cq = columnAbsSums(w.wq), ck = columnAbsSums(w.wk),
-                        cv = columnAbsSums(w.wv);
-    double dScore = 0.0;
-    for (int64_t b = 0; b < s.batch; ++b)
-      for (int64_t hq = 0; hq < s.qHeads; ++hq)
-        for (int64_t t = 0; t < keys; ++t) {
-          int64_t g = hq / group;
-          double sum = 0.0;
-          for (int64_t d = 0; d < s.dim; ++d) {
-            double dq = hTol * cq[hq * s.dim + d];
-            double dk = t == s.past ? hTol * ck[g * s.dim + d] : 0.0;
-            sum += dq * std::fabs(r.kSeen.at({b, g, t, d})) +
-                   std::fabs(q.at({b, hq, 0, d})) * dk + dq * dk;
-          }
-          dScore = std::max(dScore, options.scale * sum);
-        }
-    tolO += 2.0 * maxV * dScore +
-            hTol * *std::max_element(cv.begin(), cv.end());
-  }
   r.yTol = projectionTolerance(o2, w.wo, tolO);
   return r;
 }
@@ -206,7 +183,35 @@ std::vector<LayerResult> kvopt::semtest::runStack(
     if (effective)
       hook = [&](Tensor &k, Tensor &v) { effective(l, layers, k, v); };
     LayerResult r =
-        runLayer(s, w[l], h, hTol, pastK[l], pastV[l], hook, dequantizing);
+        runLayer(s, w[l], h, 0.0, pastK[l], pastV[l], hook, dequantizing);
+    r.hTol = hTol;
+    if (hTol > 0.0) {
+      // The graph's h differs from this one by at most hTol per element;
+      // to first order y moves by sum_i |dy_j / dh_i| hTol. The Jacobian
+      // is measured by central differences (step 1e-3: the layer is smooth
+      // and the projections' f32 rounding stays far below the step), with
+      // a factor 2 for the linearization.
+      const double step = 1e-3;
+      Tensor slope(r.y.shape());
+      for (int64_t i = 0; i < s.hidden; ++i) {
+        Tensor up = h, down = h;
+        for (int64_t b = 0; b < s.batch; ++b) {
+          up.at({b, i}) += step;
+          down.at({b, i}) -= step;
+        }
+        Tensor yUp = runLayer(s, w[l], up, 0.0, pastK[l], pastV[l], hook,
+                              dequantizing)
+                         .y;
+        Tensor yDown = runLayer(s, w[l], down, 0.0, pastK[l], pastV[l], hook,
+                                dequantizing)
+                           .y;
+        for (int64_t e = 0; e < slope.numel(); ++e)
+          slope.data()[e] +=
+              std::fabs(yUp.data()[e] - yDown.data()[e]) / (2.0 * step);
+      }
+      for (int64_t e = 0; e < slope.numel(); ++e)
+        r.yTol.data()[e] += 2.0 * slope.data()[e] * hTol;
+    }
     // Residual h + y, rounded to f32 in the graph: the next layer's input
     // is the f32 sum (as close to the graph's as the bounds say).
     double worst = 0.0;

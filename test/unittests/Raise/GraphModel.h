@@ -59,9 +59,10 @@ struct LayerResult {
 /// round trip, another layer's cache); null = read them as they are.
 using EffectiveKV = std::function<void(Tensor &k, Tensor &v)>;
 
-/// One layer on hidden state `h` (f32 values), whose own f32 execution may
-/// be off by up to hTol (max over elements; 0 for the graph's input).
-/// `dequantizing` adds the fused dequantization rounding to the bound.
+/// One layer on hidden state `h` (f32 values). `hTol` is only recorded
+/// (runStack adds what an input off by hTol does to y, through the
+/// layer's measured Jacobian). `dequantizing` adds the fused
+/// dequantization rounding to the bound.
 LayerResult runLayer(const LayerShape &s, const LayerWeights &w,
                      const Tensor &h, double hTol, const Tensor &pastK,
                      const Tensor &pastV, const EffectiveKV &effective,
