@@ -217,6 +217,8 @@ struct AttentionKernel {
     };
     Value winBase = cache.windowBase(k, bi);
     bool masked = (spec.causal && spec.queryRows > 1) || spec.window > 0;
+    // Keys ahead to prefetch: two blocks, far enough to hide a miss.
+    int64_t prefetch = 2 * tb;
 
     scf::ForOp::create(
         b, zero, n, k.idx(tb), ValueRange{},
@@ -234,6 +236,14 @@ struct AttentionKernel {
             Value j = tokenAt(k.add(blk, t));
             auto [pageBase0, slot0] = cache.page(k, bi, j);
             Value pageBase = pageBase0, slot = slot0;
+            // Prefetch the token `prefetch` keys ahead (clamped to the
+            // split), K and V of every head.
+            Value ahead = tokenAt(k.min(k.add(k.add(blk, t), k.idx(prefetch)),
+                                        k.sub(n, k.idx(1))));
+            auto [aheadBase, aheadSlot] = cache.page(k, bi, ahead);
+            cache.prefetchToken(k, spec.layout.key, aheadBase, aheadSlot);
+            if (spec.layout.value.present)
+              cache.prefetchToken(k, spec.layout.value, aheadBase, aheadSlot);
             k.forLoop(0, spec.kvHeads, [&](Value kh) {
               Value key = cache.loadRow(k, spec.layout.key, pageBase, slot,
                                         winBase, j, kh, len);

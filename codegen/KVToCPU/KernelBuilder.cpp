@@ -505,6 +505,25 @@ Value CacheAccess::windowRow(KB &k, const ComponentLayout &c, Value winBase,
                k.mul(row, c.dim * c.elementBytes));
 }
 
+void CacheAccess::prefetchToken(KB &k, const ComponentLayout &c,
+                                Value pageBase, Value slot) const {
+  auto region = [&](int64_t offset, int64_t bytesPerToken) {
+    Value start = k.add(pageBase, k.add(k.mul(slot, bytesPerToken),
+                                        k.idx(offset)));
+    for (int64_t line = 0; line < bytesPerToken; line += 64)
+      memref::PrefetchOp::create(k.b, bytes, ValueRange{k.add(start, line)},
+                                 /*isWrite=*/false, /*localityHint=*/3,
+                                 /*isDataCache=*/true);
+  };
+  region(c.dataOffset, c.heads * c.dim * c.bits() / 8);
+  if (!c.quant || c.channelAxis())
+    return;
+  int64_t scaleRow = c.heads * (c.dim / c.group()) * c.scaleBytes();
+  region(c.scaleOffset, scaleRow);
+  if (!c.quant.getSymmetric())
+    region(c.zeroOffset, scaleRow);
+}
+
 Value CacheAccess::loadStoredRow(KB &k, const ComponentLayout &c,
                                  Value pageBase, Value slot, Value head) const {
   ImplicitLocOpBuilder &b = k.b;

@@ -25,7 +25,7 @@ namespace cpu {
 /// Options every kernel generator reads (kv-cpu-to-loops' options).
 struct KernelOptions {
   int64_t splits = 0;
-  int64_t splitTokens = 1024;
+  int64_t splitTokens = 128;
   int64_t blockTokens = 16;
 };
 
@@ -157,6 +157,11 @@ struct CacheAccess {
   mlir::Value loadRow(KB &k, const ComponentLayout &c, mlir::Value pageBase,
                       mlir::Value slot, mlir::Value winBase, mlir::Value token,
                       mlir::Value head, mlir::Value length) const;
+  /// Prefetches the stored bytes of every head of `token` (data, and
+  /// token-axis scales and zero points) of component `c`: pages are small
+  /// and scattered, so the hardware prefetcher alone restarts at each one.
+  void prefetchToken(KB &k, const ComponentLayout &c, mlir::Value pageBase,
+                     mlir::Value slot) const;
   /// The stored (non-window) row, dequantized.
   mlir::Value loadStoredRow(KB &k, const ComponentLayout &c,
                             mlir::Value pageBase, mlir::Value slot,
@@ -244,7 +249,7 @@ struct AttentionSpec {
   bool lse = false, causal = false;
   int64_t window = 0, sinks = 0;
   double scale = 1.0;
-  int64_t splits = 1, splitTokens = 1024, blockTokens = 16;
+  int64_t splits = 1, splitTokens = 128, blockTokens = 16;
   std::string str() const;
 };
 

@@ -36,8 +36,11 @@ static cl::opt<unsigned> threads("bench-threads",
                                  cl::init(0));
 static cl::opt<int64_t> pageSize("bench-page-size", cl::init(16));
 static cl::opt<int64_t> kvSplits("bench-kv-splits",
-                                 cl::desc("0 = one split per 1024 tokens"),
+                                 cl::desc("0 = one split per split-tokens keys, at most 64"),
                                  cl::init(0));
+static cl::opt<int64_t> splitTokens("bench-split-tokens",
+                                    cl::desc("split-tokens of the pipeline"),
+                                    cl::init(128));
 static cl::opt<double> touchGiB(
     "touch-gib", cl::desc("KV GiB one measured step reads (cycled layers)"),
     cl::init(1.5));
@@ -168,6 +171,7 @@ int main(int argc, char **argv) {
       CPUCompileOptions options;
       options.threads = n;
       options.splits = kvSplits;
+      options.splitTokens = splitTokens;
       options.keepObject = !dumpObject.empty();
       auto module = CPUModule::compile(src.str(), options);
       if (!module) {

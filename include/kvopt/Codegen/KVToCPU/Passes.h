@@ -33,7 +33,7 @@ struct KVToCPUPipelineOptions
                          llvm::cl::init(0)};
   Option<int64_t> splitTokens{
       *this, "split-tokens",
-      llvm::cl::desc("fewest keys one split processes"), llvm::cl::init(1024)};
+      llvm::cl::desc("fewest keys one split processes"), llvm::cl::init(128)};
   Option<int64_t> blockTokens{
       *this, "block-tokens",
       llvm::cl::desc("keys scored per online-softmax step"),

@@ -45,7 +45,7 @@ def KVCPUToLoops : Pass<"kv-cpu-to-loops", "::mlir::ModuleOp"> {
     Option<"splits", "kv-splits", "int64_t", /*default=*/"0",
            "parallel key splits per (sequence, KV head) in attention; 0 "
            "picks ceil(capacity / split-tokens), at most 64">,
-    Option<"splitTokens", "split-tokens", "int64_t", /*default=*/"1024",
+    Option<"splitTokens", "split-tokens", "int64_t", /*default=*/"128",
            "fewest keys one split processes (also the automatic split size)">,
     Option<"blockTokens", "block-tokens", "int64_t", /*default=*/"16",
            "keys scored together before one online-softmax rescale">,
