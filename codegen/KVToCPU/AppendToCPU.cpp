@@ -44,8 +44,8 @@ struct AppendSpec {
     os << "paged=" << layout.paged << " page=" << layout.pageSize
        << " bytes=" << layout.pageBytes << " win=" << layout.windowBytes
        << " latent=" << layout.latent << " T=" << tokens
-       << " theta=" << ropeTheta << " rope=" << ropeDim << " k="
-       << keyElement << " v=" << valueElement << " values=" << values;
+       << " theta=" << ropeTheta << " rope=" << ropeDim << " k=" << keyElement
+       << " v=" << valueElement << " values=" << values;
     for (const ComponentLayout *c : {&layout.key, &layout.value}) {
       os << " [" << c->element << " ";
       if (c->quant)
@@ -83,9 +83,9 @@ struct AppendKernel {
   Value loadInput(Value input, const ComponentLayout &c, Value bi, Value h,
                   Value t) {
     Type element = cast<MemRefType>(input.getType()).getElementType();
-    SmallVector<Value> index =
-        spec.layout.latent ? SmallVector<Value>{bi, t, k.idx(0)}
-                           : SmallVector<Value>{bi, h, t, k.idx(0)};
+    SmallVector<Value> index = spec.layout.latent
+                                   ? SmallVector<Value>{bi, t, k.idx(0)}
+                                   : SmallVector<Value>{bi, h, t, k.idx(0)};
     return k.toF32(
         vector::LoadOp::create(b, k.vec(c.dim, element), input, index));
   }
@@ -104,8 +104,8 @@ struct AppendKernel {
                       Value slot, Value head) {
     int64_t d = c.dim, g = c.group();
     Value row = k.add(k.mul(slot, c.heads), head);
-    Value data = k.add(pageBase, k.add(k.mul(row, d * c.bits() / 8),
-                                       k.idx(c.dataOffset)));
+    Value data = k.add(
+        pageBase, k.add(k.mul(row, d * c.bits() / 8), k.idx(c.dataOffset)));
     Value scales = k.add(pageBase, k.add(k.mul(row, (d / g) * c.scaleBytes()),
                                          k.idx(c.scaleOffset)));
     Value zeros = k.add(pageBase, k.add(k.mul(row, (d / g) * c.scaleBytes()),
@@ -128,8 +128,7 @@ struct AppendKernel {
   /// When token `pos` completes a channel group, quantizes the group: its
   /// earlier tokens come from the recent ring, the last one is `x`.
   void storeChannelAxis(const ComponentLayout &c, Value x, Value pos,
-                        Value pageBase, Value slot, Value head,
-                        Value winBase) {
+                        Value pageBase, Value slot, Value head, Value winBase) {
     int64_t d = c.dim, g = c.group();
     auto f32 = b.getF32Type();
     Value complete = arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
@@ -162,16 +161,16 @@ struct AppendKernel {
                                          range.getResult(1));
       Value firstSlot = k.sub(slot, k.idx(g - 1));
       k.forLoop(0, g, [&](Value u) {
-        Value row = vector::LoadOp::create(b, k.vec(d, f32), rows,
-                                           ValueRange{u, zero});
+        Value row =
+            vector::LoadOp::create(b, k.vec(d, f32), rows, ValueRange{u, zero});
         Value codes = packCodes(k, c.quant, encodeCodes(k, c.quant, row, p));
         Value r = k.add(k.mul(k.add(firstSlot, u), c.heads), head);
         k.storeBytes(codes, cache.bytes,
                      k.add(pageBase, k.add(k.mul(r, d * c.bits() / 8),
                                            k.idx(c.dataOffset))));
       });
-      Value scaleRow =
-          k.mul(k.add(k.mul(k.div(slot, g), c.heads), head), d * c.scaleBytes());
+      Value scaleRow = k.mul(k.add(k.mul(k.div(slot, g), c.heads), head),
+                             d * c.scaleBytes());
       k.storeBytes(k.fromF32(p.scale, c.scaleType()), cache.bytes,
                    k.add(pageBase, k.add(scaleRow, k.idx(c.scaleOffset))));
       if (!c.quant.getSymmetric())
@@ -214,7 +213,7 @@ struct AppendKernel {
     k.forLoop(0, spec.tokens, [&](Value t) {
       Value pos = k.add(start, t);
       auto [pageBase0, slot0] = cache.page(k, bi, pos);
-            Value pageBase = pageBase0, slot = slot0;
+      Value pageBase = pageBase0, slot = slot0;
       const ComponentLayout &kc = spec.layout.key;
       Value x = loadInput(keys, kc, bi, h, t);
       if (spec.ropeTheta > 0) {
@@ -258,8 +257,8 @@ struct AppendLowering : OpConversionPattern<kv::AppendOp> {
     spec.tokens = keysType.getDimSize(keysType.getRank() - 2);
     if (ShapedType::isDynamic(spec.tokens))
       return rewriter.notifyMatchFailure(op, "dynamic token count");
-    spec.ropeTheta = op.getRopeTheta() ? op.getRopeTheta()->convertToDouble()
-                                       : 0.0;
+    spec.ropeTheta =
+        op.getRopeTheta() ? op.getRopeTheta()->convertToDouble() : 0.0;
     spec.keyElement = keysType.getElementType();
     spec.values = static_cast<bool>(op.getValues());
     if (spec.values)
@@ -329,9 +328,9 @@ struct RopeLowering : OpConversionPattern<kv::RopeOp> {
             Value start = k.loadIndex(a[1], {bi});
             k.forLoop(0, tokens, [&](Value t) {
               Value zero = k.idx(0);
-              Value x = k.toF32(vector::LoadOp::create(
-                  b, k.vec(dim, type.getElementType()), a[0],
-                  ValueRange{bi, h, t, zero}));
+              Value x = k.toF32(
+                  vector::LoadOp::create(b, k.vec(dim, type.getElementType()),
+                                         a[0], ValueRange{bi, h, t, zero}));
               Value pos = arith::UIToFPOp::create(
                   b, b.getF32Type(),
                   arith::IndexCastOp::create(b, b.getI64Type(),

@@ -123,9 +123,9 @@ struct AttentionKernel {
       Value ql = k.toF32(vector::LoadOp::create(
           b, k.vec(spec.latentDim, spec.queryElement), queries[0],
           ValueRange{bi, head, i, k.idx(0)}));
-      Value qr = k.toF32(vector::LoadOp::create(
-          b, k.vec(rope, spec.queryElement), queries[1],
-          ValueRange{bi, head, i, k.idx(0)}));
+      Value qr = k.toF32(
+          vector::LoadOp::create(b, k.vec(rope, spec.queryElement), queries[1],
+                                 ValueRange{bi, head, i, k.idx(0)}));
       q = splatF32(k, 0, spec.keyDim);
       q = vector::InsertStridedSliceOp::create(b, ql, q, ArrayRef<int64_t>{0},
                                                ArrayRef<int64_t>{1});
@@ -143,12 +143,11 @@ struct AttentionKernel {
     if (spec.causal && spec.queryRows > 1)
       ok = arith::CmpIOp::create(b, arith::CmpIPredicate::sle, j, pos);
     if (spec.window > 0) {
-      Value inWindow = arith::CmpIOp::create(
-          b, arith::CmpIPredicate::sgt, j,
-          k.sub(pos, k.idx(spec.window)));
+      Value inWindow = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, j,
+                                             k.sub(pos, k.idx(spec.window)));
       if (spec.sinks > 0)
-        inWindow = arith::OrIOp::create(b, inWindow,
-                                        k.lt(j, k.idx(spec.sinks)));
+        inWindow =
+            arith::OrIOp::create(b, inWindow, k.lt(j, k.idx(spec.sinks)));
       ok = ok ? Value(arith::AndIOp::create(b, ok, inWindow)) : inWindow;
     }
     return ok;
@@ -160,8 +159,8 @@ struct AttentionKernel {
     if (!spec.mla)
       return cache.loadRow(k, spec.layout.value, pageBase, slot, winBase, j, kh,
                            len);
-    Value row = cache.loadRow(k, spec.layout.key, pageBase, slot, winBase, j,
-                              kh, len);
+    Value row =
+        cache.loadRow(k, spec.layout.key, pageBase, slot, winBase, j, kh, len);
     return vector::ExtractStridedSliceOp::create(
         b, row, ArrayRef<int64_t>{0}, ArrayRef<int64_t>{spec.valueDim},
         ArrayRef<int64_t>{1});
@@ -183,8 +182,8 @@ struct AttentionKernel {
     Value len = k.loadIndex(lens, {bi});
 
     // This split's keys.
-    Value chunk = k.max(k.ceilDiv(len, k.idx(spec.splits)),
-                        k.idx(spec.splitTokens));
+    Value chunk =
+        k.max(k.ceilDiv(len, k.idx(spec.splits)), k.idx(spec.splitTokens));
     Value kBegin = k.min(k.mul(s, chunk), len);
     Value kEnd = k.min(k.add(kBegin, chunk), len);
 
@@ -207,8 +206,8 @@ struct AttentionKernel {
     if (spec.window > 0) {
       Value hi1 = k.min(kEnd, k.idx(spec.sinks));
       n1 = k.max(k.sub(hi1, lo1), zero);
-      Value first = k.sub(k.sub(len, k.idx(spec.queryRows)),
-                          k.idx(spec.window - 1));
+      Value first =
+          k.sub(k.sub(len, k.idx(spec.queryRows)), k.idx(spec.window - 1));
       lo2 = k.max(kBegin, k.max(k.idx(spec.sinks), first));
     }
     Value n = k.add(n1, k.max(k.sub(kEnd, lo2), zero));
@@ -311,12 +310,12 @@ struct AttentionKernel {
     k.forLoop(0, rows, [&](Value r) {
       Value lr = memref::LoadOp::create(b, l, ValueRange{r});
       Value mr = memref::LoadOp::create(b, m, ValueRange{r});
-      Value any = arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, lr,
-                                        k.f32(0));
-      Value inv = k.select(any, arith::DivFOp::create(b, k.f32(1), lr),
-                           k.f32(0));
-      Value a = vector::LoadOp::create(b, k.vec(dv, f32), acc,
-                                       ValueRange{r, zero});
+      Value any =
+          arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, lr, k.f32(0));
+      Value inv =
+          k.select(any, arith::DivFOp::create(b, k.f32(1), lr), k.f32(0));
+      Value a =
+          vector::LoadOp::create(b, k.vec(dv, f32), acc, ValueRange{r, zero});
       Value o = arith::MulFOp::create(b, a, k.splat(inv, dv));
       Value lseValue = k.select(
           any, arith::AddFOp::create(b, mr, math::LogOp::create(b, lr)),
@@ -364,7 +363,8 @@ struct AttentionKernel {
             b.setInsertionPoint(nested.getInsertionBlock(),
                                 nested.getInsertionPoint());
             Value ls = memref::LoadOp::create(b, wsLse, ValueRange{bi, s, r});
-            Value w = math::ExpOp::create(b, arith::SubFOp::create(b, ls, mUse));
+            Value w =
+                math::ExpOp::create(b, arith::SubFOp::create(b, ls, mUse));
             Value o = vector::LoadOp::create(b, k.vec(dv, f32), wsOut,
                                              ValueRange{bi, s, r, zero});
             // A split without keys has w = 0 and an output of 0.
@@ -373,10 +373,10 @@ struct AttentionKernel {
                 b, ValueRange{a, arith::AddFOp::create(b, it[1], w)});
           });
       Value total = sums.getResult(1);
-      Value any = arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, total,
-                                        k.f32(0));
-      Value inv = k.select(any, arith::DivFOp::create(b, k.f32(1), total),
-                           k.f32(0));
+      Value any =
+          arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, total, k.f32(0));
+      Value inv =
+          k.select(any, arith::DivFOp::create(b, k.f32(1), total), k.f32(0));
       Value o = arith::MulFOp::create(b, sums.getResult(0), k.splat(inv, dv));
       vector::StoreOp::create(b, k.fromF32(o, spec.outputElement), out,
                               ValueRange{bi, head, i, zero});
@@ -394,17 +394,16 @@ struct AttentionKernel {
 func::FuncOp kvopt::cpu::buildAttentionKernel(ModuleOp module,
                                               const AttentionSpec &spec,
                                               TypeRange argTypes) {
-  std::string name = kernelName(spec.mla ? "mla_attention" : "attention",
-                                spec.str());
+  std::string name =
+      kernelName(spec.mla ? "mla_attention" : "attention", spec.str());
   return getOrBuildKernel(
       module, name, argTypes, [&](ImplicitLocOpBuilder &b, ValueRange args) {
         KB k(b);
         AttentionKernel kernel(spec, k, args);
         Value batch = memref::DimOp::create(b, kernel.lens, 0);
         kernel.cache.batch = batch;
-        parallelLoop(b, {batch, k.idx(spec.splits)}, [&](ValueRange ivs) {
-          kernel.buildTask(ivs[0], ivs[1]);
-        });
+        parallelLoop(b, {batch, k.idx(spec.splits)},
+                     [&](ValueRange ivs) { kernel.buildTask(ivs[0], ivs[1]); });
         if (spec.splits > 1)
           parallelLoop(b, {batch, k.idx(kernel.rows)}, [&](ValueRange ivs) {
             kernel.buildMerge(ivs[0], ivs[1]);
@@ -441,8 +440,7 @@ SmallVector<Value> kvopt::cpu::emitAttentionCall(
     int64_t rows = spec.queryHeads * spec.queryRows;
     int64_t bdim = outType.getDimSize(0);
     auto f32 = b.getF32Type();
-    auto wsOut =
-        MemRefType::get({bdim, spec.splits, rows, spec.valueDim}, f32);
+    auto wsOut = MemRefType::get({bdim, spec.splits, rows, spec.valueDim}, f32);
     auto wsLse = MemRefType::get({bdim, spec.splits, rows}, f32);
     args.push_back(memref::AllocOp::create(b, loc, wsOut, dyn));
     args.push_back(memref::AllocOp::create(b, loc, wsLse, dyn));
@@ -475,8 +473,8 @@ void kvopt::cpu::emitMergeLoops(ImplicitLocOpBuilder &b, Value outputs,
     for (int64_t s = 0; s < splits; ++s)
       mx = arith::MaximumFOp::create(
           b, mx, memref::LoadOp::create(b, lses, ValueRange{k.idx(s), n}));
-    Value isInf = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mx,
-                                        k.f32(kNegInf));
+    Value isInf =
+        arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mx, k.f32(kNegInf));
     Value mUse = k.select(isInf, k.f32(0), mx);
     Value acc = splatF32(k, 0, d), total = k.f32(0);
     for (int64_t s = 0; s < splits; ++s) {
@@ -485,14 +483,14 @@ void kvopt::cpu::emitMergeLoops(ImplicitLocOpBuilder &b, Value outputs,
       Value o = k.toF32(vector::LoadOp::create(b, k.vec(d, element), outputs,
                                                ValueRange{k.idx(s), n, zero}));
       // Parts with lse = -inf weigh nothing; their output is not read.
-      Value live = arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, w,
-                                         k.f32(0));
+      Value live =
+          arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, w, k.f32(0));
       o = arith::SelectOp::create(b, live, o, splatF32(k, 0, d));
       acc = math::FmaOp::create(b, k.splat(w, d), o, acc);
       total = arith::AddFOp::create(b, total, w);
     }
-    Value any = arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, total,
-                                      k.f32(0));
+    Value any =
+        arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, total, k.f32(0));
     Value inv =
         k.select(any, arith::DivFOp::create(b, k.f32(1), total), k.f32(0));
     Value o = arith::MulFOp::create(b, acc, k.splat(inv, d));
@@ -521,8 +519,8 @@ struct AttentionLowering : OpConversionPattern<kv::AttentionOp> {
     auto cacheType = cast<kv::CacheType>(op.getCache().getType());
     auto qType = op.getQueries().getType();
     auto outType = cast<RankedTensorType>(op.getOutput().getType());
-    if (!qType.hasStaticShape() && (qType.getNumDynamicDims() > 1 ||
-                                    !qType.isDynamicDim(0)))
+    if (!qType.hasStaticShape() &&
+        (qType.getNumDynamicDims() > 1 || !qType.isDynamicDim(0)))
       return rewriter.notifyMatchFailure(op, "only the batch may be dynamic");
     AttentionSpec spec;
     spec.layout = computeCacheLayout(cacheType);

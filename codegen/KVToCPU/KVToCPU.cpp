@@ -29,11 +29,11 @@
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/Math/Transforms/Passes.h"
-#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Dialect/SCF/Transforms/Passes.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Transforms/Passes.h"
 
 namespace kvopt {
@@ -133,7 +133,8 @@ struct KVCPUToLoopsPass
 
     ConversionTarget target(*ctx);
     target.addIllegalDialect<kv::KVDialect>();
-    target.addLegalDialect<arith::ArithDialect, bufferization::BufferizationDialect,
+    target.addLegalDialect<arith::ArithDialect,
+                           bufferization::BufferizationDialect,
                            math::MathDialect, memref::MemRefDialect,
                            scf::SCFDialect, vector::VectorDialect>();
     target.addDynamicallyLegalOp<func::FuncOp>([&](func::FuncOp op) {
@@ -149,8 +150,9 @@ struct KVCPUToLoopsPass
 
     // Vectorized polynomial exp instead of one libm call per lane.
     RewritePatternSet approx(ctx);
-    populateMathPolynomialApproximationPatterns(
-        approx, [](StringRef name) { return name == "exp" || name == "math.exp"; });
+    populateMathPolynomialApproximationPatterns(approx, [](StringRef name) {
+      return name == "exp" || name == "math.exp";
+    });
     FrozenRewritePatternSet frozen(std::move(approx));
     for (auto fn : module.getOps<func::FuncOp>())
       if (fn.getName().starts_with("__kv_cpu_") &&

@@ -46,10 +46,9 @@ static int64_t placeComponent(ComponentLayout &c, int64_t pageSize,
   offset += rows * c.dim * c.bits() / 8;
   if (!c.quant)
     return offset;
-  int64_t scales = c.channelAxis()
-                       ? (pageSize + c.group() - 1) / c.group() * c.heads *
-                             c.dim
-                       : rows * (c.dim / c.group());
+  int64_t scales =
+      c.channelAxis() ? (pageSize + c.group() - 1) / c.group() * c.heads * c.dim
+                      : rows * (c.dim / c.group());
   c.scaleOffset = offset;
   offset += scales * c.scaleBytes();
   c.zeroOffset = offset;
@@ -151,8 +150,8 @@ Value KB::loadBytes(Value bytes, Value offset, Type type) {
   if (width == 8 && element.isInteger()) {
     raw = vector::LoadOp::create(b, vec(count, b.getI8Type()), bytes, offset);
   } else {
-    Value i8s = vector::LoadOp::create(
-        b, vec(count * width / 8, b.getI8Type()), bytes, offset);
+    Value i8s = vector::LoadOp::create(b, vec(count * width / 8, b.getI8Type()),
+                                       bytes, offset);
     raw = vector::BitCastOp::create(b, vec(count, element), i8s);
   }
   if (vt)
@@ -184,8 +183,7 @@ Value KB::toF32(Value v) {
   Type element = getElementTypeOrSelf(v.getType());
   if (element.isF32())
     return v;
-  return arith::ExtFOp::create(b, withElement(v.getType(), b.getF32Type()),
-                               v);
+  return arith::ExtFOp::create(b, withElement(v.getType(), b.getF32Type()), v);
 }
 
 Value KB::fromF32(Value v, Type type) {
@@ -205,15 +203,15 @@ Value KB::minOf(Value v) {
 }
 
 void KB::forLoop(Value lb, Value ub, const std::function<void(Value)> &body) {
-  scf::ForOp::create(b, lb, ub, idx(1), ValueRange{},
-                     [&](OpBuilder &nested, Location loc, Value iv,
-                         ValueRange) {
-                       OpBuilder::InsertionGuard guard(b);
-                       b.setInsertionPoint(nested.getInsertionBlock(),
-                                           nested.getInsertionPoint());
-                       body(iv);
-                       scf::YieldOp::create(b);
-                     });
+  scf::ForOp::create(
+      b, lb, ub, idx(1), ValueRange{},
+      [&](OpBuilder &nested, Location loc, Value iv, ValueRange) {
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPoint(nested.getInsertionBlock(),
+                            nested.getInsertionPoint());
+        body(iv);
+        scf::YieldOp::create(b);
+      });
 }
 
 void KB::ifThen(Value cond, const std::function<void()> &body) {
@@ -268,14 +266,14 @@ Value kvopt::cpu::decodeCodes(KB &k, kv::QuantAttr quant, Value bytes,
       return arith::ConstantOp::create(
           b, DenseElementsAttr::get(i32s, b.getI32IntegerAttr(v)));
     };
-    Value mag = arith::ShLIOp::create(
-        b, arith::AndIOp::create(b, w, cst(0x7F)), cst(20));
+    Value mag = arith::ShLIOp::create(b, arith::AndIOp::create(b, w, cst(0x7F)),
+                                      cst(20));
     Value sign = arith::ShLIOp::create(
         b, arith::AndIOp::create(b, w, cst(0x80)), cst(24));
     Value bits = arith::OrIOp::create(b, mag, sign);
     Value f = arith::BitcastOp::create(b, f32s, bits);
-    return arith::MulFOp::create(b, f, k.splat(k.f32(std::ldexp(1.0, 120)),
-                                               count));
+    return arith::MulFOp::create(b, f,
+                                 k.splat(k.f32(std::ldexp(1.0, 120)), count));
   }
   case kv::QuantKind::Int4: {
     int64_t n = count / 2;
@@ -323,8 +321,7 @@ Value kvopt::cpu::expandGroups(KB &k, Value v, int64_t g) {
   auto vt = cast<VectorType>(v.getType());
   int64_t n = vt.getNumElements();
   if (n == 1)
-    return k.splat(vector::ExtractOp::create(k.b, v, ArrayRef<int64_t>{0}),
-                   g);
+    return k.splat(vector::ExtractOp::create(k.b, v, ArrayRef<int64_t>{0}), g);
   SmallVector<int64_t> mask;
   for (int64_t i = 0; i < n * g; ++i)
     mask.push_back(i / g);
@@ -346,24 +343,24 @@ static double symmetricMax(kv::QuantKind kind) {
   llvm_unreachable("unknown quant kind");
 }
 
-QuantParams kvopt::cpu::computeQuantParams(KB &k, kv::QuantAttr quant,
-                                           Value lo, Value hi) {
+QuantParams kvopt::cpu::computeQuantParams(KB &k, kv::QuantAttr quant, Value lo,
+                                           Value hi) {
   ImplicitLocOpBuilder &b = k.b;
   Type type = lo.getType();
-  int64_t n = isa<VectorType>(type) ? cast<VectorType>(type).getNumElements()
-                                    : 0;
+  int64_t n =
+      isa<VectorType>(type) ? cast<VectorType>(type).getNumElements() : 0;
   auto cst = [&](double v) { return n ? k.splat(k.f32(v), n) : k.f32(v); };
   Value scale, zero;
   Type scaleType = quant.getScale();
   if (quant.getSymmetric()) {
-    Value amax = arith::MaximumFOp::create(
-        b, math::AbsFOp::create(b, lo), math::AbsFOp::create(b, hi));
+    Value amax = arith::MaximumFOp::create(b, math::AbsFOp::create(b, lo),
+                                           math::AbsFOp::create(b, hi));
     scale = arith::DivFOp::create(b, amax, cst(symmetricMax(quant.getKind())));
     zero = cst(0);
   } else {
     double levels = std::ldexp(1.0, quant.getBits()) - 1;
-    scale = arith::DivFOp::create(b, arith::SubFOp::create(b, hi, lo),
-                                  cst(levels));
+    scale =
+        arith::DivFOp::create(b, arith::SubFOp::create(b, hi, lo), cst(levels));
     zero = k.roundTrip(lo, scaleType);
   }
   scale = k.roundTrip(scale, scaleType);
@@ -397,8 +394,8 @@ static Value encodeE4M3(KB &k, Value x) {
       b, arith::ShRUIOp::create(b, rounded, cst(20)), cst(120 << 3));
   // Subnormal range (< 2^-6): steps of 2^-9, an exact scaling.
   Value scaled = arith::MulFOp::create(b, a, k.splat(k.f32(512), n));
-  Value sub = arith::FPToSIOp::create(b, i32s,
-                                      math::RoundEvenOp::create(b, scaled));
+  Value sub =
+      arith::FPToSIOp::create(b, i32s, math::RoundEvenOp::create(b, scaled));
   Value isSub = arith::CmpFOp::create(b, arith::CmpFPredicate::OLT, a,
                                       k.splat(k.f32(std::ldexp(1.0, -6)), n));
   Value code = arith::SelectOp::create(b, isSub, sub, normal);
@@ -426,8 +423,8 @@ Value kvopt::cpu::encodeCodes(KB &k, kv::QuantAttr quant, Value x,
     hi = symmetricMax(quant.getKind());
     lo = -hi;
   } else {
-    q = arith::DivFOp::create(b, arith::SubFOp::create(b, x, bcast(params.zero)),
-                              s);
+    q = arith::DivFOp::create(
+        b, arith::SubFOp::create(b, x, bcast(params.zero)), s);
     lo = 0;
     hi = std::ldexp(1.0, quant.getBits()) - 1;
   }
@@ -447,8 +444,8 @@ Value kvopt::cpu::packCodes(KB &k, kv::QuantAttr quant, Value codes) {
     return codes;
   case kv::QuantKind::Int4: {
     auto halves = vector::DeinterleaveOp::create(b, codes);
-    Value lo = arith::AndIOp::create(b, halves.getRes1(),
-                                     i8Splat(k, n / 2, 0xF));
+    Value lo =
+        arith::AndIOp::create(b, halves.getRes1(), i8Splat(k, n / 2, 0xF));
     Value hi = arith::ShLIOp::create(b, halves.getRes2(), i8Splat(k, n / 2, 4));
     return arith::OrIOp::create(b, lo, hi);
   }
@@ -505,11 +502,11 @@ Value CacheAccess::windowRow(KB &k, const ComponentLayout &c, Value winBase,
                k.mul(row, c.dim * c.elementBytes));
 }
 
-void CacheAccess::prefetchToken(KB &k, const ComponentLayout &c,
-                                Value pageBase, Value slot) const {
+void CacheAccess::prefetchToken(KB &k, const ComponentLayout &c, Value pageBase,
+                                Value slot) const {
   auto region = [&](int64_t offset, int64_t bytesPerToken) {
-    Value start = k.add(pageBase, k.add(k.mul(slot, bytesPerToken),
-                                        k.idx(offset)));
+    Value start =
+        k.add(pageBase, k.add(k.mul(slot, bytesPerToken), k.idx(offset)));
     for (int64_t line = 0; line < bytesPerToken; line += 64)
       memref::PrefetchOp::create(k.b, bytes, ValueRange{k.add(start, line)},
                                  /*isWrite=*/false, /*localityHint=*/3,
@@ -529,8 +526,8 @@ Value CacheAccess::loadStoredRow(KB &k, const ComponentLayout &c,
   ImplicitLocOpBuilder &b = k.b;
   int64_t d = c.dim;
   Value row = k.add(k.mul(slot, c.heads), head);
-  Value data = k.add(pageBase, k.add(k.mul(row, d * c.bits() / 8),
-                                     k.idx(c.dataOffset)));
+  Value data =
+      k.add(pageBase, k.add(k.mul(row, d * c.bits() / 8), k.idx(c.dataOffset)));
   if (!c.quant)
     return k.toF32(k.loadBytes(bytes, data, k.vec(d, c.element)));
   Value codes = decodeCodes(k, c.quant, bytes, data, d);
@@ -559,11 +556,10 @@ Value CacheAccess::loadStoredRow(KB &k, const ComponentLayout &c,
   // applied slice by slice (cheaper than a lane-expanding shuffle).
   Value result = codes;
   for (int64_t gi = 0; gi < count; ++gi) {
-    Value part = count == 1
-                     ? codes
-                     : Value(vector::ExtractStridedSliceOp::create(
-                           b, codes, ArrayRef<int64_t>{gi * g},
-                           ArrayRef<int64_t>{g}, ArrayRef<int64_t>{1}));
+    Value part = count == 1 ? codes
+                            : Value(vector::ExtractStridedSliceOp::create(
+                                  b, codes, ArrayRef<int64_t>{gi * g},
+                                  ArrayRef<int64_t>{g}, ArrayRef<int64_t>{1}));
     Value s = vector::ExtractOp::create(b, scales, ArrayRef<int64_t>{gi});
     part = arith::MulFOp::create(b, part, k.splat(s, g));
     if (zeros)
@@ -590,8 +586,8 @@ Value CacheAccess::loadRow(KB &k, const ComponentLayout &c, Value pageBase,
     inWindow = k.lt(token, k.idx(c.sinks()));
   if (c.recent() > 0) {
     Value recent = k.ge(token, k.sub(length, k.idx(c.recent())));
-    inWindow = inWindow ? Value(arith::OrIOp::create(b, inWindow, recent))
-                        : recent;
+    inWindow =
+        inWindow ? Value(arith::OrIOp::create(b, inWindow, recent)) : recent;
   }
   return k.ifElse(
       inWindow, k.vec(c.dim, b.getF32Type()),
@@ -619,12 +615,10 @@ Value kvopt::cpu::applyRope(KB &k, Value x, Value pos, double theta) {
   Value angle = arith::MulFOp::create(b, k.splat(pos, h), invFreq);
   Value cos = math::CosOp::create(b, angle);
   Value sin = math::SinOp::create(b, angle);
-  Value x1 = vector::ExtractStridedSliceOp::create(b, x, ArrayRef<int64_t>{0},
-                                                   ArrayRef<int64_t>{h},
-                                                   ArrayRef<int64_t>{1});
-  Value x2 = vector::ExtractStridedSliceOp::create(b, x, ArrayRef<int64_t>{h},
-                                                   ArrayRef<int64_t>{h},
-                                                   ArrayRef<int64_t>{1});
+  Value x1 = vector::ExtractStridedSliceOp::create(
+      b, x, ArrayRef<int64_t>{0}, ArrayRef<int64_t>{h}, ArrayRef<int64_t>{1});
+  Value x2 = vector::ExtractStridedSliceOp::create(
+      b, x, ArrayRef<int64_t>{h}, ArrayRef<int64_t>{h}, ArrayRef<int64_t>{1});
   Value y1 = arith::SubFOp::create(b, arith::MulFOp::create(b, x1, cos),
                                    arith::MulFOp::create(b, x2, sin));
   Value y2 = arith::AddFOp::create(b, arith::MulFOp::create(b, x2, cos),
@@ -705,10 +699,9 @@ MemRefType kvopt::cpu::bufferTypeOf(Type tensorType) {
   return MemRefType::get(t.getShape(), t.getElementType());
 }
 
-Value kvopt::cpu::toBuffer(OpBuilder &b, Location loc, Value t,
-                           bool readOnly) {
-  return bufferization::ToBufferOp::create(b, loc, bufferTypeOf(t.getType()),
-                                           t, readOnly);
+Value kvopt::cpu::toBuffer(OpBuilder &b, Location loc, Value t, bool readOnly) {
+  return bufferization::ToBufferOp::create(b, loc, bufferTypeOf(t.getType()), t,
+                                           readOnly);
 }
 
 Value kvopt::cpu::allocLike(OpBuilder &b, Location loc, Type tensorType,

@@ -103,8 +103,7 @@ struct KB {
 
   /// `type` vector (or scalar when `type` is not a vector) read from the raw
   /// bytes of `bytes` (memref<?xi8>) at byte `offset`.
-  mlir::Value loadBytes(mlir::Value bytes, mlir::Value offset,
-                        mlir::Type type);
+  mlir::Value loadBytes(mlir::Value bytes, mlir::Value offset, mlir::Type type);
   /// Stores `value` (vector or scalar) as raw bytes at byte `offset`.
   void storeBytes(mlir::Value value, mlir::Value bytes, mlir::Value offset);
   /// Extends a float vector/scalar to f32 (no-op for f32).
@@ -195,11 +194,10 @@ mlir::Value applyRope(KB &k, mlir::Value x, mlir::Value pos, double theta);
 /// Returns the private kernel `name` in `module`, building it with
 /// `build(builder, arguments)` (the builder positioned in its entry block,
 /// a func.return appended afterwards) the first time.
-mlir::func::FuncOp
-getOrBuildKernel(mlir::ModuleOp module, llvm::StringRef name,
-                 mlir::TypeRange argTypes,
-                 const std::function<void(mlir::ImplicitLocOpBuilder &,
-                                          mlir::ValueRange)> &build);
+mlir::func::FuncOp getOrBuildKernel(
+    mlir::ModuleOp module, llvm::StringRef name, mlir::TypeRange argTypes,
+    const std::function<void(mlir::ImplicitLocOpBuilder &, mlir::ValueRange)>
+        &build);
 
 /// Builds (once per module) the kernel of `family` whose configuration is
 /// `config` plus the types of `args`, and calls it with `args`.

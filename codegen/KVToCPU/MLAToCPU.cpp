@@ -101,39 +101,35 @@ struct MLAProjectLowering : OpConversionPattern<kv::MLAProjectOp> {
           KB k(b);
           Value batch = memref::DimOp::create(b, a[0], 0);
           Value zero = k.idx(0);
-          parallelLoop(
-              b, {batch, k.idx(tokens)}, [&](ValueRange ivs) {
-                Value bi = ivs[0], t = ivs[1];
-                auto sums = scf::ForOp::create(
-                    b, zero, k.idx(hidden), k.idx(1),
-                    ValueRange{k.splat(k.f32(0), latent),
-                               k.splat(k.f32(0), rope)},
-                    [&](OpBuilder &inner, Location, Value i, ValueRange it) {
-                      OpBuilder::InsertionGuard g2(b);
-                      b.setInsertionPoint(inner.getInsertionBlock(),
-                                          inner.getInsertionPoint());
-                      Value x = k.toF32(memref::LoadOp::create(
-                          b, a[0], ValueRange{bi, t, i}));
-                      Value d = k.toF32(vector::LoadOp::create(
-                          b, k.vec(latent, dType.getElementType()), a[1],
-                          ValueRange{i, zero}));
-                      Value r = k.toF32(vector::LoadOp::create(
-                          b, k.vec(rope, rType.getElementType()), a[2],
-                          ValueRange{i, zero}));
-                      scf::YieldOp::create(
-                          b, ValueRange{
-                                 math::FmaOp::create(b, k.splat(x, latent), d,
-                                                     it[0]),
-                                 math::FmaOp::create(b, k.splat(x, rope), r,
-                                                     it[1])});
-                    });
-                Type e = outType.getElementType();
-                vector::StoreOp::create(b, k.fromF32(sums.getResult(0), e),
-                                        a[3], ValueRange{bi, t, zero});
-                vector::StoreOp::create(b, k.fromF32(sums.getResult(1), e),
-                                        a[3],
-                                        ValueRange{bi, t, k.idx(latent)});
-              });
+          parallelLoop(b, {batch, k.idx(tokens)}, [&](ValueRange ivs) {
+            Value bi = ivs[0], t = ivs[1];
+            auto sums = scf::ForOp::create(
+                b, zero, k.idx(hidden), k.idx(1),
+                ValueRange{k.splat(k.f32(0), latent), k.splat(k.f32(0), rope)},
+                [&](OpBuilder &inner, Location, Value i, ValueRange it) {
+                  OpBuilder::InsertionGuard g2(b);
+                  b.setInsertionPoint(inner.getInsertionBlock(),
+                                      inner.getInsertionPoint());
+                  Value x = k.toF32(
+                      memref::LoadOp::create(b, a[0], ValueRange{bi, t, i}));
+                  Value d = k.toF32(vector::LoadOp::create(
+                      b, k.vec(latent, dType.getElementType()), a[1],
+                      ValueRange{i, zero}));
+                  Value r = k.toF32(vector::LoadOp::create(
+                      b, k.vec(rope, rType.getElementType()), a[2],
+                      ValueRange{i, zero}));
+                  scf::YieldOp::create(
+                      b,
+                      ValueRange{
+                          math::FmaOp::create(b, k.splat(x, latent), d, it[0]),
+                          math::FmaOp::create(b, k.splat(x, rope), r, it[1])});
+                });
+            Type e = outType.getElementType();
+            vector::StoreOp::create(b, k.fromF32(sums.getResult(0), e), a[3],
+                                    ValueRange{bi, t, zero});
+            vector::StoreOp::create(b, k.fromF32(sums.getResult(1), e), a[3],
+                                    ValueRange{bi, t, k.idx(latent)});
+          });
         });
     replaceWithBuffers(rewriter, op, {out});
     return success();
@@ -144,7 +140,6 @@ struct MLAProjectLowering : OpConversionPattern<kv::MLAProjectOp> {
 void kvopt::cpu::populateMLAToCPUPatterns(TypeConverter &converter,
                                           RewritePatternSet &patterns,
                                           const KernelOptions &options) {
-  patterns.add<MLAAttentionLowering>(converter, patterns.getContext(),
-                                     options);
+  patterns.add<MLAAttentionLowering>(converter, patterns.getContext(), options);
   patterns.add<MLAProjectLowering>(converter, patterns.getContext());
 }

@@ -36,8 +36,7 @@ static Value asRank3(OpBuilder &b, Location loc, Value m) {
   for (int64_t i = 0; i < rank - 2; ++i)
     lead.push_back(i);
   return memref::CollapseShapeOp::create(
-      b, loc, m,
-      ArrayRef<ReassociationIndices>{lead, {rank - 2}, {rank - 1}});
+      b, loc, m, ArrayRef<ReassociationIndices>{lead, {rank - 2}, {rank - 1}});
 }
 
 /// Stores code vector<n x i8> element by element into a storage-typed
@@ -71,8 +70,8 @@ static Value codeToF32(KB &k, kv::QuantAttr quant, Value code) {
         b, arith::AndIOp::create(b, i, k.i32(0x7F)), k.i32(20));
     Value sign = arith::ShLIOp::create(
         b, arith::AndIOp::create(b, i, k.i32(0x80)), k.i32(24));
-    Value f = arith::BitcastOp::create(b, f32,
-                                       arith::OrIOp::create(b, mag, sign));
+    Value f =
+        arith::BitcastOp::create(b, f32, arith::OrIOp::create(b, mag, sign));
     return arith::MulFOp::create(b, f, k.f32(std::ldexp(1.0, 120)));
   }
   if (quant.getSymmetric())
@@ -92,7 +91,8 @@ struct QuantizeLowering : OpConversionPattern<kv::QuantizeOp> {
       return rewriter.notifyMatchFailure(op, "needs static shapes");
     kv::QuantAttr quant = op.getEncoding();
     Location loc = op.getLoc();
-    Value input = asRank3(rewriter, loc, toBuffer(rewriter, loc, op.getInput()));
+    Value input =
+        asRank3(rewriter, loc, toBuffer(rewriter, loc, op.getInput()));
     SmallVector<Value> outs, args = {input};
     for (Value r : op->getResults()) {
       outs.push_back(allocLike(rewriter, loc, r.getType()));
@@ -101,8 +101,8 @@ struct QuantizeLowering : OpConversionPattern<kv::QuantizeOp> {
     auto in3 = cast<MemRefType>(input.getType());
     int64_t n = in3.getDimSize(0), t = in3.getDimSize(1), c = in3.getDimSize(2);
     bool channel = quant.getAxis() == kv::ScaleAxis::Channel;
-    int64_t g = channel ? quant.getGroup()
-                        : (quant.getGroup() ? quant.getGroup() : c);
+    int64_t g =
+        channel ? quant.getGroup() : (quant.getGroup() ? quant.getGroup() : c);
     std::string config;
     llvm::raw_string_ostream os(config);
     os << quant;
@@ -112,8 +112,7 @@ struct QuantizeLowering : OpConversionPattern<kv::QuantizeOp> {
           KB k(b);
           auto f32 = b.getF32Type();
           Type inElement = in3.getElementType();
-          Type scaleElement =
-              cast<MemRefType>(a[2].getType()).getElementType();
+          Type scaleElement = cast<MemRefType>(a[2].getType()).getElementType();
           bool zeros = a.size() > 3;
           auto storeParam = [&](Value v, Value mem, ValueRange idx) {
             v = k.fromF32(v, scaleElement);
@@ -191,8 +190,8 @@ struct DequantizeLowering : OpConversionPattern<kv::DequantizeOp> {
     int64_t n = out3.getDimSize(0), t = out3.getDimSize(1),
             c = out3.getDimSize(2);
     bool channel = quant.getAxis() == kv::ScaleAxis::Channel;
-    int64_t g = channel ? quant.getGroup()
-                        : (quant.getGroup() ? quant.getGroup() : c);
+    int64_t g =
+        channel ? quant.getGroup() : (quant.getGroup() ? quant.getGroup() : c);
     bool zeros = static_cast<bool>(op.getZeroPoints());
     std::string config;
     llvm::raw_string_ostream os(config);
@@ -206,8 +205,8 @@ struct DequantizeLowering : OpConversionPattern<kv::DequantizeOp> {
           k.forLoop(0, n, [&](Value ni) {
             k.forLoop(0, t, [&](Value ti) {
               k.forLoop(0, c, [&](Value ci) {
-                Value code = memref::LoadOp::create(b, a[0],
-                                                    ValueRange{ni, ti, ci});
+                Value code =
+                    memref::LoadOp::create(b, a[0], ValueRange{ni, ti, ci});
                 SmallVector<Value> si =
                     channel ? SmallVector<Value>{ni, k.div(ti, g), ci}
                             : SmallVector<Value>{ni, ti, k.div(ci, g)};

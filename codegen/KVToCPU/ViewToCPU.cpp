@@ -44,8 +44,8 @@ struct ViewLowering : OpConversionPattern<kv::ViewOp> {
       return op.emitOpError("the CPU lowering needs a static batch for a "
                             "contiguous cache view");
     } else {
-      batch = arith::ConstantIndexOp::create(rewriter, loc,
-                                             keysType.getDimSize(0));
+      batch =
+          arith::ConstantIndexOp::create(rewriter, loc, keysType.getDimSize(0));
     }
     SmallVector<Value> dyn;
     if (keysType.isDynamicDim(0))
@@ -59,46 +59,45 @@ struct ViewLowering : OpConversionPattern<kv::ViewOp> {
     llvm::raw_string_ostream os(config);
     os << cacheType;
     int64_t capacity = cacheType.getCapacity();
-    callKernel(
-        rewriter, loc, op->getParentOfType<ModuleOp>(), "view", config, args,
-        [&](ImplicitLocOpBuilder &b, ValueRange a) {
-          KB k(b);
-          CacheAccess cache;
-          cache.layout = layout;
-          cache.bytes = a[0];
-          unsigned next = 1;
-          if (layout.paged)
-            cache.blockTable = a[next++];
-          Value out0 = a[next++];
-          Value out1 = next < a.size() ? a[next] : Value();
-          Value nb = memref::DimOp::create(b, out0, 0);
-          cache.batch = nb;
-          Value zero = k.idx(0);
-          int64_t heads = layout.key.heads;
-          parallelLoop(
-              b, {nb, k.idx(heads)}, [&](ValueRange ivs) {
-                Value bi = ivs[0], h = ivs[1];
-                Value winBase = cache.windowBase(k, bi);
-                // No lengths: only sinks resolve to the window.
-                Value noRecent = k.idx(std::numeric_limits<int32_t>::max());
-                k.forLoop(0, capacity, [&](Value t) {
-                  auto [pageBase0, slot0] = cache.page(k, bi, t);
-            Value pageBase = pageBase0, slot = slot0;
-                  auto emit = [&](const ComponentLayout &c, Value out) {
-                    Value row = cache.loadRow(k, c, pageBase, slot, winBase,
-                                              t, h, noRecent);
-                    Type e = cast<MemRefType>(out.getType()).getElementType();
-                    SmallVector<Value> idx =
-                        layout.latent ? SmallVector<Value>{bi, t, zero}
-                                      : SmallVector<Value>{bi, h, t, zero};
-                    vector::StoreOp::create(b, k.fromF32(row, e), out, idx);
-                  };
-                  emit(layout.key, out0);
-                  if (out1)
-                    emit(layout.value, out1);
-                });
-              });
-        });
+    callKernel(rewriter, loc, op->getParentOfType<ModuleOp>(), "view", config,
+               args, [&](ImplicitLocOpBuilder &b, ValueRange a) {
+                 KB k(b);
+                 CacheAccess cache;
+                 cache.layout = layout;
+                 cache.bytes = a[0];
+                 unsigned next = 1;
+                 if (layout.paged)
+                   cache.blockTable = a[next++];
+                 Value out0 = a[next++];
+                 Value out1 = next < a.size() ? a[next] : Value();
+                 Value nb = memref::DimOp::create(b, out0, 0);
+                 cache.batch = nb;
+                 Value zero = k.idx(0);
+                 int64_t heads = layout.key.heads;
+                 parallelLoop(b, {nb, k.idx(heads)}, [&](ValueRange ivs) {
+                   Value bi = ivs[0], h = ivs[1];
+                   Value winBase = cache.windowBase(k, bi);
+                   // No lengths: only sinks resolve to the window.
+                   Value noRecent = k.idx(std::numeric_limits<int32_t>::max());
+                   k.forLoop(0, capacity, [&](Value t) {
+                     auto [pageBase0, slot0] = cache.page(k, bi, t);
+                     Value pageBase = pageBase0, slot = slot0;
+                     auto emit = [&](const ComponentLayout &c, Value out) {
+                       Value row = cache.loadRow(k, c, pageBase, slot, winBase,
+                                                 t, h, noRecent);
+                       Type e =
+                           cast<MemRefType>(out.getType()).getElementType();
+                       SmallVector<Value> idx =
+                           layout.latent ? SmallVector<Value>{bi, t, zero}
+                                         : SmallVector<Value>{bi, h, t, zero};
+                       vector::StoreOp::create(b, k.fromF32(row, e), out, idx);
+                     };
+                     emit(layout.key, out0);
+                     if (out1)
+                       emit(layout.value, out1);
+                   });
+                 });
+               });
     replaceWithBuffers(rewriter, op, outs);
     return success();
   }
@@ -127,20 +126,19 @@ struct GatherPagesLowering : OpConversionPattern<kv::GatherPagesOp> {
         {pages, table, out}, [&](ImplicitLocOpBuilder &b, ValueRange a) {
           KB k(b);
           Value zero = k.idx(0);
-          parallelLoop(
-              b, {k.idx(outType.getDimSize(0)), k.idx(tokens)},
-              [&](ValueRange ivs) {
-                Value bi = ivs[0], t = ivs[1];
-                Value page = k.loadIndex(a[1], {bi, k.div(t, p)});
-                Value slot = k.rem(t, p);
-                k.forLoop(0, h, [&](Value hi) {
-                  Value row = vector::LoadOp::create(
-                      b, k.vec(d, element), a[0],
-                      ValueRange{page, slot, hi, zero});
-                  vector::StoreOp::create(b, row, a[2],
-                                          ValueRange{bi, hi, t, zero});
-                });
-              });
+          parallelLoop(b, {k.idx(outType.getDimSize(0)), k.idx(tokens)},
+                       [&](ValueRange ivs) {
+                         Value bi = ivs[0], t = ivs[1];
+                         Value page = k.loadIndex(a[1], {bi, k.div(t, p)});
+                         Value slot = k.rem(t, p);
+                         k.forLoop(0, h, [&](Value hi) {
+                           Value row = vector::LoadOp::create(
+                               b, k.vec(d, element), a[0],
+                               ValueRange{page, slot, hi, zero});
+                           vector::StoreOp::create(b, row, a[2],
+                                                   ValueRange{bi, hi, t, zero});
+                         });
+                       });
         });
     replaceWithBuffers(rewriter, op, {out});
     return success();

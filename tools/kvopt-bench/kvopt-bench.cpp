@@ -35,20 +35,23 @@ static cl::opt<unsigned> threads("bench-threads",
                                  cl::desc("worker threads (0 = all cores)"),
                                  cl::init(0));
 static cl::opt<int64_t> pageSize("bench-page-size", cl::init(16));
-static cl::opt<int64_t> kvSplits("bench-kv-splits",
-                                 cl::desc("0 = one split per split-tokens keys, at most 64"),
-                                 cl::init(0));
+static cl::opt<int64_t>
+    kvSplits("bench-kv-splits",
+             cl::desc("0 = one split per split-tokens keys, at most 64"),
+             cl::init(0));
 static cl::opt<int64_t> splitTokens("bench-split-tokens",
                                     cl::desc("split-tokens of the pipeline"),
                                     cl::init(128));
-static cl::opt<double> touchGiB(
-    "touch-gib", cl::desc("KV GiB one measured step reads (cycled layers)"),
-    cl::init(1.5));
+static cl::opt<double>
+    touchGiB("touch-gib",
+             cl::desc("KV GiB one measured step reads (cycled layers)"),
+             cl::init(1.5));
 static cl::opt<double> streamGiB("stream-gib", cl::init(2.0));
 static cl::opt<int> repeats("bench-repeats", cl::init(3));
-static cl::opt<std::string> dumpObject(
-    "dump-object", cl::desc("write the first compiled kernel's object file"),
-    cl::init(""));
+static cl::opt<std::string>
+    dumpObject("dump-object",
+               cl::desc("write the first compiled kernel's object file"),
+               cl::init(""));
 
 using Clock = std::chrono::steady_clock;
 static double seconds(Clock::time_point a, Clock::time_point b) {
@@ -102,8 +105,7 @@ static KVType kvType(const std::string &name, int64_t heads, int64_t dim) {
     return {name, "#kv.quant<int8, scale = f16>", 2 * (w + heads * 2)};
   if (name == "int4")
     // int4 per token, groups of 32 channels, f16 scale and zero point.
-    return {name,
-            "#kv.quant<int4, group = 32, symmetric = false, scale = f16>",
+    return {name, "#kv.quant<int4, group = 32, symmetric = false, scale = f16>",
             2 * (w / 2 + w / 32 * 2 * 2)};
   llvm::errs() << "unknown --kv " << name << "\n";
   std::exit(2);
@@ -151,19 +153,19 @@ int main(int argc, char **argv) {
         cache << ", key = " << type.encoding << ", value = " << type.encoding;
       cache << ">";
       std::ostringstream src;
-      std::string q = "1x32x1x128xf16", bt = "1x" + std::to_string(pages) +
-                                              "xi32";
+      std::string q = "1x32x1x128xf16",
+                  bt = "1x" + std::to_string(pages) + "xi32";
       src << "func.func @decode(%q: memref<" << q << ">, %c: " << cache.str()
-          << ", %lens: memref<1xi32>, %bt: memref<" << bt
-          << ">, %out: memref<" << q << ">) {\n"
+          << ", %lens: memref<1xi32>, %bt: memref<" << bt << ">, %out: memref<"
+          << q << ">) {\n"
           << "  %qt = bufferization.to_tensor %q restrict : memref<" << q
           << "> to tensor<" << q << ">\n"
           << "  %lt = bufferization.to_tensor %lens restrict : memref<1xi32> "
              "to tensor<1xi32>\n"
           << "  %bt2 = bufferization.to_tensor %bt restrict : memref<" << bt
           << "> to tensor<" << bt << ">\n"
-          << "  %o = kv.attention %qt, %c, %lt block_table %bt2 : (tensor<"
-          << q << ">, " << cache.str() << ", tensor<1xi32>, tensor<" << bt
+          << "  %o = kv.attention %qt, %c, %lt block_table %bt2 : (tensor<" << q
+          << ">, " << cache.str() << ", tensor<1xi32>, tensor<" << bt
           << ">) -> tensor<" << q << ">\n"
           << "  bufferization.materialize_in_destination %o in restrict "
              "writable %out : (tensor<"
@@ -211,16 +213,18 @@ int main(int argc, char **argv) {
         void *a, *b;
         int64_t off, sizes[4], strides[4];
       };
-      Desc4 qd{qData.data(), qData.data(), 0, {1, hq, 1, dim},
+      Desc4 qd{qData.data(),
+               qData.data(),
+               0,
+               {1, hq, 1, dim},
                {hq * dim, dim, dim, 1}};
-      Desc4 od{out.data(), out.data(), 0, {1, hq, 1, dim},
-               {hq * dim, dim, dim, 1}};
+      Desc4 od{
+          out.data(), out.data(), 0, {1, hq, 1, dim}, {hq * dim, dim, dim, 1}};
       Desc1 ld{&len, &len, 0, 1, 1};
       auto runLayer = [&](int64_t l) {
         Desc1 cd{pools[l].data(), pools[l].data(), 0,
                  static_cast<int64_t>(pools[l].size()), 1};
-        Desc2 bd{tables[l].data(), tables[l].data(), 0, {1, pages},
-                 {pages, 1}};
+        Desc2 bd{tables[l].data(), tables[l].data(), 0, {1, pages}, {pages, 1}};
         void *ptrs[] = {&qd, &cd, &ld, &bd, &od};
         void *args[] = {&ptrs[0], &ptrs[1], &ptrs[2], &ptrs[3], &ptrs[4]};
         (*entry)(args);

@@ -56,8 +56,7 @@ int main() {
     Tensor x({b, hkv, t, d});
     for (int64_t i = 0; i < x.numel(); ++i) {
       int64_t ch = i % d;
-      double scale = outliers && (ch == 3 || ch == 17 || ch == 64 ||
-                                  ch == 101)
+      double scale = outliers && (ch == 3 || ch == 17 || ch == 64 || ch == 101)
                          ? 20.0
                          : 1.0;
       x.data()[i] = roundToScalar(ScalarType::F16, scale * normal(rng));
@@ -113,11 +112,11 @@ int main() {
     double err[2];
     for (int o = 0; o < 2; ++o) {
       const Tensor &k = o ? kOutlier : kRandom;
-      Tensor kq = row.key ? dequantizeCache(quantizeCache(k, lengths, *row.key))
-                          : k;
-      Tensor vq =
-          row.value ? dequantizeCache(quantizeCache(v, lengths, *row.value))
-                    : v;
+      Tensor kq =
+          row.key ? dequantizeCache(quantizeCache(k, lengths, *row.key)) : k;
+      Tensor vq = row.value
+                      ? dequantizeCache(quantizeCache(v, lengths, *row.value))
+                      : v;
       AttentionResult got = attention(q, kq, vq, lengths, options);
       err[o] = relativeError(got.out, (o ? refOutlier : refRandom).out);
     }

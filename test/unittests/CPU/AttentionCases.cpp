@@ -63,11 +63,11 @@ void expectClose(const Tensor &got, const Tensor &want, double tol,
     worst = std::max(worst, diff);
     if (diff > tol && misses++ < 5)
       ADD_FAILURE() << where << ": " << what << "[" << i << "] = " << x
-                    << ", reference " << y << ", |diff| " << diff
-                    << " > tol " << tol;
+                    << ", reference " << y << ", |diff| " << diff << " > tol "
+                    << tol;
   }
-  EXPECT_EQ(misses, 0) << where << ": " << what << " worst " << worst
-                       << " tol " << tol;
+  EXPECT_EQ(misses, 0) << where << ": " << what << " worst " << worst << " tol "
+                       << tol;
 }
 
 std::vector<int64_t> randomLengths(std::mt19937_64 &rng, int64_t batch,
@@ -269,8 +269,8 @@ void kvopt::cputest::runAppend(const AppendCase &c, uint64_t seed) {
   if (c.ropeTheta > 0)
     src << " {rope_theta = " << std::showpoint << c.ropeTheta
         << std::noshowpoint << " : f64}";
-  src << " : " << cs.mlirType() << ", tensor<" << b << "xi32>, tensor<"
-      << rows << ">, tensor<" << rows << ">"
+  src << " : " << cs.mlirType() << ", tensor<" << b << "xi32>, tensor<" << rows
+      << ">, tensor<" << rows << ">"
       << (cs.pageSize ? ", tensor<" + bt + ">" : "") << "\n  return\n}\n";
 
   CPUModule &module = compiled(src.str());
@@ -293,8 +293,7 @@ void kvopt::cputest::runAppend(const AppendCase &c, uint64_t seed) {
     for (size_t i = 0; i < pool.bytes.size(); ++i)
       if (pool.bytes[i] != want.bytes[i] && misses++ < 5)
         ADD_FAILURE() << where << ": byte " << i << " (page "
-                      << i / std::max<int64_t>(1, pool.pageBytes)
-                      << ", offset "
+                      << i / std::max<int64_t>(1, pool.pageBytes) << ", offset "
                       << i % std::max<int64_t>(1, pool.pageBytes)
                       << ") = " << int(pool.bytes[i]) << ", reference "
                       << int(want.bytes[i]);
@@ -471,10 +470,10 @@ void kvopt::cputest::runMLA(const MLACase &c, uint64_t seed) {
     src << "  %btt = bufferization.to_tensor %bt restrict : memref<" << bt
         << "> to tensor<" << bt << ">\n";
   src << "  %o, %l = kv.mla_attention %a, %r, %c, %lt"
-      << (c.pageSize ? " block_table %btt" : "") << " {scale = "
-      << options.scale << " : f32" << (c.causal ? ", causal" : "")
-      << "} : (tensor<" << qlt << ">, tensor<" << qrt << ">, " << ct.str()
-      << ", tensor<" << b << "xi32>"
+      << (c.pageSize ? " block_table %btt" : "")
+      << " {scale = " << options.scale << " : f32"
+      << (c.causal ? ", causal" : "") << "} : (tensor<" << qlt << ">, tensor<"
+      << qrt << ">, " << ct.str() << ", tensor<" << b << "xi32>"
       << (c.pageSize ? ", tensor<" + bt + ">" : "") << ") -> (tensor<" << qlt
       << ">, tensor<" << lt << ">)\n"
       << "  bufferization.materialize_in_destination %o in restrict writable "
@@ -508,9 +507,8 @@ void kvopt::cputest::runMLA(const MLACase &c, uint64_t seed) {
     for (int64_t hh = 0; hh < h; ++hh)
       for (int64_t i = 0; i < tq; ++i)
         for (int64_t e = 0; e < w; ++e)
-          q.at({s, hh, i, e}) = e < c.latent
-                                    ? ql.at({s, hh, i, e})
-                                    : qr.at({s, hh, i, e - c.latent});
+          q.at({s, hh, i, e}) = e < c.latent ? ql.at({s, hh, i, e})
+                                             : qr.at({s, hh, i, e - c.latent});
     for (int64_t t = 0; t < c.capacity; ++t)
       for (int64_t e = 0; e < w; ++e)
         k.at({s, 0, t, e}) = eff.at({s, t, e});

@@ -45,8 +45,8 @@ TEST(CPUAttention, PagedF16EveryGroupSize) {
 
 TEST(CPUAttention, PagedHeadDims) {
   for (int64_t dim : {64, 80, 96, 128, 256})
-    runSeeds(baseCase(64, dim, 2, dim == 80 ? ScalarType::BF16
-                                            : ScalarType::F32));
+    runSeeds(
+        baseCase(64, dim, 2, dim == 80 ? ScalarType::BF16 : ScalarType::F32));
 }
 
 TEST(CPUAttention, PageSizes) {
@@ -77,7 +77,7 @@ TEST(CPUAttention, MixedEncodingsContiguous) {
   auto zoo = encodingZoo(128);
   AttentionCase c = baseCase(0, 128, 2, ScalarType::BF16);
   c.cache.capacity = 192;
-  c.cache.key = zoo[8].second;  // int4 per channel, recent window
+  c.cache.key = zoo[8].second;   // int4 per channel, recent window
   c.cache.value = zoo[4].second; // int4 per token group, asymmetric
   runSeeds(c);
   c.cache.key.reset();

@@ -31,8 +31,7 @@ std::string wrap(const std::string &name, const std::vector<std::string> &ins,
   src << ") {\n";
   for (size_t i = 0; i < ins.size(); ++i)
     src << "  %t" << i << " = bufferization.to_tensor %i" << i
-        << " restrict : memref<" << ins[i] << "> to tensor<" << ins[i]
-        << ">\n";
+        << " restrict : memref<" << ins[i] << "> to tensor<" << ins[i] << ">\n";
   src << "  " << op << "\n";
   for (size_t i = 0; i < outs.size(); ++i)
     src << "  bufferization.materialize_in_destination %r" << i
@@ -56,8 +55,7 @@ TEST(CPUOps, RopeWithinTheF32AngleBound) {
         wrap("rope", {xt, "2xi32"}, {xt},
              "%r0 = kv.rope %t0, %t1 {theta = 10000.0 : f64} : tensor<" + xt +
                  ">, tensor<2xi32> -> tensor<" + xt + ">"));
-    std::vector<float> in(x.values().begin(), x.values().end()),
-        out(x.numel());
+    std::vector<float> in(x.values().begin(), x.values().end()), out(x.numel());
     std::vector<int32_t> pos(start.begin(), start.end());
     std::vector<Desc> descs = {makeDesc(in.data(), {b, h, t, d}),
                                makeDesc(pos.data(), {b}),
@@ -103,10 +101,10 @@ TEST(CPUOps, MergeStatesMatchesReference) {
         "%r0, %r1 = kv.merge_states %t0, %t1 : tensor<" + ot + ">, tensor<" +
             lt + "> -> tensor<" + mo + ">, tensor<" + ml + ">"));
     std::vector<float> out(n * d), lse(n);
-    std::vector<Desc> descs = {
-        makeDesc(outs.data(), {s, 1, n, 1, d}),
-        makeDesc(lses.data(), {s, 1, n, 1}), makeDesc(out.data(), {1, n, 1, d}),
-        makeDesc(lse.data(), {1, n, 1})};
+    std::vector<Desc> descs = {makeDesc(outs.data(), {s, 1, n, 1, d}),
+                               makeDesc(lses.data(), {s, 1, n, 1}),
+                               makeDesc(out.data(), {1, n, 1, d}),
+                               makeDesc(lse.data(), {1, n, 1})};
     call(m, "merge", descs);
     for (int64_t r = 0; r < n; ++r) {
       double wl = want.lse.at({0, r, 0});
@@ -126,15 +124,7 @@ TEST(CPUOps, QuantizeAndDequantizeBitExact) {
     const char *attr, *data;
     QuantEncoding enc;
   };
-  auto enc = [](QuantKind k, QuantAxis a, int64_t g, bool sym, ScalarType s) {
-    QuantEncoding q;
-    q.kind = k;
-    q.axis = a;
-    q.group = g;
-    q.symmetric = sym;
-    q.scaleType = s;
-    return q;
-  };
+  auto enc = makeEncoding;
   std::vector<Case> cases = {
       {"#kv.quant<int8, scale = f32>", "i8",
        enc(QuantKind::Int8, QuantAxis::Token, 0, true, ScalarType::F32)},
@@ -166,10 +156,10 @@ TEST(CPUOps, QuantizeAndDequantizeBitExact) {
     std::string results = zeros ? "%r0, %r1, %r2" : "%r0, %r1";
     std::string types = "tensor<" + dt + ">, tensor<" + st + ">" +
                         (zeros ? ", tensor<" + st + ">" : "");
-    CPUModule &m = compiled(wrap("q", {xt}, outs,
-                                 results + " = kv.quantize %t0 {encoding = " +
-                                     c.attr + "} : tensor<" + xt + "> -> " +
-                                     types));
+    CPUModule &m =
+        compiled(wrap("q", {xt}, outs,
+                      results + " = kv.quantize %t0 {encoding = " + c.attr +
+                          "} : tensor<" + xt + "> -> " + types));
     std::vector<float> in(x.values().begin(), x.values().end());
     int64_t sn = sShape[0] * sShape[1], sb = scalarBytes(c.enc.scaleType);
     std::vector<uint8_t> codes(t * ch), scales(sn * sb), zs(sn * sb);
@@ -183,15 +173,14 @@ TEST(CPUOps, QuantizeAndDequantizeBitExact) {
     int misses = 0;
     for (int64_t i = 0; i < t * ch; ++i)
       if ((codes[i] & mask) != want.codes[i] && misses++ < 5)
-        ADD_FAILURE() << "code " << i << ": " << int(codes[i] & mask)
-                      << " vs " << int(want.codes[i]);
+        ADD_FAILURE() << "code " << i << ": " << int(codes[i] & mask) << " vs "
+                      << int(want.codes[i]);
     for (int64_t i = 0; i < sn; ++i) {
       EXPECT_EQ(readScalarBytes(c.enc.scaleType, &scales[i * sb]),
                 want.scales[i])
           << "scale " << i;
       if (zeros)
-        EXPECT_EQ(readScalarBytes(c.enc.scaleType, &zs[i * sb]),
-                  want.zeros[i])
+        EXPECT_EQ(readScalarBytes(c.enc.scaleType, &zs[i * sb]), want.zeros[i])
             << "zero " << i;
     }
     // Dequantize the kernel's own codes back, in f32.
@@ -232,10 +221,10 @@ TEST(CPUOps, GatherPagesExact) {
   std::string pt = shapeType({n, p, h, d}, "f32"),
               bt = shapeType({b, m}, "i32"),
               rt = shapeType({b, h, m * p, d}, "f32");
-  CPUModule &mod = compiled(
-      wrap("gather", {pt, bt}, {rt},
-           "%r0 = kv.gather_pages %t0, %t1 : tensor<" + pt + ">, tensor<" +
-               bt + "> -> tensor<" + rt + ">"));
+  CPUModule &mod =
+      compiled(wrap("gather", {pt, bt}, {rt},
+                    "%r0 = kv.gather_pages %t0, %t1 : tensor<" + pt +
+                        ">, tensor<" + bt + "> -> tensor<" + rt + ">"));
   std::vector<float> in(pages.values().begin(), pages.values().end()),
       out(b * h * m * p * d);
   std::vector<int32_t> ids = table.pages;
@@ -253,20 +242,19 @@ TEST(CPUOps, MLAProjectWithinF32DotBound) {
   Tensor hs = randomTensor(rng, {b, t, hid}, ScalarType::F32);
   Tensor wd = randomTensor(rng, {hid, l}, ScalarType::F32);
   Tensor wr = randomTensor(rng, {hid, r}, ScalarType::F32);
-  std::string ht = shapeType({b, t, hid}, "f32"), dt = shapeType({hid, l}, "f32"),
-              rt = shapeType({hid, r}, "f32"),
+  std::string ht = shapeType({b, t, hid}, "f32"),
+              dt = shapeType({hid, l}, "f32"), rt = shapeType({hid, r}, "f32"),
               ot = shapeType({b, t, l + r}, "f32");
-  CPUModule &m = compiled(
-      wrap("proj", {ht, dt, rt}, {ot},
-           "%r0 = kv.mla_project %t0, %t1, %t2 : tensor<" + ht + ">, tensor<" +
-               dt + ">, tensor<" + rt + "> -> tensor<" + ot + ">"));
+  CPUModule &m = compiled(wrap("proj", {ht, dt, rt}, {ot},
+                               "%r0 = kv.mla_project %t0, %t1, %t2 : tensor<" +
+                                   ht + ">, tensor<" + dt + ">, tensor<" + rt +
+                                   "> -> tensor<" + ot + ">"));
   std::vector<float> h(hs.values().begin(), hs.values().end()),
       d(wd.values().begin(), wd.values().end()),
       rr(wr.values().begin(), wr.values().end()), out(b * t * (l + r));
-  std::vector<Desc> descs = {makeDesc(h.data(), {b, t, hid}),
-                             makeDesc(d.data(), {hid, l}),
-                             makeDesc(rr.data(), {hid, r}),
-                             makeDesc(out.data(), {b, t, l + r})};
+  std::vector<Desc> descs = {
+      makeDesc(h.data(), {b, t, hid}), makeDesc(d.data(), {hid, l}),
+      makeDesc(rr.data(), {hid, r}), makeDesc(out.data(), {b, t, l + r})};
   call(m, "proj", descs);
   double u = std::ldexp(1.0, -24);
   for (int64_t tok = 0; tok < t; ++tok)

@@ -113,8 +113,7 @@ CPUModule &kvopt::cputest::compiled(const std::string &source,
                                     const CPUCompileOptions &options) {
   // Never destroyed: tearing ExecutionEngines down from static destructors
   // runs after LLVM's own statics are gone.
-  static auto &cache =
-      *new std::map<std::string, std::unique_ptr<CPUModule>>();
+  static auto &cache = *new std::map<std::string, std::unique_ptr<CPUModule>>();
   std::ostringstream key;
   key << options.splits << "/" << options.splitTokens << "/"
       << options.blockTokens << "/" << options.threads << "\n"
@@ -264,36 +263,39 @@ Tensor kvopt::cputest::effectiveCache(const Tensor &x,
   return out;
 }
 
+QuantEncoding kvopt::cputest::makeEncoding(QuantKind kind, QuantAxis axis,
+                                           int64_t group, bool symmetric,
+                                           ScalarType scale) {
+  QuantEncoding q;
+  q.kind = kind;
+  q.axis = axis;
+  q.group = group;
+  q.symmetric = symmetric;
+  q.scaleType = scale;
+  return q;
+}
+
 std::vector<std::pair<std::string, QuantEncoding>>
 kvopt::cputest::encodingZoo(int64_t dim) {
-  auto enc = [](QuantKind kind, QuantAxis axis, int64_t group, bool sym,
-                ScalarType scale) {
-    QuantEncoding q;
-    q.kind = kind;
-    q.axis = axis;
-    q.group = group;
-    q.symmetric = sym;
-    q.scaleType = scale;
-    return q;
-  };
+  auto enc = makeEncoding;
   int64_t half = dim % 32 == 0 ? 32 : 16;
   std::vector<std::pair<std::string, QuantEncoding>> zoo = {
-      {"int8_tok", enc(QuantKind::Int8, QuantAxis::Token, 0, true,
-                       ScalarType::F32)},
+      {"int8_tok",
+       enc(QuantKind::Int8, QuantAxis::Token, 0, true, ScalarType::F32)},
       {"int8_tok_g_asym_f16",
        enc(QuantKind::Int8, QuantAxis::Token, half, false, ScalarType::F16)},
-      {"fp8_tok", enc(QuantKind::Fp8E4M3, QuantAxis::Token, 0, true,
-                      ScalarType::F32)},
+      {"fp8_tok",
+       enc(QuantKind::Fp8E4M3, QuantAxis::Token, 0, true, ScalarType::F32)},
       {"fp8_tok_g_bf16",
        enc(QuantKind::Fp8E4M3, QuantAxis::Token, half, true, ScalarType::BF16)},
       {"int4_tok_g_asym",
        enc(QuantKind::Int4, QuantAxis::Token, half, false, ScalarType::F16)},
-      {"int4_tok_sym", enc(QuantKind::Int4, QuantAxis::Token, 0, true,
-                           ScalarType::F16)},
+      {"int4_tok_sym",
+       enc(QuantKind::Int4, QuantAxis::Token, 0, true, ScalarType::F16)},
       {"int2_tok_g_asym",
        enc(QuantKind::Int2, QuantAxis::Token, 16, false, ScalarType::F16)},
-      {"int2_tok_sym", enc(QuantKind::Int2, QuantAxis::Token, 0, true,
-                           ScalarType::F32)},
+      {"int2_tok_sym",
+       enc(QuantKind::Int2, QuantAxis::Token, 0, true, ScalarType::F32)},
   };
   QuantEncoding ch4 =
       enc(QuantKind::Int4, QuantAxis::Channel, 16, false, ScalarType::F16);

@@ -67,8 +67,7 @@ Desc makeDesc(void *data, const std::vector<int64_t> &shape);
 CPUModule &compiled(const std::string &source,
                     const CPUCompileOptions &options = {});
 /// Calls `name` with one descriptor per argument.
-void call(CPUModule &module, const std::string &name,
-          std::vector<Desc> &descs);
+void call(CPUModule &module, const std::string &name, std::vector<Desc> &descs);
 
 /// A K/V cache as a byte pool in the kernels' layout: pages written by the
 /// reference's writePagedCache (contiguous = one page of `capacity` tokens
@@ -106,6 +105,10 @@ CachePool writeCache(const CacheSpec &spec, const BlockTable &table,
 /// exact) or the full-precision values, [B, Hkv, max(lengths), D].
 Tensor effectiveCache(const Tensor &x, const std::optional<QuantEncoding> &q,
                       const std::vector<int64_t> &lengths);
+
+/// An encoding without windows.
+QuantEncoding makeEncoding(QuantKind kind, QuantAxis axis, int64_t group,
+                           bool symmetric, ScalarType scale);
 
 /// Encodings used across tests, by short name (int8, fp8, int4, int2 with
 /// axis/group/symmetry variants).

@@ -21,7 +21,7 @@ namespace kvopt {
 /// What the CPU compile needs besides the module.
 struct CPUCompileOptions {
   int64_t splits = 0;        ///< kv-splits (0 = automatic)
-  int64_t splitTokens = 128;  ///< split-tokens
+  int64_t splitTokens = 128; ///< split-tokens
   int64_t blockTokens = 16;  ///< block-tokens
   unsigned threads = 0;      ///< async worker threads (0 = sequential)
   unsigned optLevel = 3;     ///< LLVM -O level

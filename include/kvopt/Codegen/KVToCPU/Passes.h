@@ -31,9 +31,9 @@ struct KVToCPUPipelineOptions
                          llvm::cl::desc("parallel key splits per sequence and "
                                         "KV head; 0 = automatic"),
                          llvm::cl::init(0)};
-  Option<int64_t> splitTokens{
-      *this, "split-tokens",
-      llvm::cl::desc("fewest keys one split processes"), llvm::cl::init(128)};
+  Option<int64_t> splitTokens{*this, "split-tokens",
+                              llvm::cl::desc("fewest keys one split processes"),
+                              llvm::cl::init(128)};
   Option<int64_t> blockTokens{
       *this, "block-tokens",
       llvm::cl::desc("keys scored per online-softmax step"),
