@@ -74,11 +74,55 @@ std::string configKey(const gpugen::DecodeConfig &c, kv::CacheType cache) {
   return s;
 }
 
+/// The append configuration of `op`, or a diagnostic on it.
+FailureOr<gpugen::AppendConfig> appendConfigOf(kv::AppendOp op) {
+  auto emitError = [&] { return op.emitOpError(); };
+  auto cache = dyn_cast<kv::CacheType>(op.getCache().getType());
+  if (!cache)
+    return op.emitOpError("GPU kernels for latent caches are not generated "
+                          "by kv-gpu-kernels");
+  auto layout = gpugen::computePagedLayout(cache, emitError);
+  if (failed(layout))
+    return failure();
+  if (!op.getBlockTable())
+    return op.emitOpError("a paged cache needs its block table");
+  if (!op.getValues())
+    return op.emitOpError("GPU append of a K/V cache needs the new values");
+  auto kt = cast<RankedTensorType>(op.getKeys().getType());
+  auto vt = cast<RankedTensorType>(op.getValues().getType());
+  if (kt.isDynamicDim(2) || vt.isDynamicDim(2))
+    return op.emitOpError("GPU append needs a static number of new tokens");
+  for (Type t : {kt.getElementType(), vt.getElementType()})
+    if (!t.isF16() && !t.isBF16() && !t.isF32())
+      return op.emitOpError("GPU append reads f16, bf16 or f32 rows (got ")
+             << t << ")";
+  gpugen::AppendConfig cfg;
+  cfg.layout = *layout;
+  cfg.tokens = kt.getDimSize(2);
+  cfg.keyInput = kt.getElementType();
+  cfg.valueInput = vt.getElementType();
+  cfg.ropeTheta = op.getRopeTheta() ? op.getRopeTheta()->convertToDouble() : 0;
+  return cfg;
+}
+
 struct KVGPUKernelsPass
     : public kvopt::impl::KVGPUKernelsBase<KVGPUKernelsPass> {
   using KVGPUKernelsBase::KVGPUKernelsBase;
 
   void runOnOperation() override;
+
+private:
+  /// The decode + merge kernels of `op` (built once per configuration in
+  /// `built`), or null after a diagnostic.
+  ArrayAttr buildAttention(kv::AttentionOp op, const gpugen::TargetInfo &target,
+                           llvm::StringMap<ArrayAttr> &built,
+                           llvm::function_ref<std::string(StringRef)> freshName,
+                           llvm::function_ref<Attribute(StringRef)> ref);
+  /// The append kernel of `op`, likewise.
+  ArrayAttr buildAppend(kv::AppendOp op, const gpugen::TargetInfo &target,
+                        llvm::StringMap<ArrayAttr> &built,
+                        llvm::function_ref<std::string(StringRef)> freshName,
+                        llvm::function_ref<Attribute(StringRef)> ref);
 };
 
 void KVGPUKernelsPass::runOnOperation() {
@@ -90,8 +134,11 @@ void KVGPUKernelsPass::runOnOperation() {
                        << "' (expected sm_80 or sm_90)";
     return signalPassFailure();
   }
-  SmallVector<kv::AttentionOp> ops;
-  module.walk([&](kv::AttentionOp op) { ops.push_back(op); });
+  SmallVector<Operation *> ops;
+  module.walk([&](Operation *op) {
+    if (isa<kv::AttentionOp, kv::AppendOp>(op))
+      ops.push_back(op);
+  });
 
   mlir::gpu::GPUModuleOp gm;
   auto getModule = [&] {
@@ -107,54 +154,36 @@ void KVGPUKernelsPass::runOnOperation() {
                     UnitAttr::get(ctx));
     return gm;
   };
+  // The first free `<family>_<n>` name of the kernel module.
+  llvm::StringMap<unsigned> counters;
+  auto freshName = [&](StringRef family) {
+    auto module = getModule();
+    unsigned &n = counters[family];
+    std::string name;
+    do
+      name = (family + "_" + Twine(n++)).str();
+    while (module.lookupSymbol(name));
+    return name;
+  };
+  auto ref = [&](StringRef k) -> Attribute {
+    return SymbolRefAttr::get(ctx, kModuleName,
+                              {FlatSymbolRefAttr::get(ctx, k)});
+  };
 
   llvm::StringMap<ArrayAttr> built;
-  unsigned counter = 0;
   bool failedAny = false;
-  for (kv::AttentionOp op : ops) {
-    auto cfg = decodeConfigOf(op);
-    if (failed(cfg)) {
+  for (Operation *op : ops) {
+    ArrayAttr kernels;
+    if (auto attention = dyn_cast<kv::AttentionOp>(op))
+      kernels = buildAttention(attention, *target, built, freshName, ref);
+    else
+      kernels =
+          buildAppend(cast<kv::AppendOp>(op), *target, built, freshName, ref);
+    if (!kernels) {
       failedAny = true;
       continue;
     }
-    auto sched = gpugen::chooseDecodeSchedule(*target, *cfg,
-                                              [&] { return op.emitOpError(); });
-    if (failed(sched)) {
-      failedAny = true;
-      continue;
-    }
-    std::string key =
-        configKey(*cfg, cast<kv::CacheType>(op.getCache().getType()));
-    auto it = built.find(key);
-    if (it == built.end()) {
-      auto module = getModule();
-      unsigned n = counter++;
-      while (module.lookupSymbol("decode_" + std::to_string(n)) ||
-             module.lookupSymbol("merge_" + std::to_string(n)))
-        n = counter++;
-      std::string decode = "decode_" + std::to_string(n);
-      std::string merge = "merge_" + std::to_string(n);
-      auto dk = gpugen::buildDecodeKernel(module, decode, *cfg, *sched);
-      auto mk = gpugen::buildMergeKernel(
-          module, merge, cfg->layout.headDim, cfg->outputType, sched->maxSplits,
-          gpugen::mergeThreads(*target, cfg->layout.headDim));
-      // Launch grids as manifest rules over the kernel ABI's arguments:
-      // decode (splits, kv_heads, batch = seq_lens' size), merge
-      // (Hq * Tq, batch = lse's size / (Hq * Tq)).
-      int64_t rows = cfg->layout.kvHeads * cfg->rows();
-      gpugen::setLaunchGrid(dk, {gpugen::GridDim::ofArg("splits"),
-                                 gpugen::GridDim::constant(cfg->layout.kvHeads),
-                                 gpugen::GridDim::ofArg("seq_lens_size")});
-      gpugen::setLaunchGrid(mk, {gpugen::GridDim::constant(rows),
-                                 gpugen::GridDim::ofArg("lse_size", rows)});
-      auto ref = [&](StringRef k) -> Attribute {
-        return SymbolRefAttr::get(ctx, kModuleName,
-                                  {FlatSymbolRefAttr::get(ctx, k)});
-      };
-      it = built.insert({key, ArrayAttr::get(ctx, {ref(decode), ref(merge)})})
-               .first;
-    }
-    op->setAttr("kv.gpu_kernels", it->second);
+    op->setAttr("kv.gpu_kernels", kernels);
   }
   if (failedAny)
     return signalPassFailure();
@@ -163,6 +192,77 @@ void KVGPUKernelsPass::runOnOperation() {
       if (!isa<mlir::gpu::GPUModuleOp>(op))
         op.erase();
   }
+}
+
+ArrayAttr KVGPUKernelsPass::buildAttention(
+    kv::AttentionOp op, const gpugen::TargetInfo &target,
+    llvm::StringMap<ArrayAttr> &built,
+    llvm::function_ref<std::string(StringRef)> freshName,
+    llvm::function_ref<Attribute(StringRef)> ref) {
+  auto cfg = decodeConfigOf(op);
+  if (failed(cfg))
+    return {};
+  auto sched = gpugen::chooseDecodeSchedule(target, *cfg,
+                                            [&] { return op.emitOpError(); });
+  if (failed(sched))
+    return {};
+  std::string key =
+      configKey(*cfg, cast<kv::CacheType>(op.getCache().getType()));
+  auto it = built.find(key);
+  if (it != built.end())
+    return it->second;
+  std::string decode = freshName("decode"), merge = freshName("merge");
+  auto module =
+      op->getParentOfType<ModuleOp>().lookupSymbol<mlir::gpu::GPUModuleOp>(
+          kModuleName);
+  auto dk = gpugen::buildDecodeKernel(module, decode, *cfg, *sched);
+  auto mk = gpugen::buildMergeKernel(
+      module, merge, cfg->layout.headDim, cfg->outputType, sched->maxSplits,
+      gpugen::mergeThreads(target, cfg->layout.headDim));
+  // Launch grids as manifest rules over the kernel ABI's arguments:
+  // decode (splits, kv_heads, batch = seq_lens' size), merge
+  // (Hq * Tq, batch = lse's size / (Hq * Tq)).
+  int64_t rows = cfg->layout.kvHeads * cfg->rows();
+  gpugen::setLaunchGrid(dk, {gpugen::GridDim::ofArg("splits"),
+                             gpugen::GridDim::constant(cfg->layout.kvHeads),
+                             gpugen::GridDim::ofArg("seq_lens_size")});
+  gpugen::setLaunchGrid(mk, {gpugen::GridDim::constant(rows),
+                             gpugen::GridDim::ofArg("lse_size", rows)});
+  return built[key] =
+             ArrayAttr::get(op->getContext(), {ref(decode), ref(merge)});
+}
+
+ArrayAttr KVGPUKernelsPass::buildAppend(
+    kv::AppendOp op, const gpugen::TargetInfo &target,
+    llvm::StringMap<ArrayAttr> &built,
+    llvm::function_ref<std::string(StringRef)> freshName,
+    llvm::function_ref<Attribute(StringRef)> ref) {
+  auto cfg = appendConfigOf(op);
+  if (failed(cfg))
+    return {};
+  auto sched = gpugen::chooseAppendSchedule(target, *cfg,
+                                            [&] { return op.emitOpError(); });
+  if (failed(sched))
+    return {};
+  std::string key;
+  {
+    llvm::raw_string_ostream os(key);
+    os << "append|" << op.getCache().getType() << "|" << cfg->tokens << "|"
+       << cfg->keyInput << "|" << cfg->valueInput << "|" << cfg->ropeTheta;
+  }
+  auto it = built.find(key);
+  if (it != built.end())
+    return it->second;
+  std::string name = freshName("append");
+  auto module =
+      op->getParentOfType<ModuleOp>().lookupSymbol<mlir::gpu::GPUModuleOp>(
+          kModuleName);
+  auto ak = gpugen::buildAppendKernel(module, name, *cfg, *sched);
+  // grid (row blocks of the T x kv_heads new rows, batch = positions' size).
+  gpugen::setLaunchGrid(ak, {gpugen::GridDim::constant(sched->blocks(
+                                 cfg->tokens, cfg->layout.kvHeads)),
+                             gpugen::GridDim::ofArg("positions_size")});
+  return built[key] = ArrayAttr::get(op->getContext(), {ref(name)});
 }
 
 } // namespace

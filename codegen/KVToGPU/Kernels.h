@@ -115,6 +115,50 @@ mlir::gpu::GPUFuncOp buildMergeKernel(mlir::gpu::GPUModuleOp module,
 /// Threads of the merge kernel for `headDim` on `target`.
 int64_t mergeThreads(const TargetInfo &target, int64_t headDim);
 
+/// Everything the append kernel (kv.append: RoPE + quantize + scatter) is
+/// specialized on.
+struct AppendConfig {
+  PagedLayout layout;
+  int64_t tokens = 1;              ///< T new tokens per sequence
+  mlir::Type keyInput, valueInput; ///< element types of the new rows
+  double ropeTheta = 0;            ///< > 0: rotate-half RoPE on the keys
+};
+
+/// How threads cover the rows of one component in the append kernel:
+/// `lanes` consecutive threads take `elems` consecutive channels each;
+/// `groupLanes` of them share one token-axis scale group (1 when every lane
+/// holds whole groups). `storeBytes` is the widest store the layout's
+/// alignment allows for a lane's data slice.
+struct AppendMapping {
+  int64_t lanes = 0, elems = 0, groupLanes = 1, storeBytes = 1;
+};
+
+/// The append kernel's shape.
+struct AppendSchedule {
+  int64_t threads = 0;
+  int64_t rowsPerBlock = 0; ///< (token, head) rows one block writes
+  AppendMapping key, value;
+  /// grid.x for `tokens` tokens of `kvHeads` heads.
+  int64_t blocks(int64_t tokens, int64_t kvHeads) const {
+    return (tokens * kvHeads + rowsPerBlock - 1) / rowsPerBlock;
+  }
+};
+
+mlir::FailureOr<AppendSchedule> chooseAppendSchedule(const TargetInfo &target,
+                                                     const AppendConfig &config,
+                                                     EmitErrorFn emitError);
+
+/// Builds `name` into `module`:
+///   (pool: memref<?xi8>, positions: memref<?xi32>, keys: memref<?xK>,
+///    values: memref<?xV>, block_table: memref<?xi32>, max_pages: i32)
+/// grid (blocks(T, kv_heads), batch). keys/values are [B, Hkv, T, D]; token
+/// t of sequence b goes to position positions[b] + t through the block
+/// table ([B, max_pages]).
+mlir::gpu::GPUFuncOp buildAppendKernel(mlir::gpu::GPUModuleOp module,
+                                       llvm::StringRef name,
+                                       const AppendConfig &config,
+                                       const AppendSchedule &schedule);
+
 } // namespace kvopt::gpugen
 
 #endif // KVOPT_CODEGEN_KVTOGPU_KERNELS_H

@@ -39,6 +39,10 @@ struct TargetInfo {
   int64_t maxSplits = 128;
   /// Decode: fewest keys a chunk holds before splitting stops paying.
   int64_t minChunkTokens = 256;
+  /// Append: threads per block (several (token, head) rows per block).
+  int64_t appendThreads = 128;
+  /// Append: most channels one lane holds (its slice lives in registers).
+  int64_t appendMaxLaneElems = 64;
 
   /// Registers one thread of a decode block may use at the target occupancy.
   int64_t decodeRegisterBudget() const;

@@ -32,7 +32,7 @@ using namespace kvopt;
 using namespace kvopt::gpu_test;
 namespace ref = kvopt::reference;
 
-static const char *typeName(ref::ScalarType t) {
+const char *kvopt::gpu_test::typeName(ref::ScalarType t) {
   return t == ref::ScalarType::F16    ? "f16"
          : t == ref::ScalarType::BF16 ? "bf16"
                                       : "f32";
@@ -52,7 +52,7 @@ static const char *kindName(ref::QuantKind k) {
   return "?";
 }
 
-static std::string quantText(const Encoding &e) {
+std::string kvopt::gpu_test::quantText(const Encoding &e) {
   std::ostringstream os;
   os << "#kv.quant<" << kindName(e.kind)
      << ", axis = " << (e.axis == ref::QuantAxis::Channel ? "channel" : "token")
@@ -62,7 +62,7 @@ static std::string quantText(const Encoding &e) {
   return os.str();
 }
 
-static ref::QuantEncoding toReference(const Encoding &e) {
+ref::QuantEncoding kvopt::gpu_test::toReference(const Encoding &e) {
   ref::QuantEncoding q;
   q.kind = e.kind;
   q.axis = e.axis;

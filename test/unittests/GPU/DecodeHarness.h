@@ -35,6 +35,13 @@ struct Encoding {
   reference::ScalarType scale = reference::ScalarType::F32;
 };
 
+/// "f16", "bf16" or "f32".
+const char *typeName(reference::ScalarType t);
+/// The #kv.quant attribute text of `e`.
+std::string quantText(const Encoding &e);
+/// `e` as the reference's encoding (no windows).
+reference::QuantEncoding toReference(const Encoding &e);
+
 struct DecodeCase {
   int64_t kvHeads = 1, group = 1, headDim = 64, pageSize = 16, queryLen = 1;
   std::vector<int64_t> lengths; ///< batch = lengths.size()

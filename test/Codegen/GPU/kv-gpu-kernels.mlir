@@ -1,0 +1,63 @@
+// RUN: kvopt-opt %s -split-input-file -kv-gpu-kernels | FileCheck %s
+// RUN: kvopt-opt %s -split-input-file -kv-gpu-kernels=kernels-only | FileCheck %s --check-prefix=ONLY
+
+// A decode step: the fused append gets one kernel, the attention its decode
+// and merge pair; each op names its kernels and each kernel carries its
+// launch contract (block size, argument names, grid rules).
+!c = !kv.cache<kv_heads = 8, head_dim = 128, capacity = 4096, element = f16, layout = #kv.layout<paged, page_size = 16>, key = #kv.quant<int4, group = 32, symmetric = false>, value = #kv.quant<int8, scale = f32>>
+// CHECK-LABEL: func.func @step
+// CHECK: kv.append {{.*}}kv.gpu_kernels = [@kv_gpu::@append_0]
+// CHECK: kv.attention {{.*}}kv.gpu_kernels = [@kv_gpu::@decode_0, @kv_gpu::@merge_0]
+// CHECK: gpu.module @kv_gpu
+// CHECK: gpu.func @append_0(%{{.*}}: memref<?xi8>, %{{.*}}: memref<?xi32>, %{{.*}}: memref<?xf16>, %{{.*}}: memref<?xf16>, %{{.*}}: memref<?xi32>, %{{.*}}: i32) kernel
+// CHECK-SAME: known_block_size = array<i32: 128, 1, 1>
+// CHECK-SAME: kv.arg_names = ["pool", "positions", "keys", "values", "block_table", "max_pages"]
+// 8 rows (1 token x 8 heads), 4 rows of 32 lanes per block: 2 blocks.
+// CHECK-SAME: kv.grid = [2, {arg = "positions_size", ceil_div = 1 : i64, mul = 1 : i64}]
+// CHECK-SAME: kv.rows_per_block = 4
+// RoPE: cos/sin by the double-precision reduction, no libdevice call.
+// CHECK-NOT: math.cos
+// CHECK: arith.extf {{.*}} to vector<4xf64>
+// CHECK: gpu.func @decode_0
+// CHECK: gpu.func @merge_0
+// ONLY-NOT: func.func
+// ONLY: gpu.module @kv_gpu
+// ONLY: gpu.func @append_0
+func.func @step(%c: !c, %pos: tensor<4xi32>, %k: tensor<4x8x1x128xf16>, %v: tensor<4x8x1x128xf16>, %bt: tensor<4x256xi32>, %q: tensor<4x32x1x128xf16>, %lens: tensor<4xi32>) -> tensor<4x32x1x128xf16> {
+  kv.append %c[%pos], %k, %v block_table %bt {rope_theta = 10000.0 : f64} : !c, tensor<4xi32>, tensor<4x8x1x128xf16>, tensor<4x8x1x128xf16>, tensor<4x256xi32>
+  %o = kv.attention %q, %c, %lens block_table %bt : (tensor<4x32x1x128xf16>, !c, tensor<4xi32>, tensor<4x256xi32>) -> tensor<4x32x1x128xf16>
+  return %o : tensor<4x32x1x128xf16>
+}
+
+// -----
+
+// Two appends of one configuration share a kernel; a third with another
+// token count gets its own. Rows of 64 f32 channels take 32 lanes of 2, so a
+// block of 128 threads writes 4 rows: 1 token x 2 heads is 1 block, a
+// prefill of 17 tokens x 2 heads is ceil(34 / 4) = 9.
+!f = !kv.cache<kv_heads = 2, head_dim = 64, capacity = 256, element = f32, layout = #kv.layout<paged, page_size = 1>>
+// CHECK-LABEL: func.func @shared
+// CHECK: kv.append {{.*}}kv.gpu_kernels = [@kv_gpu::@append_0]
+// CHECK: kv.append {{.*}}kv.gpu_kernels = [@kv_gpu::@append_0]
+// CHECK: kv.append {{.*}}kv.gpu_kernels = [@kv_gpu::@append_1]
+// CHECK: gpu.func @append_0
+// CHECK-SAME: kv.grid = [1,
+// CHECK-SAME: kv.rows_per_block = 4
+// CHECK: gpu.func @append_1
+// CHECK-SAME: kv.grid = [9,
+// CHECK-NOT: gpu.func @append_2
+func.func @shared(%c: !f, %pos: tensor<2xi32>, %k: tensor<2x2x1x64xf32>, %v: tensor<2x2x1x64xf32>, %kp: tensor<2x2x17x64xf32>, %vp: tensor<2x2x17x64xf32>, %bt: tensor<2x256xi32>) {
+  kv.append %c[%pos], %k, %v block_table %bt : !f, tensor<2xi32>, tensor<2x2x1x64xf32>, tensor<2x2x1x64xf32>, tensor<2x256xi32>
+  kv.append %c[%pos], %k, %v block_table %bt : !f, tensor<2xi32>, tensor<2x2x1x64xf32>, tensor<2x2x1x64xf32>, tensor<2x256xi32>
+  kv.append %c[%pos], %kp, %vp block_table %bt : !f, tensor<2xi32>, tensor<2x2x17x64xf32>, tensor<2x2x17x64xf32>, tensor<2x256xi32>
+  return
+}
+
+// -----
+
+// A module without kv ops is left alone: no kernel module is created.
+// CHECK-LABEL: func.func @none
+// CHECK-NOT: gpu.module
+func.func @none(%x: tensor<4xf32>) -> tensor<4xf32> {
+  return %x : tensor<4xf32>
+}
