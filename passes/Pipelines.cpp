@@ -47,9 +47,18 @@ void kvopt::buildOptimizePipeline(OpPassManager &pm,
     KVQuantizeOptions quantize;
     quantize.key = options.key;
     quantize.value = options.value;
+    quantize.keyAxis = options.keyAxis;
+    quantize.valueAxis = options.valueAxis;
     quantize.keyGroup = options.keyGroup;
     quantize.valueGroup = options.valueGroup;
+    quantize.symmetric = options.symmetric;
+    quantize.scaleType = options.scaleType;
     quantize.recent = options.recent;
+    quantize.sinks = options.sinks;
+    quantize.keyRecent = options.keyRecent;
+    quantize.valueRecent = options.valueRecent;
+    quantize.keySinks = options.keySinks;
+    quantize.valueSinks = options.valueSinks;
     pm.addPass(createKVQuantize(quantize));
   }
   if (options.pageSize != 0) {

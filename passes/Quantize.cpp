@@ -26,10 +26,14 @@ struct QuantizePass : public kvopt::impl::KVQuantizeBase<QuantizePass> {
 
   void runOnOperation() override {
     ModuleOp module = getOperation();
+    if (failed(checkWindowOptions(module)))
+      return signalPassFailure();
     FailureOr<QuantAttr> keyQuant =
-        buildEncoding(module, "key", key, keyAxis, int64_t(keyGroup));
+        buildEncoding(module, "key", key, keyAxis, int64_t(keyGroup),
+                      int64_t(keyRecent), int64_t(keySinks));
     FailureOr<QuantAttr> valueQuant =
-        buildEncoding(module, "value", value, valueAxis, int64_t(valueGroup));
+        buildEncoding(module, "value", value, valueAxis, int64_t(valueGroup),
+                      int64_t(valueRecent), int64_t(valueSinks));
     if (failed(keyQuant) || failed(valueQuant))
       return signalPassFailure();
     if (!*keyQuant && !*valueQuant)
@@ -81,10 +85,37 @@ struct QuantizePass : public kvopt::impl::KVQuantizeBase<QuantizePass> {
                               << " options do not fit " << type << ": ";
   }
 
+  /// The window options' ranges: `recent` -1 (what the encoding needs) or
+  /// a token count, `sinks` a token count; the per-side overrides also take
+  /// their "not set" value (-2 for recents, -1 for sinks).
+  LogicalResult checkWindowOptions(ModuleOp module) {
+    auto check = [&](StringRef name, int64_t got, int64_t least,
+                     StringRef allowed) -> LogicalResult {
+      if (got >= least)
+        return success();
+      return module.emitError() << "kv-quantize: option '" << name
+                                << "' must be " << allowed << ", got " << got;
+    };
+    return success(
+        succeeded(check("recent", recent, -1, "-1 or a token count >= 0")) &&
+        succeeded(check("sinks", sinks, 0, "a token count >= 0")) &&
+        succeeded(check("key-recent", keyRecent, -2,
+                        "-2 (take 'recent'), -1 or a token count >= 0")) &&
+        succeeded(check("value-recent", valueRecent, -2,
+                        "-2 (take 'recent'), -1 or a token count >= 0")) &&
+        succeeded(check("key-sinks", keySinks, -1,
+                        "-1 (take 'sinks') or a token count >= 0")) &&
+        succeeded(check("value-sinks", valueSinks, -1,
+                        "-1 (take 'sinks') or a token count >= 0")));
+  }
+
   /// Parses one side's options into an encoding; null for `none`.
+  /// `sideRecent` / `sideSinks` are the side's overrides (-2 / -1 = take
+  /// `recent` / `sinks`).
   FailureOr<QuantAttr> buildEncoding(ModuleOp module, StringRef side,
                                      StringRef kindName, StringRef axisName,
-                                     int64_t group) {
+                                     int64_t group, int64_t sideRecent,
+                                     int64_t sideSinks) {
     MLIRContext *ctx = module.getContext();
     if (kindName == "none")
       return QuantAttr();
@@ -110,18 +141,28 @@ struct QuantizePass : public kvopt::impl::KVQuantizeBase<QuantizePass> {
                                 << scaleType << "'";
     // fp8 has no zero point whatever `symmetric` says.
     bool isSymmetric = symmetric || *kind == QuantKind::FP8E4M3;
+    // The window options that apply to this side, by the names given.
+    bool ownRecent = sideRecent != -2, ownSinks = sideSinks != -1;
+    std::string recentName = ownRecent ? (side + "-recent").str() : "recent";
+    std::string sinksName = ownSinks ? (side + "-sinks").str() : "sinks";
     auto emit = [&] {
-      return module.emitError()
-             << "kv-quantize: options '" << side << "', '" << side
-             << "-axis', '" << side << "-group', 'recent' or 'sinks': ";
+      return module.emitError() << "kv-quantize: options '" << side << "', '"
+                                << side << "-axis', '" << side << "-group', '"
+                                << recentName << "' or '" << sinksName << "': ";
     };
-    int64_t window = recent;
+    int64_t window = ownRecent ? sideRecent : int64_t(recent);
     if (window == -1)
       window =
           *axis == ScaleAxis::Channel ? std::max<int64_t>(group - 1, 0) : 0;
-    QuantAttr attr =
-        QuantAttr::getChecked(emit, ctx, *kind, *axis, group, isSymmetric,
-                              scale, window, int64_t(sinks));
+    // Per-channel groups wait in the recent window until complete.
+    if (*axis == ScaleAxis::Channel && group >= 1 && window < group - 1)
+      return module.emitError()
+             << "kv-quantize: option '" << recentName << "' must be at least '"
+             << side << "-group' - 1 = " << group - 1 << " for per-channel "
+             << side << "s, got " << window;
+    int64_t sinkTokens = ownSinks ? sideSinks : int64_t(sinks);
+    QuantAttr attr = QuantAttr::getChecked(
+        emit, ctx, *kind, *axis, group, isSymmetric, scale, window, sinkTokens);
     if (!attr)
       return failure();
     return attr;

@@ -6,6 +6,9 @@
 // After: one cache (layer 1 shares layer 0's) of 1 head with int8 keys per
 // channel over 16 tokens (8 + 8 * 2 * 2 / 16 = 10) and int8 values per token
 // (8 + 2 * 2 = 12): 22 bytes per token.
+// Per layer: 128 before each; layer 1 reads layer 0's cache after.
+// CHECK: 0 kv 1x8 f32 K:int8/ch16 V:int8/tok paged/16 22.00 128.00
+// CHECK: 1 shares the cache of layer 0 0.00 128.00
 // CHECK: total bytes per token: 22.00 (before: 256.00, 11.64x smaller)
 // CHECK-LABEL: func @two_layers
 // CHECK-SAME: (%[[C:.*]]: !kv.cache<kv_heads = 1, head_dim = 8, capacity = 32, element = f32, layout = #kv.layout<paged, page_size = 16>, key = #kv.quant<int8, axis = channel, group = 16, symmetric = false, recent = 15>, value = #kv.quant<int8, symmetric = false>> {kv.layer = 0 : i64}, %[[BT:.*]]: tensor<?x2xi32>

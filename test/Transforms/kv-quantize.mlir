@@ -1,6 +1,8 @@
 // RUN: kvopt-opt %s -split-input-file -kv-quantize --mlir-print-local-scope | FileCheck %s --check-prefix=DEFAULT
 // RUN: kvopt-opt %s -split-input-file -kv-quantize="key=int4 key-axis=channel key-group=32 value=int2 value-group=32 symmetric=true scale-type=f32 recent=64 sinks=4" --mlir-print-local-scope | FileCheck %s --check-prefix=KIVI
 // RUN: kvopt-opt %s -split-input-file -kv-quantize="key=fp8_e4m3 key-axis=token key-group=0 value=none" --mlir-print-local-scope | FileCheck %s --check-prefix=FP8
+// RUN: kvopt-opt %s -split-input-file -kv-quantize="key=int4 value=int4 value-group=32 recent=64 sinks=4 value-recent=0 key-sinks=0" --mlir-print-local-scope | FileCheck %s --check-prefix=SIDES
+// RUN: kvopt-opt %s -split-input-file -kv-quantize="recent=64 key-recent=-1 value-sinks=2" --mlir-print-local-scope | FileCheck %s --check-prefix=AUTO
 
 !c = !kv.cache<kv_heads = 8, head_dim = 128, capacity = 4096, element = f16>
 
@@ -32,7 +34,26 @@ func.func @keep(%c: !kv.cache<kv_heads = 8, head_dim = 128, capacity = 4096, ele
 
 // -----
 
+// Per-side windows override the shared `recent` and `sinks` for one side.
+// With the SIDES options, keys keep recent=64 and drop the sinks
+// (key-sinks=0); values keep the 4 sinks and no recent window
+// (value-recent=0).
+// SIDES-LABEL: func @sides
+// SIDES-SAME: key = #kv.quant<int4, axis = channel, group = 32, symmetric = false, recent = 64>, value = #kv.quant<int4, group = 32, symmetric = false, sinks = 4>>
+// With the AUTO options, key-recent=-1 asks for what the per-channel keys
+// need (31) whatever `recent` says; the values take recent=64 and their
+// own 2 sinks.
+// AUTO-LABEL: func @sides
+// AUTO-SAME: key = #kv.quant<int8, axis = channel, group = 32, symmetric = false, recent = 31>, value = #kv.quant<int8, symmetric = false, recent = 64, sinks = 2>>
+func.func @sides(%c: !kv.cache<kv_heads = 8, head_dim = 128, capacity = 4096, element = f16>) {
+  return
+}
+
+// -----
+
 // Latent caches take the key options for their single row.
+// SIDES-LABEL: func @latent
+// SIDES-SAME: quant = #kv.quant<int4, axis = channel, group = 32, symmetric = false, recent = 64>>
 // DEFAULT-LABEL: func @latent
 // DEFAULT-SAME: quant = #kv.quant<int8, axis = channel, group = 32, symmetric = false, recent = 31>>
 // FP8-LABEL: func @latent

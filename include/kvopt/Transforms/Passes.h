@@ -46,10 +46,43 @@ struct OptimizePipelineOptions
                              llvm::cl::desc("channels per value scale, 0 = "
                                             "whole head"),
                              llvm::cl::init(0)};
+  Option<std::string> keyAxis{*this, "key-axis",
+                              llvm::cl::desc("key scale axis (token, channel)"),
+                              llvm::cl::init("channel")};
+  Option<std::string> valueAxis{*this, "value-axis",
+                                llvm::cl::desc("value scale axis (token, "
+                                               "channel)"),
+                                llvm::cl::init("token")};
+  Option<bool> symmetric{*this, "symmetric",
+                         llvm::cl::desc("symmetric scales (no zero points)"),
+                         llvm::cl::init(false)};
+  Option<std::string> scaleType{*this, "scale-type",
+                                llvm::cl::desc("scale element type (f16, "
+                                               "bf16, f32)"),
+                                llvm::cl::init("f16")};
   Option<int64_t> recent{*this, "recent",
                          llvm::cl::desc("recent tokens kept in full precision "
                                         "(-1: what per-channel keys need)"),
                          llvm::cl::init(-1)};
+  Option<int64_t> sinks{*this, "sinks",
+                        llvm::cl::desc("first tokens kept in full precision"),
+                        llvm::cl::init(0)};
+  Option<int64_t> keyRecent{*this, "key-recent",
+                            llvm::cl::desc("keys' recent window (-2: take "
+                                           "recent)"),
+                            llvm::cl::init(-2)};
+  Option<int64_t> valueRecent{*this, "value-recent",
+                              llvm::cl::desc("values' recent window (-2: "
+                                             "take recent)"),
+                              llvm::cl::init(-2)};
+  Option<int64_t> keySinks{*this, "key-sinks",
+                           llvm::cl::desc("keys' sink tokens (-1: take "
+                                          "sinks)"),
+                           llvm::cl::init(-1)};
+  Option<int64_t> valueSinks{*this, "value-sinks",
+                             llvm::cl::desc("values' sink tokens (-1: take "
+                                            "sinks)"),
+                             llvm::cl::init(-1)};
   Option<bool> raise{*this, "raise",
                      llvm::cl::desc("raise attention out of linalg model "
                                     "graphs first (kv-raise-attention)"),

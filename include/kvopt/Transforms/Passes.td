@@ -45,6 +45,8 @@ def KVQuantize : Pass<"kv-quantize", "::mlir::ModuleOp"> {
     per token. Per-channel groups are quantized once complete, so their
     tokens stay in a full-precision recent window until then; `recent=-1`
     (the default) picks the smallest window that allows (group - 1).
+    `recent` and `sinks` apply to both sides; `key-recent`, `value-recent`,
+    `key-sinks` and `value-sinks` override them for one side.
     `key=none` or `value=none` keeps that side in full precision. Scales
     become part of the cache's storage; quantization happens on append and
     dequantization inside attention. Caches that already carry an encoding
@@ -72,7 +74,19 @@ def KVQuantize : Pass<"kv-quantize", "::mlir::ModuleOp"> {
            "most recent tokens kept in full precision; -1 = the least a "
            "per-channel encoding needs (its token group - 1), else 0">,
     Option<"sinks", "sinks", "int64_t", /*default=*/"0",
-           "first tokens kept in full precision">
+           "first tokens kept in full precision">,
+    Option<"keyRecent", "key-recent", "int64_t", /*default=*/"-2",
+           "recent window of the keys, overriding `recent` (-2 = take "
+           "`recent`, -1 = what the key encoding needs)">,
+    Option<"valueRecent", "value-recent", "int64_t", /*default=*/"-2",
+           "recent window of the values, overriding `recent` (-2 = take "
+           "`recent`, -1 = what the value encoding needs)">,
+    Option<"keySinks", "key-sinks", "int64_t", /*default=*/"-1",
+           "sink tokens of the keys, overriding `sinks` (-1 = take "
+           "`sinks`)">,
+    Option<"valueSinks", "value-sinks", "int64_t", /*default=*/"-1",
+           "sink tokens of the values, overriding `sinks` (-1 = take "
+           "`sinks`)">
   ];
   let dependentDialects = ["::kvopt::kv::KVDialect"];
 }
@@ -86,9 +100,13 @@ def KVMemoryReport : Pass<"kv-memory-report", "::mlir::ModuleOp"> {
     the total per token of context, the fixed per-sequence bytes of
     full-precision windows, and the largest context per sequence that fits
     `budget-gib` at `batch` sequences. When a previous run of this pass left
-    a baseline in the module (attribute `kv.baseline_bytes_per_token`, set
-    with `record-baseline`), the report also shows the reduction against it.
-    `format=json` prints the same as one JSON object.
+    a baseline in the module (attribute `kv.baseline`, set with
+    `record-baseline`: the per-layer and total bytes per token, the fixed
+    bytes, page size and capacity at that point), the report also shows,
+    per layer and in total, the bytes per token before (matched by layer
+    number), the reduction, and the fixed bytes, max context and max batch
+    before; it removes the attribute. `format=json` prints the same as one
+    JSON object.
   }];
   let options = [
     Option<"budgetGiB", "budget-gib", "double", /*default=*/"80.0",
@@ -98,7 +116,8 @@ def KVMemoryReport : Pass<"kv-memory-report", "::mlir::ModuleOp"> {
     Option<"format", "format", "std::string", /*default=*/"\"table\"",
            "output format: table or json">,
     Option<"recordBaseline", "record-baseline", "bool", /*default=*/"false",
-           "store the total as the module's baseline and print nothing">,
+           "store the per-layer and total figures as the module's baseline "
+           "and print nothing">,
     Option<"output", "output", "std::string", /*default=*/"\"-\"",
            "file to write the report to (- = stdout)">
   ];

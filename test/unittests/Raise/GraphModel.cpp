@@ -123,10 +123,9 @@ Tensor kvopt::semtest::matmulAbs(const Tensor &a, const Tensor &b) {
   return c;
 }
 
-LayerResult kvopt::semtest::runLayer(const LayerShape &s,
-                                     const LayerWeights &w, const Tensor &h,
-                                     double hTol, const Tensor &pastK,
-                                     const Tensor &pastV,
+LayerResult kvopt::semtest::runLayer(const LayerShape &s, const LayerWeights &w,
+                                     const Tensor &h, double hTol,
+                                     const Tensor &pastK, const Tensor &pastV,
                                      const EffectiveKV &effective,
                                      bool dequantizing) {
   LayerResult r;
@@ -199,12 +198,12 @@ std::vector<LayerResult> kvopt::semtest::runStack(
           up.at({b, i}) += step;
           down.at({b, i}) -= step;
         }
-        Tensor yUp = runLayer(s, w[l], up, 0.0, pastK[l], pastV[l], hook,
-                              dequantizing)
-                         .y;
-        Tensor yDown = runLayer(s, w[l], down, 0.0, pastK[l], pastV[l], hook,
-                                dequantizing)
-                           .y;
+        Tensor yUp =
+            runLayer(s, w[l], up, 0.0, pastK[l], pastV[l], hook, dequantizing)
+                .y;
+        Tensor yDown =
+            runLayer(s, w[l], down, 0.0, pastK[l], pastV[l], hook, dequantizing)
+                .y;
         for (int64_t e = 0; e < slope.numel(); ++e)
           slope.data()[e] +=
               std::fabs(yUp.data()[e] - yDown.data()[e]) / (2.0 * step);
@@ -231,7 +230,8 @@ std::vector<LayerResult> kvopt::semtest::runStack(
 }
 
 MlaResult kvopt::semtest::runMla(const MlaWeightsF32 &w, const Tensor &x,
-                                 const Tensor &pastRows) {
+                                 const Tensor &pastRows,
+                                 const EffectiveRows &effective) {
   const int64_t heads = 4, nope = 16, rope = 8, dv = 16, latent = 32;
   int64_t batch = x.dim(0), past = pastRows.dim(1), keys = past + 1;
   Tensor h = x.reshaped({batch, x.dim(2)});
@@ -245,6 +245,9 @@ MlaResult kvopt::semtest::runMla(const MlaWeightsF32 &w, const Tensor &x,
         r.rows.at({b, t, e}) =
             t < past ? pastRows.at({b, t, e})
                      : (e < latent ? c.at({b, e}) : kr.at({b, e - latent}));
+  Tensor seen = r.rows;
+  if (effective)
+    effective(seen);
   MlaCache cache;
   cache.latent = Tensor({batch, keys, latent});
   cache.ropeKey = Tensor({batch, keys, rope});
@@ -253,7 +256,7 @@ MlaResult kvopt::semtest::runMla(const MlaWeightsF32 &w, const Tensor &x,
       for (int64_t e = 0; e < latent + rope; ++e)
         (e < latent ? cache.latent.at({b, t, e})
                     : cache.ropeKey.at({b, t, e - latent})) =
-            r.rows.at({b, t, e});
+            seen.at({b, t, e});
   MlaWeights weights;
   weights.upK = Tensor({heads, latent, nope});
   weights.upV = Tensor({heads, latent, dv});
@@ -289,12 +292,12 @@ MlaResult kvopt::semtest::runMla(const MlaWeightsF32 &w, const Tensor &x,
         double sum = 0.0;
         for (int64_t l = 0; l < latent; ++l)
           for (int64_t i = 0; i < nope; ++i)
-            sum += std::fabs(qNope.at({b, hh, 0, i}) *
-                             weights.upK.at({hh, l, i}) *
-                             cache.latent.at({b, t, l}));
+            sum +=
+                std::fabs(qNope.at({b, hh, 0, i}) * weights.upK.at({hh, l, i}) *
+                          cache.latent.at({b, t, l}));
         for (int64_t e = 0; e < rope; ++e)
-          sum += std::fabs(qRope.at({b, hh, 0, e}) *
-                           cache.ropeKey.at({b, t, e}));
+          sum +=
+              std::fabs(qRope.at({b, hh, 0, e}) * cache.ropeKey.at({b, t, e}));
         maxScore = std::max(maxScore, options.scale * sum);
         for (int64_t j = 0; j < dv; ++j) {
           double v = 0.0;
@@ -304,9 +307,9 @@ MlaResult kvopt::semtest::runMla(const MlaWeightsF32 &w, const Tensor &x,
           maxV = std::max(maxV, v);
         }
       }
-  AttentionTolerance tol =
-      fp32AttentionTolerance(nope + latent + latent / 2 + rope, keys, maxScore,
-                             maxV, maxAbs(att.lse), false, ScalarType::F32);
+  AttentionTolerance tol = fp32AttentionTolerance(
+      nope + latent + latent / 2 + rope, keys, maxScore, maxV, maxAbs(att.lse),
+      bool(effective), ScalarType::F32);
   r.yTol = projectionTolerance(o2, w.wo, tol.out + gamma(latent) * maxV);
   return r;
 }

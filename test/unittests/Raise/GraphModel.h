@@ -1,4 +1,5 @@
-//===- GraphModel.h - double-precision models of the example graphs -*- C++ -*-===//
+//===- GraphModel.h - double-precision models of the example graphs -*- C++
+//-*-===//
 //
 // What examples/graphs/*.mlir compute, in double with the reference's
 // attention, plus a per-element bound on how far an f32 execution of the
@@ -39,8 +40,7 @@ Tensor matmulAbs(const Tensor &a, const Tensor &b);
 /// [hidden, H*D]; heads split as [B, T, H, D] -> [B, H, T, D]; decode step
 /// over `past` cached tokens; out projection [Hq*D, hidden].
 struct LayerShape {
-  int64_t batch = 2, hidden = 64, qHeads = 8, kvHeads = 2, dim = 16,
-          past = 7;
+  int64_t batch = 2, hidden = 64, qHeads = 8, kvHeads = 2, dim = 16, past = 7;
   double scale = 0.25;
 };
 struct LayerWeights {
@@ -72,8 +72,7 @@ LayerResult runLayer(const LayerShape &s, const LayerWeights &w,
 /// results so far, k, v)` adjusts layer l's attended K/V. Returns the
 /// layers; `out`/`outTol` get the final hidden state and its bound.
 using LayerEffectiveKV = std::function<void(
-    int64_t layer, const std::vector<LayerResult> &done, Tensor &k,
-    Tensor &v)>;
+    int64_t layer, const std::vector<LayerResult> &done, Tensor &k, Tensor &v)>;
 std::vector<LayerResult>
 runStack(const LayerShape &s, const std::vector<LayerWeights> &w,
          const Tensor &x, const std::vector<Tensor> &pastK,
@@ -90,11 +89,17 @@ struct MlaResult {
   Tensor rows; ///< [B, past + 1, 40], the graph's present rows
   Tensor y, yTol;
 };
+/// Replaces the attended latent rows [B, past + 1, 40] in place (the
+/// quantization round trip of a quantized latent cache); null = as they are.
+using EffectiveRows = std::function<void(Tensor &rows)>;
 /// `yTol` bounds either an f32 naive execution (K/V up-projected, D = 24
 /// attention) or the absorbed one (q·W_uk, D = 40 latent attention,
-/// ·W_uv), from the magnitudes of the whole chain.
+/// ·W_uv), from the magnitudes of the whole chain; with `effective`, the
+/// attention reads the adjusted rows and the bound adds the fused
+/// dequantization's rounding.
 MlaResult runMla(const MlaWeightsF32 &w, const Tensor &x,
-                 const Tensor &pastRows);
+                 const Tensor &pastRows,
+                 const EffectiveRows &effective = nullptr);
 
 } // namespace semtest
 } // namespace kvopt

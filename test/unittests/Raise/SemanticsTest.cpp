@@ -58,8 +58,7 @@ Compiled compileTransformed(const std::string &graph,
   return c;
 }
 
-Tensor uniform(std::mt19937_64 &rng, std::vector<int64_t> shape,
-               double bound) {
+Tensor uniform(std::mt19937_64 &rng, std::vector<int64_t> shape, double bound) {
   return cputest::randomTensor(rng, std::move(shape), ScalarType::F32, -bound,
                                bound);
 }
@@ -79,24 +78,31 @@ struct Inputs {
   std::map<int64_t, CacheContents> caches;
 };
 
-/// The bytes of a full-precision latent cache: pages of [page][W] f32.
-std::vector<uint8_t> latentBytes(const CacheSpec &spec,
-                                 const BlockTable &table, const Tensor &rows) {
-  int64_t page = spec.pageSize ? spec.pageSize : spec.capacity;
-  int64_t width = spec.headDim, pageBytes = page * width * 4;
-  int64_t pages = 0;
-  for (int32_t p : table.pages)
-    pages = std::max<int64_t>(pages, p + 1);
-  if (spec.pageSize)
-    pages = std::max<int64_t>(pages, table.batch * table.maxPages + 3);
-  std::vector<uint8_t> bytes(pages * pageBytes, 0);
-  EXPECT_FALSE(spec.key) << "quantized latent caches are not fed here";
-  for (int64_t b = 0; b < rows.dim(0); ++b)
-    for (int64_t t = 0; t < rows.dim(1); ++t)
-      for (int64_t e = 0; e < width; ++e)
-        writeScalarBytes(ScalarType::F32, rows.at({b, t, e}),
-                         bytes.data() + table.page(b, t / page) * pageBytes +
-                             ((t % page) * width + e) * 4);
+/// The bytes of a latent cache: pages of [page][W] elements or, quantized,
+/// [codes][scales][zeros] of one component (docs/CPU.md), then the
+/// per-sequence window region. A latent page is the key part of a K/V page
+/// with one head of width W, so the reference's writer fills a K/V pool
+/// with the latent rows as keys and no value encoding, and the key part of
+/// each page and the (key-only) window region are kept.
+std::vector<uint8_t> latentBytes(const CacheSpec &spec, const BlockTable &table,
+                                 const Tensor &rows) {
+  int64_t batch = rows.dim(0), tokens = rows.dim(1), width = spec.headDim;
+  CacheSpec kv = spec;
+  kv.value.reset();
+  Tensor k = rows.reshaped({batch, 1, tokens, width});
+  std::vector<int64_t> lengths(batch, tokens);
+  cputest::CachePool pool =
+      cputest::writeCache(kv, table, k, Tensor(k.shape()), lengths);
+  int64_t latentPage =
+      reference::computePageLayout(kv.format()).valueData.offset;
+  int64_t windows = batch * kv.windowBytes();
+  int64_t pages =
+      (static_cast<int64_t>(pool.bytes.size()) - windows) / pool.pageBytes;
+  std::vector<uint8_t> bytes;
+  for (int64_t p = 0; p < pages; ++p)
+    bytes.insert(bytes.end(), pool.bytes.begin() + p * pool.pageBytes,
+                 pool.bytes.begin() + p * pool.pageBytes + latentPage);
+  bytes.insert(bytes.end(), pool.bytes.end() - windows, pool.bytes.end());
   return bytes;
 }
 
@@ -267,10 +273,9 @@ void checkLayer(const LayerGraph &g, const std::string &pipeline) {
     SCOPED_TRACE("seed " + std::to_string(seed) + ", " + pipeline);
     std::mt19937_64 rng(seed);
     LayerData d = layerData(rng, g.shape);
-    LayerResult model = runLayer(g.shape, d.w, d.x.reshaped({kBatch, kHidden}),
-                                 0.0, d.pastK, d.pastV,
-                                 quantized ? quantizedView(spec) : nullptr,
-                                 quantized);
+    LayerResult model =
+        runLayer(g.shape, d.w, d.x.reshaped({kBatch, kHidden}), 0.0, d.pastK,
+                 d.pastV, quantized ? quantizedView(spec) : nullptr, quantized);
     Inputs in{{d.x, d.w.wq, d.w.wk, d.w.wv, d.w.wo}, {{0, {d.pastK, d.pastV}}}};
     std::vector<Buffer> args = buildArgs(tr.sig, in, rng);
     std::vector<Tensor> got = run(*tr.module, tr.sig, args);
@@ -286,8 +291,7 @@ void checkLayer(const LayerGraph &g, const std::string &pipeline) {
       ASSERT_EQ(want.size(), 3u);
       expectClose(want[0], model.y.reshaped({kBatch, 1, kHidden}), yTol,
                   "original y vs model");
-      expectClose(got[0], want[0], scaled(yTol, 2.0),
-                  "y vs original");
+      expectClose(got[0], want[0], scaled(yTol, 2.0), "y vs original");
       // The views return exactly the concatenated K/V.
       expectClose(got[1], want[1], rowTolerance(want[1], 0.0, d.w.wk),
                   "K view vs concat");
@@ -310,9 +314,7 @@ void checkLayer(const LayerGraph &g, const std::string &pipeline) {
 
 } // namespace
 
-TEST(Semantics, LlamaGqaRaise) {
-  checkLayer(llamaGqa(), "kv-raise-attention");
-}
+TEST(Semantics, LlamaGqaRaise) { checkLayer(llamaGqa(), "kv-raise-attention"); }
 TEST(Semantics, LlamaGqaRaiseCapacity64) {
   checkLayer(llamaGqa(), "kv-raise-attention{capacity=64}");
 }
@@ -325,20 +327,23 @@ TEST(Semantics, LlamaGqaPaged16) {
              "kv-raise-attention{capacity=32},kv-paginate{page-size=16}");
 }
 TEST(Semantics, LlamaGqaInt8) {
-  checkLayer(llamaGqa(),
-             "kv-raise-attention{capacity=64},kv-quantize{key=int8 value=int8}");
+  checkLayer(
+      llamaGqa(),
+      "kv-raise-attention{capacity=64},kv-quantize{key=int8 value=int8}");
 }
 TEST(Semantics, LlamaGqaFp8) {
   checkLayer(llamaGqa(), "kv-raise-attention{capacity=64},kv-quantize{key="
                          "fp8_e4m3 value=fp8_e4m3}");
 }
 TEST(Semantics, LlamaGqaInt4) {
-  checkLayer(llamaGqa(),
-             "kv-raise-attention{capacity=64},kv-quantize{key=int4 value=int4}");
+  checkLayer(
+      llamaGqa(),
+      "kv-raise-attention{capacity=64},kv-quantize{key=int4 value=int4}");
 }
 TEST(Semantics, LlamaGqaInt2) {
-  checkLayer(llamaGqa(),
-             "kv-raise-attention{capacity=64},kv-quantize{key=int2 value=int2}");
+  checkLayer(
+      llamaGqa(),
+      "kv-raise-attention{capacity=64},kv-quantize{key=int2 value=int2}");
 }
 TEST(Semantics, LlamaGqaOptimizePipeline) {
   // The registered pipeline: raise, int4 K (channel, 16) / V (token),
@@ -354,9 +359,16 @@ TEST(Semantics, MhaPaged16) {
   checkLayer(mha(),
              "kv-raise-attention{capacity=32},kv-paginate{page-size=16}");
 }
+TEST(Semantics, MhaOptimizePipeline) {
+  // The registered pipeline on the MHA layer: raise, int8 K (channel, 16)
+  // / V (token), paged by 16.
+  checkLayer(mha(), "kv-optimize{page-size=16 key=int8 value=int8 "
+                    "capacity=64 report=false}");
+}
 TEST(Semantics, MhaInt4) {
-  checkLayer(mha(),
-             "kv-raise-attention{capacity=64},kv-quantize{key=int4 value=int4}");
+  checkLayer(
+      mha(),
+      "kv-raise-attention{capacity=64},kv-quantize{key=int4 value=int4}");
 }
 
 // The comparison can fail: the raised graph run on a cache whose past was
@@ -384,8 +396,7 @@ TEST(Semantics, DetectsAnUnwrittenPast) {
 namespace {
 /// What kv-mha-to-gqa computes for a weight [hidden, H*D]: per group of R
 /// adjacent heads, acc = f32(acc + f32(w * (1/R))) in head order.
-Tensor poolWeight(const Tensor &w, int64_t heads, int64_t groups,
-                  int64_t dim) {
+Tensor poolWeight(const Tensor &w, int64_t heads, int64_t groups, int64_t dim) {
   int64_t r = heads / groups;
   float inverse = 1.0f / static_cast<float>(r);
   Tensor out({w.dim(0), groups * dim});
@@ -394,8 +405,8 @@ Tensor poolWeight(const Tensor &w, int64_t heads, int64_t groups,
       for (int64_t d = 0; d < dim; ++d) {
         float acc = 0.0f;
         for (int64_t j = 0; j < r; ++j)
-          acc = acc + static_cast<float>(w.at({i, (g * r + j) * dim + d})) *
-                          inverse;
+          acc = acc +
+                static_cast<float>(w.at({i, (g * r + j) * dim + d})) * inverse;
         out.at({i, g * dim + d}) = acc;
       }
   return out;
@@ -439,17 +450,24 @@ Tensor repeatHeads(const Tensor &x, int64_t heads, int64_t dim, bool weight) {
   return out;
 }
 
-void checkMhaToGqa(int64_t groups) {
+/// kv-mha-to-gqa{kv-heads=groups} (or `pipeline`, which must convert to
+/// that many heads) on the MHA layer. A quantized result is checked against
+/// the pooled model with the cache's quantization round trip (the original
+/// runs in full precision and is compared only without quantization).
+void checkMhaToGqa(int64_t groups, std::string pipeline = "") {
   LayerGraph g = mha();
+  if (pipeline.empty())
+    pipeline =
+        "kv-raise-attention,kv-mha-to-gqa{kv-heads=" + std::to_string(groups) +
+        "}";
   Compiled orig = compileOriginal(g.file);
-  Compiled tr = compileTransformed(
-      g.file, "kv-raise-attention,kv-mha-to-gqa{kv-heads=" +
-                  std::to_string(groups) + "}");
-  EXPECT_EQ(onlyCache(tr.sig).kvHeads, groups);
+  Compiled tr = compileTransformed(g.file, pipeline);
+  const CacheSpec &spec = onlyCache(tr.sig);
+  EXPECT_EQ(spec.kvHeads, groups);
+  bool quantized = spec.key || spec.value;
   int64_t heads = g.shape.qHeads, dim = g.shape.dim;
   for (uint64_t seed : cputest::testSeeds()) {
-    SCOPED_TRACE("seed " + std::to_string(seed) + ", kv-heads " +
-                 std::to_string(groups));
+    SCOPED_TRACE("seed " + std::to_string(seed) + ", " + pipeline);
     std::mt19937_64 rng(seed);
     LayerData d = layerData(rng, g.shape);
     LayerShape gqa = g.shape;
@@ -460,7 +478,7 @@ void checkMhaToGqa(int64_t groups) {
     Tensor pastK = poolPast(d.pastK, groups), pastV = poolPast(d.pastV, groups);
     LayerResult model =
         runLayer(gqa, pooled, d.x.reshaped({kBatch, kHidden}), 0.0, pastK,
-                 pastV, nullptr, false);
+                 pastV, quantized ? quantizedView(spec) : nullptr, quantized);
     Tensor yTol = model.yTol.reshaped({kBatch, 1, kHidden});
 
     // Transformed: the original weights (the pass pools them), the pooled
@@ -469,12 +487,27 @@ void checkMhaToGqa(int64_t groups) {
     std::vector<Buffer> args = buildArgs(tr.sig, in, rng);
     std::vector<Tensor> got = run(*tr.module, tr.sig, args);
     ASSERT_EQ(got.size(), 3u);
+    if (quantized) {
+      expectClose(got[0], model.y.reshaped({kBatch, 1, kHidden}), yTol,
+                  "y vs pooled quantized model");
+      // Token-axis components through kv.view as the reference
+      // dequantizes them (see checkLayer).
+      if (!spec.key || spec.key->axis == QuantAxis::Token)
+        expectClose(got[1], model.kSeen,
+                    rowTolerance(model.kSeen, 0.0, pooled.wk, 0x1p-23),
+                    "K view");
+      if (!spec.value || spec.value->axis == QuantAxis::Token)
+        expectClose(got[2], model.vSeen,
+                    rowTolerance(model.vSeen, 0.0, pooled.wv, 0x1p-23),
+                    "V view");
+      continue;
+    }
     // Original: the pooled K/V weights and past repeated over each group.
-    std::vector<Buffer> oargs = plainArgs(
-        {d.x, repeatHeads(pastK, heads, dim, false),
-         repeatHeads(pastV, heads, dim, false), d.w.wq,
-         repeatHeads(pooled.wk, heads, dim, true),
-         repeatHeads(pooled.wv, heads, dim, true), d.w.wo});
+    std::vector<Buffer> oargs =
+        plainArgs({d.x, repeatHeads(pastK, heads, dim, false),
+                   repeatHeads(pastV, heads, dim, false), d.w.wq,
+                   repeatHeads(pooled.wk, heads, dim, true),
+                   repeatHeads(pooled.wv, heads, dim, true), d.w.wo});
     std::vector<Tensor> want = run(*orig.module, orig.sig, oargs);
     ASSERT_EQ(want.size(), 3u);
     expectClose(got[0], want[0], scaled(yTol, 2.0), "y vs pooled original");
@@ -494,6 +527,14 @@ void checkMhaToGqa(int64_t groups) {
 
 TEST(Semantics, MhaToGqa2) { checkMhaToGqa(2); }
 TEST(Semantics, MhaToMqa) { checkMhaToGqa(1); }
+TEST(Semantics, MhaToGqaQuantizedPagedPipeline) {
+  // MHA->GQA, quantization and paging in one kv-optimize run: 4 heads
+  // pooled to 2, int8 keys per token in 8-channel groups (quantized on
+  // append, not held in a window), int4 values per token, pages of 16.
+  checkMhaToGqa(2, "kv-optimize{kv-heads=2 key=int8 key-axis=token "
+                   "key-group=8 value=int4 page-size=16 capacity=64 "
+                   "report=false}");
+}
 
 //===----------------------------------------------------------------------===//
 // llama-4layer: raise, paginate, quantize, kv-share-layers
@@ -554,12 +595,19 @@ Inputs stackInputs(const StackData &d) {
 /// `share[l]` = the layer whose cache layer l reads (l itself when it owns
 /// one): sharing layers attend to the owner's past and new K/V and append
 /// nothing (kv-share-layers); each layer still computes its own q.
-void checkStack(const std::string &pipeline, std::vector<int64_t> share) {
-  LayerShape s = llamaGqa().shape;
+/// `kvHeads` > 0: the pipeline converts to that many KV heads
+/// (kv-mha-to-gqa); the model is the stack with every layer's K/V weights
+/// pooled as the pass pools them and the caches holding the pooled past.
+void checkStack(const std::string &pipeline, std::vector<int64_t> share,
+                int64_t kvHeads = 0) {
+  LayerShape original = llamaGqa().shape, s = original;
+  if (kvHeads > 0)
+    s.kvHeads = kvHeads;
   const std::string file = "llama-4layer.mlir";
   Compiled orig = compileOriginal(file);
   Compiled tr = compileTransformed(file, pipeline);
   const CacheSpec &spec = onlyCache(tr.sig);
+  EXPECT_EQ(spec.kvHeads, s.kvHeads);
   bool quantized = spec.key || spec.value;
   bool shared = false;
   for (int64_t l = 0; l < kLayers; ++l)
@@ -567,10 +615,21 @@ void checkStack(const std::string &pipeline, std::vector<int64_t> share) {
   for (uint64_t seed : cputest::testSeeds()) {
     SCOPED_TRACE("seed " + std::to_string(seed) + ", " + pipeline);
     std::mt19937_64 rng(seed);
-    StackData d = stackData(rng, s);
+    StackData d = stackData(rng, original);
+    // What the model (and the caches) see: the pooled weights and past.
+    StackData m = d;
+    if (kvHeads > 0)
+      for (int64_t l = 0; l < kLayers; ++l) {
+        m.w[l].wk =
+            poolWeight(d.w[l].wk, original.kvHeads, kvHeads, original.dim);
+        m.w[l].wv =
+            poolWeight(d.w[l].wv, original.kvHeads, kvHeads, original.dim);
+        m.pastK[l] = poolPast(d.pastK[l], kvHeads);
+        m.pastV[l] = poolPast(d.pastV[l], kvHeads);
+      }
     Tensor out, outTol;
     std::vector<LayerResult> model = runStack(
-        s, d.w, d.x, d.pastK, d.pastV,
+        s, m.w, m.x, m.pastK, m.pastV,
         [&](int64_t l, const std::vector<LayerResult> &done, Tensor &k,
             Tensor &v) {
           if (share[l] != l) {
@@ -581,7 +640,12 @@ void checkStack(const std::string &pipeline, std::vector<int64_t> share) {
           }
         },
         quantized, out, outTol);
-    std::vector<Buffer> args = buildArgs(tr.sig, stackInputs(d), rng);
+    // The transformed graph takes the original weights (kv-mha-to-gqa pools
+    // them) and caches holding the pooled past.
+    Inputs in = stackInputs(d);
+    for (int64_t l = 0; l < kLayers; ++l)
+      in.caches[l] = {m.pastK[l], m.pastV[l]};
+    std::vector<Buffer> args = buildArgs(tr.sig, in, rng);
     std::vector<Tensor> got = run(*tr.module, tr.sig, args);
     ASSERT_EQ(got.size(), 1u + 2 * kLayers);
     expectClose(got[0], out, outTol, "out vs model");
@@ -591,19 +655,19 @@ void checkStack(const std::string &pipeline, std::vector<int64_t> share) {
       std::string layer = "layer " + std::to_string(l);
       if (!quantized) {
         expectClose(got[1 + 2 * l], owner.kPresent,
-                    rowTolerance(owner.kPresent, owner.hTol, d.w[share[l]].wk),
+                    rowTolerance(owner.kPresent, owner.hTol, m.w[share[l]].wk),
                     layer + " K view vs model");
         expectClose(got[2 + 2 * l], owner.vPresent,
-                    rowTolerance(owner.vPresent, owner.hTol, d.w[share[l]].wv),
+                    rowTolerance(owner.vPresent, owner.hTol, m.w[share[l]].wv),
                     layer + " V view vs model");
       } else if (spec.value && spec.value->axis == QuantAxis::Token) {
-        expectClose(got[2 + 2 * l], owner.vSeen,
-                    rowTolerance(owner.vSeen, owner.hTol, d.w[share[l]].wv,
-                                 0x1p-23),
-                    layer + " V view vs model");
+        expectClose(
+            got[2 + 2 * l], owner.vSeen,
+            rowTolerance(owner.vSeen, owner.hTol, m.w[share[l]].wv, 0x1p-23),
+            layer + " V view vs model");
       }
     }
-    if (quantized || shared)
+    if (quantized || shared || kvHeads > 0)
       continue;
     std::vector<Buffer> oargs = plainArgs(stackOriginalArgs(d));
     std::vector<Tensor> want = run(*orig.module, orig.sig, oargs);
@@ -640,6 +704,14 @@ TEST(Semantics, FourLayerInt4) {
 TEST(Semantics, FourLayerShareGroups2) {
   checkStack("kv-raise-attention,kv-share-layers{group-size=2}", {0, 0, 2, 2});
 }
+TEST(Semantics, FourLayerOptimizePipeline) {
+  // The registered pipeline with every technique the stack allows: GQA ->
+  // MQA (2 KV heads pooled to 1), pairs of layers sharing a cache, int4 K
+  // (channel, 16) / V (token), pages of 16.
+  checkStack("kv-optimize{kv-heads=1 share-group=2 page-size=16 key=int4 "
+             "value=int4 capacity=64 report=false}",
+             {0, 0, 2, 2}, /*kvHeads=*/1);
+}
 TEST(Semantics, FourLayerShareMapPaged) {
   checkStack("kv-raise-attention{capacity=32},kv-share-layers{map=0,0,0,3},"
              "kv-paginate{page-size=16}",
@@ -651,10 +723,34 @@ TEST(Semantics, FourLayerShareMapPaged) {
 //===----------------------------------------------------------------------===//
 
 namespace {
+const CacheSpec &latentCache(const Signature &sig) {
+  for (const ArgInfo &a : sig.args)
+    if (a.kind == ArgInfo::LatentCacheArg)
+      return a.spec;
+  static CacheSpec none;
+  ADD_FAILURE() << "no latent cache argument";
+  return none;
+}
+
+/// With a quantized latent cache (token axis only: a channel-axis group
+/// would be quantized from the kernel's new row, which rounds differently
+/// from the model's), attention reads the past as the reference
+/// dequantizes the codes written for it and the new row from the window
+/// (`recent` >= 1), so the model is the same chain over those rows; the
+/// original, in full precision, is not compared.
 void checkMla(const std::string &pipeline) {
   const std::string file = "deepseek-mla-layer.mlir";
   Compiled orig = compileOriginal(file);
   Compiled tr = compileTransformed(file, pipeline);
+  const CacheSpec &spec = latentCache(tr.sig);
+  bool quantized = spec.key.has_value();
+  if (quantized) {
+    ASSERT_EQ(spec.key->axis, QuantAxis::Token) << pipeline;
+    ASSERT_GE(spec.key->recent, 1) << pipeline;
+    // The view's bound below is an integer asymmetric one.
+    ASSERT_NE(spec.key->kind, QuantKind::Fp8E4M3) << pipeline;
+    ASSERT_FALSE(spec.key->symmetric) << pipeline;
+  }
   for (uint64_t seed : cputest::testSeeds()) {
     SCOPED_TRACE("seed " + std::to_string(seed) + ", " + pipeline);
     std::mt19937_64 rng(seed);
@@ -667,25 +763,26 @@ void checkMla(const std::string &pipeline) {
     w.wuk = weight(rng, 32, 64);
     w.wuv = weight(rng, 32, 64);
     w.wo = weight(rng, 64, kHidden);
-    MlaResult model = runMla(w, x, past);
+    // The rows attention reads: codes dequantized, windows exact.
+    auto effective = [&](Tensor &rows) {
+      std::vector<int64_t> lengths(rows.dim(0), rows.dim(1));
+      Tensor k = rows.reshaped({rows.dim(0), 1, rows.dim(1), rows.dim(2)});
+      rows = cputest::effectiveCache(k, spec.key, lengths)
+                 .reshaped({rows.dim(0), rows.dim(1), rows.dim(2)});
+    };
+    MlaResult model =
+        runMla(w, x, past, quantized ? EffectiveRows(effective) : nullptr);
     Tensor yTol = model.yTol.reshaped({kBatch, 1, kHidden});
     Inputs in{{x, w.wq, w.wdkv, w.wkr, w.wuk, w.wuv, w.wo}, {{0, {past, {}}}}};
     std::vector<Buffer> args = buildArgs(tr.sig, in, rng);
     std::vector<Tensor> got = run(*tr.module, tr.sig, args);
-    std::vector<Buffer> oargs =
-        plainArgs({x, past, w.wq, w.wdkv, w.wkr, w.wuk, w.wuv, w.wo});
-    std::vector<Tensor> want = run(*orig.module, orig.sig, oargs);
     ASSERT_EQ(got.size(), 2u);
-    ASSERT_EQ(want.size(), 2u);
-    expectClose(want[0], model.y.reshaped({kBatch, 1, kHidden}), yTol,
-                "original y vs model");
     expectClose(got[0], model.y.reshaped({kBatch, 1, kHidden}), yTol,
                 "y vs model");
-    expectClose(got[0], want[0], scaled(yTol, 2.0), "y vs original");
     // The latent rows come back through kv.view: the past exactly, the new
     // row from kv.mla_project, whose FMA chains round differently from the
     // graph's matmuls: (hidden + 1) u sum |x w| per side (docs/CPU.md).
-    Tensor rowTol(want[1].shape(), 1e-300);
+    Tensor rowTol(model.rows.shape(), 1e-300);
     Tensor xr = x.reshaped({kBatch, kHidden});
     Tensor magC = matmulAbs(xr, w.wdkv), magR = matmulAbs(xr, w.wkr);
     for (int64_t b = 0; b < kBatch; ++b)
@@ -693,6 +790,50 @@ void checkMla(const std::string &pipeline) {
         rowTol.at({b, kPast, e}) =
             2.0 * (kHidden + 1) * kU *
             (e < 32 ? magC.at({b, e}) : magR.at({b, e - 32}));
+    if (quantized) {
+      // kv.view reads the codes (no windows: it has no lengths): the past
+      // as the reference dequantizes it (q * s + z rounded in f32); the new
+      // row was quantized by the append from the kernel's row, which is
+      // within rowTol of the model's, so within that plus two steps of its
+      // scale group (each side's rounding; the f16 scale and zero point add
+      // 2^-9 of the group's range).
+      Tensor codes = model.rows.reshaped({kBatch, 1, kPast + 1, 40});
+      reference::QuantEncoding noWindows = *spec.key;
+      noWindows.recent = noWindows.sinks = 0;
+      Tensor want =
+          cputest::effectiveCache(codes, noWindows,
+                                  std::vector<int64_t>(kBatch, kPast + 1))
+              .reshaped({kBatch, kPast + 1, 40});
+      int64_t group = spec.key->group ? spec.key->group : 40;
+      for (int64_t b = 0; b < kBatch; ++b)
+        for (int64_t t = 0; t <= kPast; ++t)
+          for (int64_t e = 0; e < 40; ++e) {
+            double lo = INFINITY, hi = -INFINITY;
+            for (int64_t f = e / group * group; f < (e / group + 1) * group;
+                 ++f) {
+              lo = std::min(lo, model.rows.at({b, t, f}));
+              hi = std::max(hi, model.rows.at({b, t, f}));
+            }
+            double levels = spec.key->kind == QuantKind::Int8   ? 255.0
+                            : spec.key->kind == QuantKind::Int4 ? 15.0
+                                                                : 3.0;
+            double &tol = rowTol.at({b, t, e});
+            if (t == kPast)
+              tol += 2.0 * (hi - lo) / levels +
+                     0x1p-9 * (std::fabs(lo) + std::fabs(hi));
+            else
+              tol = 0x1p-23 * (std::fabs(want.at({b, t, e})) + 2.0);
+          }
+      expectClose(got[1], want, rowTol, "rows view vs model");
+      continue;
+    }
+    std::vector<Buffer> oargs =
+        plainArgs({x, past, w.wq, w.wdkv, w.wkr, w.wuk, w.wuv, w.wo});
+    std::vector<Tensor> want = run(*orig.module, orig.sig, oargs);
+    ASSERT_EQ(want.size(), 2u);
+    expectClose(want[0], model.y.reshaped({kBatch, 1, kHidden}), yTol,
+                "original y vs model");
+    expectClose(got[0], want[0], scaled(yTol, 2.0), "y vs original");
     expectClose(got[1], want[1], rowTol, "rows view vs concat");
     expectClose(got[1], model.rows, rowTol, "rows vs model");
   }
@@ -710,4 +851,15 @@ TEST(Semantics, MlaAbsorb) { checkMla("kv-raise-attention,kv-absorb-mla"); }
 TEST(Semantics, MlaAbsorbPaged16) {
   checkMla("kv-raise-attention{capacity=32},kv-absorb-mla,"
            "kv-paginate{page-size=16}");
+}
+TEST(Semantics, MlaOptimizePipeline) {
+  // The registered pipeline on the MLA layer: raise to a latent cache,
+  // absorb (on by default), page by 16; full precision.
+  checkMla("kv-optimize{page-size=16 capacity=32 report=false}");
+}
+TEST(Semantics, MlaOptimizeInt8Latent) {
+  // int8 latent rows, one f16 scale and zero point per 8 channels of a
+  // token, the newest token in the full-precision window.
+  checkMla("kv-optimize{page-size=16 key=int8 key-axis=token key-group=8 "
+           "key-recent=1 capacity=32 report=false}");
 }
