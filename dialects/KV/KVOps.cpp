@@ -211,7 +211,7 @@ static LogicalResult verifyLse(Operation *op, Type output, Value lse) {
   if (!lse)
     return success();
   auto outShape = cast<ShapedType>(output).getShape();
-  auto lseType = cast<RankedTensorType>(lse.getType());
+  auto lseType = cast<RankedTensorType>(lse.getType()); // ranked by ODS
   if (lseType.getShape() != outShape.drop_back())
     return op->emitOpError() << "log-sum-exp type " << lseType
                              << " must have the output's shape without its "
@@ -307,13 +307,12 @@ LogicalResult MLAAttentionOp::verify() {
 }
 
 LogicalResult MLAProjectOp::verify() {
-  auto hidden = dyn_cast<RankedTensorType>(getHidden().getType());
-  auto wdkv = dyn_cast<RankedTensorType>(getWDkv().getType());
-  auto wkr = dyn_cast<RankedTensorType>(getWKr().getType());
-  auto row = dyn_cast<RankedTensorType>(getRow().getType());
-  if (!hidden || hidden.getRank() != 3)
+  RankedTensorType hidden = getHidden().getType();
+  RankedTensorType wdkv = getWDkv().getType(), wkr = getWKr().getType();
+  RankedTensorType row = getRow().getType();
+  if (hidden.getRank() != 3)
     return emitOpError("hidden states must be batch x tokens x hidden");
-  if (!wdkv || wdkv.getRank() != 2 || !wkr || wkr.getRank() != 2)
+  if (wdkv.getRank() != 2 || wkr.getRank() != 2)
     return emitOpError("projection weights must be rank-2 (hidden x out)");
   if (!compatible(wdkv.getDimSize(0), hidden.getDimSize(2)) ||
       !compatible(wkr.getDimSize(0), hidden.getDimSize(2)))
@@ -323,7 +322,7 @@ LogicalResult MLAProjectOp::verify() {
                           ShapedType::isDynamic(wkr.getDimSize(1))
                       ? ShapedType::kDynamic
                       : wdkv.getDimSize(1) + wkr.getDimSize(1);
-  if (!row || row.getRank() != 3 ||
+  if (row.getRank() != 3 ||
       !compatible(row.getDimSize(0), hidden.getDimSize(0)) ||
       !compatible(row.getDimSize(1), hidden.getDimSize(1)) ||
       !compatible(row.getDimSize(2), width))
@@ -341,12 +340,12 @@ LogicalResult MLAProjectOp::verify() {
 //===----------------------------------------------------------------------===//
 
 LogicalResult MergeStatesOp::verify() {
-  auto outputs = dyn_cast<RankedTensorType>(getOutputs().getType());
-  auto lses = dyn_cast<RankedTensorType>(getLses().getType());
-  if (!outputs || outputs.getRank() < 2)
+  RankedTensorType outputs = getOutputs().getType();
+  RankedTensorType lses = getLses().getType();
+  if (outputs.getRank() < 2)
     return emitOpError("partial outputs must be ranked with a leading split "
                        "dimension and a trailing head dimension");
-  if (!lses || lses.getShape() != outputs.getShape().drop_back())
+  if (lses.getShape() != outputs.getShape().drop_back())
     return emitOpError() << "partial log-sum-exps " << getLses().getType()
                          << " must have the partial outputs' shape without "
                             "the last dimension";
@@ -366,18 +365,19 @@ LogicalResult MergeStatesOp::verify() {
 /// Checks quantized `data` of `values` shape, and its scales/zero points,
 /// against `encoding`.
 static LogicalResult verifyQuantized(Operation *op, QuantAttr encoding,
-                                     RankedTensorType values, Type data,
-                                     Type scales, Value zeroPoints) {
+                                     RankedTensorType values,
+                                     RankedTensorType dataType,
+                                     RankedTensorType scaleType,
+                                     Value zeroPoints) {
   if (encoding.getFullPrecisionTokens() != 0)
     return op->emitOpError("full-precision windows (recent, sinks) belong to "
                            "caches; this encoding must have none");
   if (values.getRank() < 2)
     return op->emitOpError("quantized tensors must be at least rank 2 "
                            "(tokens x channels)");
-  auto dataType = dyn_cast<RankedTensorType>(data);
-  if (!dataType || dataType.getShape() != values.getShape())
+  if (dataType.getShape() != values.getShape())
     return op->emitOpError()
-           << "quantized data " << data
+           << "quantized data " << dataType
            << " must have the shape of the float tensor " << values;
   if (dataType.getElementType() != encoding.getStorageType())
     return op->emitOpError()
@@ -407,7 +407,6 @@ static LogicalResult verifyQuantized(Operation *op, QuantAttr encoding,
     scaleShape[rank - 2] =
         ShapedType::isDynamic(tokens) ? ShapedType::kDynamic : tokens / group;
   }
-  auto scaleType = cast<RankedTensorType>(scales);
   bool shapeOk = scaleType.getRank() == rank &&
                  llvm::all_of(llvm::seq<int64_t>(0, rank), [&](int64_t d) {
                    return compatible(scaleType.getDimSize(d), scaleShape[d]);
@@ -415,7 +414,7 @@ static LogicalResult verifyQuantized(Operation *op, QuantAttr encoding,
   if (!shapeOk) {
     auto expected = RankedTensorType::get(scaleShape, encoding.getScale());
     return op->emitOpError()
-           << "scales must be " << expected << ", got " << scales;
+           << "scales must be " << expected << ", got " << scaleType;
   }
   if (scaleType.getElementType() != encoding.getScale())
     return op->emitOpError() << "scales must have the encoding's scale type "
@@ -424,23 +423,21 @@ static LogicalResult verifyQuantized(Operation *op, QuantAttr encoding,
     return op->emitOpError("a symmetric encoding has no zero points");
   if (!encoding.getSymmetric() && !zeroPoints)
     return op->emitOpError("an asymmetric encoding needs zero points");
-  if (zeroPoints && zeroPoints.getType() != scales)
+  if (zeroPoints && zeroPoints.getType() != scaleType)
     return op->emitOpError("zero points must have the scales' type");
   return success();
 }
 
 LogicalResult QuantizeOp::verify() {
-  return verifyQuantized(
-      *this, getEncoding(), cast<RankedTensorType>(getInput().getType()),
-      getData().getType(), getScales().getType(), getZeroPoints());
+  return verifyQuantized(*this, getEncoding(), getInput().getType(),
+                         getData().getType(), getScales().getType(),
+                         getZeroPoints());
 }
 
 LogicalResult DequantizeOp::verify() {
-  auto result = dyn_cast<RankedTensorType>(getResult().getType());
-  if (!result)
-    return emitOpError("result must be a ranked tensor");
-  return verifyQuantized(*this, getEncoding(), result, getData().getType(),
-                         getScales().getType(), getZeroPoints());
+  return verifyQuantized(*this, getEncoding(), getResult().getType(),
+                         getData().getType(), getScales().getType(),
+                         getZeroPoints());
 }
 
 //===----------------------------------------------------------------------===//

@@ -146,15 +146,12 @@ printLayoutAndQuant(AsmPrinter &printer, LayoutAttr layout,
 }
 
 static LogicalResult verifyCommon(function_ref<InFlightDiagnostic()> emitError,
-                                  int64_t capacity, Type element,
-                                  LayoutAttr layout) {
+                                  int64_t capacity, Type element) {
   if (capacity <= 0)
     return emitError() << "cache capacity must be positive, got " << capacity;
   if (!isa<Float16Type, BFloat16Type, Float32Type>(element))
     return emitError() << "cache element type must be f16, bf16 or f32, got "
                        << element;
-  if (!layout)
-    return emitError() << "cache needs a layout";
   return success();
 }
 
@@ -231,7 +228,7 @@ LogicalResult CacheType::verify(function_ref<InFlightDiagnostic()> emitError,
                        << kvHeads;
   if (headDim <= 0)
     return emitError() << "head dim must be positive, got " << headDim;
-  if (failed(verifyCommon(emitError, capacity, elementType, layout)) ||
+  if (failed(verifyCommon(emitError, capacity, elementType)) ||
       failed(verifyComponentQuant(emitError, "key", keyQuant, "head dim",
                                   headDim, capacity, layout)) ||
       failed(verifyComponentQuant(emitError, "value", valueQuant, "head dim",
@@ -315,7 +312,7 @@ LatentCacheType::verify(function_ref<InFlightDiagnostic()> emitError,
   if (ropeDim < 0 || ropeDim % 2 != 0)
     return emitError() << "rope dim must be even and non-negative, got "
                        << ropeDim;
-  if (failed(verifyCommon(emitError, capacity, elementType, layout)) ||
+  if (failed(verifyCommon(emitError, capacity, elementType)) ||
       failed(verifyComponentQuant(emitError, "latent", quant, "row width",
                                   latentDim + ropeDim, capacity, layout)))
     return failure();

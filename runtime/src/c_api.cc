@@ -237,6 +237,25 @@ kvopt_status kvopt_seq_slot(const kvopt_pool *pool, kvopt_seq_id seq,
   });
 }
 
+kvopt_status kvopt_seq_window(const kvopt_pool *pool, kvopt_seq_id seq,
+                              uint32_t cache, kvopt_component component,
+                              uint64_t *address, uint64_t *bytes) {
+  return guard([&] {
+    KVOPT_C_REQUIRE(pool);
+    KVOPT_C_REQUIRE(address);
+    KVOPT_C_REQUIRE(bytes);
+    if (component != KVOPT_COMPONENT_KEY && component != KVOPT_COMPONENT_VALUE)
+      return Status::error(StatusCode::InvalidArgument, "unknown component");
+    DeviceAddress window = 0;
+    uint64_t size = 0;
+    KVOPT_RT_RETURN_IF_ERROR(pool->pool->windowAddress(
+        seq, cache, static_cast<Component>(component), window, size));
+    *address = window;
+    *bytes = size;
+    return Status::ok();
+  });
+}
+
 kvopt_status kvopt_seq_block_table(const kvopt_pool *pool, kvopt_seq_id seq,
                                    int32_t *pages, size_t capacity,
                                    size_t *count) {

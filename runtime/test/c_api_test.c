@@ -2,8 +2,9 @@
 |*                                                                          *|
 |* Compiled as C99 and linked against the shared runtime library: creates a *|
 |* pool from a JSON layout, runs every sequence operation and error path,   *|
-|* exports block tables, and loads and launches a CPU kernel bundle (and   *|
-|* one with the wrong ABI). Usage: kvopt-rt-c-api-test <kernels.so> <dir>. *|
+|* exports block tables, queries full-precision windows, and loads and      *|
+|* launches a CPU kernel bundle (and one with the wrong ABI).               *|
+|* Usage: kvopt-rt-c-api-test <kernels.so> <dir>.                           *|
 |* Exits non-zero on the first failed check.                                *|
 |*                                                                          *|
 \*===----------------------------------------------------------------------===*/
@@ -31,6 +32,15 @@ static int failures = 0;
 static const char *kLayout =
     "{\"kind\":\"kv\",\"kv_heads\":2,\"head_dim\":4,\"element\":\"f16\","
     "\"key\":null,\"value\":null,\"layout\":\"paged\",\"page_size\":4,"
+    "\"num_layers\":2,\"layer_to_cache\":[0,0]}";
+
+/* kLayout with int8 keys keeping 1 sink + 2 recent tokens in full precision:
+ * a window of 3 rows x 8 elements x 2 bytes = 48 bytes per sequence. */
+static const char *kWindowLayout =
+    "{\"kind\":\"kv\",\"kv_heads\":2,\"head_dim\":4,\"element\":\"f16\","
+    "\"key\":{\"kind\":\"int8\",\"axis\":\"token\",\"group\":0,"
+    "\"symmetric\":true,\"scale\":\"f32\",\"recent\":2,\"sinks\":1},"
+    "\"value\":null,\"layout\":\"paged\",\"page_size\":4,"
     "\"num_layers\":2,\"layer_to_cache\":[0,0]}";
 
 static void writeManifest(const char *path, int abi, const char *binary) {
@@ -160,6 +170,79 @@ static void testPool(void) {
   }
 }
 
+static void testWindow(void) {
+  kvopt_pool *pool = NULL;
+  kvopt_pool_options options = {8, 2, KVOPT_MEMORY_HOST, 0};
+  kvopt_pool_stats stats;
+  kvopt_seq_id a = 0, child = 0;
+  uint64_t address = 0, childAddress = 0, bytes = 0;
+
+  CHECK_STATUS(kvopt_pool_create(kWindowLayout, &options, &pool), KVOPT_OK);
+  if (!pool)
+    return;
+  CHECK_STATUS(kvopt_pool_stats_get(pool, &stats), KVOPT_OK);
+  CHECK(stats.fixed_bytes_per_sequence == 48);
+  CHECK_STATUS(kvopt_seq_create(pool, &a), KVOPT_OK);
+  CHECK_STATUS(
+      kvopt_seq_window(pool, a, 0, KVOPT_COMPONENT_KEY, &address, &bytes),
+      KVOPT_OK);
+  CHECK(address != 0 && bytes == 48);
+  if (address)
+    memset((void *)(uintptr_t)address, 0x3C, (size_t)bytes);
+
+  /* A fork gets its own copy of the window. */
+  CHECK_STATUS(kvopt_seq_fork(pool, a, &child), KVOPT_OK);
+  CHECK_STATUS(kvopt_seq_window(pool, child, 0, KVOPT_COMPONENT_KEY,
+                                &childAddress, &bytes),
+               KVOPT_OK);
+  CHECK(childAddress != 0 && childAddress != address && bytes == 48);
+  if (address && childAddress)
+    CHECK(memcmp((void *)(uintptr_t)address, (void *)(uintptr_t)childAddress,
+                 48) == 0);
+
+  /* Error paths leave the out-parameters alone. */
+  address = 1;
+  bytes = 2;
+  CHECK_STATUS(
+      kvopt_seq_window(pool, 4242, 0, KVOPT_COMPONENT_KEY, &address, &bytes),
+      KVOPT_ERR_UNKNOWN_SEQUENCE);
+  CHECK(strstr(kvopt_last_error(), "unknown sequence id 4242") != NULL);
+  CHECK(address == 1 && bytes == 2);
+  CHECK_STATUS(
+      kvopt_seq_window(pool, a, 0, KVOPT_COMPONENT_VALUE, &address, &bytes),
+      KVOPT_ERR_INVALID_ARGUMENT);
+  CHECK(strstr(kvopt_last_error(), "no full-precision window") != NULL);
+  CHECK_STATUS(
+      kvopt_seq_window(pool, a, 1, KVOPT_COMPONENT_KEY, &address, &bytes),
+      KVOPT_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(
+      kvopt_seq_window(pool, a, 0, (kvopt_component)7, &address, &bytes),
+      KVOPT_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(kvopt_seq_window(pool, a, 0, KVOPT_COMPONENT_KEY, NULL, &bytes),
+               KVOPT_ERR_INVALID_ARGUMENT);
+  CHECK(address == 1 && bytes == 2);
+  CHECK_STATUS(kvopt_seq_free(pool, child), KVOPT_OK);
+  CHECK_STATUS(
+      kvopt_seq_window(pool, child, 0, KVOPT_COMPONENT_KEY, &address, &bytes),
+      KVOPT_ERR_FREED_SEQUENCE);
+  CHECK_STATUS(kvopt_seq_free(pool, a), KVOPT_OK);
+  CHECK_STATUS(kvopt_pool_stats_get(pool, &stats), KVOPT_OK);
+  CHECK(stats.bytes_reserved == 0 && stats.live_sequences == 0);
+  kvopt_pool_destroy(pool);
+
+  /* A layout without windows has none to give. */
+  options.max_sequences = 0;
+  pool = NULL;
+  CHECK_STATUS(kvopt_pool_create(kLayout, &options, &pool), KVOPT_OK);
+  if (!pool)
+    return;
+  CHECK_STATUS(kvopt_seq_create(pool, &a), KVOPT_OK);
+  CHECK_STATUS(
+      kvopt_seq_window(pool, a, 0, KVOPT_COMPONENT_KEY, &address, &bytes),
+      KVOPT_ERR_INVALID_ARGUMENT);
+  kvopt_pool_destroy(pool);
+}
+
 static void testBundle(const char *kernels, const char *dir) {
   kvopt_pool *pool = NULL;
   kvopt_pool_options options = {4, 0, KVOPT_MEMORY_HOST, 0};
@@ -212,6 +295,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   testPool();
+  testWindow();
   testBundle(argv[1], argv[2]);
   if (failures) {
     fprintf(stderr, "%d check(s) failed\n", failures);

@@ -172,6 +172,18 @@ func.func @latent_group(%c: !kv.latent_cache<latent_dim = 512, rope_dim = 64, ca
 
 // -----
 
+// The element type has no default.
+// expected-error @+1 {{!kv.cache needs 'element'}}
+func.func @cache_no_element(%c: !kv.cache<kv_heads = 8, head_dim = 128, capacity = 64>)
+
+// -----
+
+// Latent caches have no KV heads.
+// expected-error @+1 {{unknown key 'kv_heads' in !kv.latent_cache; expected latent_dim, rope_dim, capacity, element, layout, quant}}
+func.func @latent_bad_key(%c: !kv.latent_cache<kv_heads = 8, latent_dim = 512, rope_dim = 64, capacity = 64, element = bf16>)
+
+// -----
+
 !c = !kv.cache<kv_heads = 8, head_dim = 128, capacity = 64, element = f16>
 !d = !kv.cache<kv_heads = 4, head_dim = 128, capacity = 64, element = f16>
 
@@ -441,6 +453,105 @@ func.func @view_latent_width(%c: !l) {
 
 // -----
 
+// A view of a per-head cache is rank 4, not 3.
+!c = !kv.cache<kv_heads = 8, head_dim = 128, capacity = 64, element = f16>
+
+func.func @view_rank(%c: !c) {
+  // expected-error @+1 {{'kv.view' op keys must be a rank-4 tensor (batch x kv_heads x capacity x head_dim), got 'tensor<8x64x128xf16>'}}
+  %k, %v = kv.view %c : !c -> tensor<8x64x128xf16>, tensor<8x64x128xf16>
+  return
+}
+
+// -----
+
+// The view has 4 KV heads but the cache 8.
+!c = !kv.cache<kv_heads = 8, head_dim = 128, capacity = 64, element = f16>
+
+func.func @view_heads(%c: !c) {
+  // expected-error @+1 {{'kv.view' op keys has KV heads 4, expected 8}}
+  %k, %v = kv.view %c : !c -> tensor<1x4x64x128xf16>, tensor<1x4x64x128xf16>
+  return
+}
+
+// -----
+
+// The view's head dim 64 is not the cache's 128.
+!c = !kv.cache<kv_heads = 8, head_dim = 128, capacity = 64, element = f16>
+
+func.func @view_dim(%c: !c) {
+  // expected-error @+1 {{'kv.view' op keys has head dim 64, expected 128}}
+  %k, %v = kv.view %c : !c -> tensor<1x8x64x64xf16>, tensor<1x8x64x64xf16>
+  return
+}
+
+// -----
+
+// A view of a latent cache is rank 3 (batch x capacity x row), not 2.
+!l = !kv.latent_cache<latent_dim = 512, rope_dim = 64, capacity = 64, element = bf16>
+
+func.func @view_latent_rank(%c: !l) {
+  // expected-error @+1 {{'kv.view' op latent rows must be a rank-3 tensor (batch x capacity x (latent_dim + rope_dim)), got 'tensor<64x576xbf16>'}}
+  %r = kv.view %c : !l -> tensor<64x576xbf16>
+  return
+}
+
+// -----
+
+// A latent view covers all 64 token slots, not 32.
+!l = !kv.latent_cache<latent_dim = 512, rope_dim = 64, capacity = 64, element = bf16>
+
+func.func @view_latent_tokens(%c: !l) {
+  // expected-error @+1 {{'kv.view' op latent rows has tokens 32, expected 64}}
+  %r = kv.view %c : !l -> tensor<1x32x576xbf16>
+  return
+}
+
+// -----
+
+// Viewing a paged cache without its block table.
+!p = !kv.cache<kv_heads = 8, head_dim = 128, capacity = 64, element = f16, layout = #kv.layout<paged, page_size = 16>>
+
+func.func @view_paged_no_table(%c: !p) {
+  // expected-error @+1 {{'kv.view' op a paged cache needs a block table}}
+  %k, %v = kv.view %c : !p -> tensor<1x8x64x128xf16>, tensor<1x8x64x128xf16>
+  return
+}
+
+// -----
+
+// A contiguous cache given a block table.
+!c = !kv.cache<kv_heads = 8, head_dim = 128, capacity = 64, element = f16>
+
+func.func @view_contiguous_table(%c: !c, %bt: tensor<1x4xi32>) {
+  // expected-error @+1 {{'kv.view' op a contiguous cache takes no block table}}
+  %k, %v = kv.view %c block_table %bt : !c, tensor<1x4xi32> -> tensor<1x8x64x128xf16>, tensor<1x8x64x128xf16>
+  return
+}
+
+// -----
+
+// Capacity 64 at page size 16 is 4 pages, not 5.
+!p = !kv.cache<kv_heads = 8, head_dim = 128, capacity = 64, element = f16, layout = #kv.layout<paged, page_size = 16>>
+
+func.func @view_table_too_long(%c: !p, %bt: tensor<1x5xi32>) {
+  // expected-error @+1 {{'kv.view' op block table has 5 pages per sequence, but capacity 64 at page size 16 needs at most 4}}
+  %k, %v = kv.view %c block_table %bt : !p, tensor<1x5xi32> -> tensor<1x8x64x128xf16>, tensor<1x8x64x128xf16>
+  return
+}
+
+// -----
+
+// The block table has 3 rows for a batch of 2.
+!p = !kv.cache<kv_heads = 8, head_dim = 128, capacity = 64, element = f16, layout = #kv.layout<paged, page_size = 16>>
+
+func.func @view_table_batch(%c: !p, %bt: tensor<3x4xi32>) {
+  // expected-error @+1 {{'kv.view' op block table has batch 3, expected 2}}
+  %k, %v = kv.view %c block_table %bt : !p, tensor<3x4xi32> -> tensor<2x8x64x128xf16>, tensor<2x8x64x128xf16>
+  return
+}
+
+// -----
+
 !c = !kv.cache<kv_heads = 8, head_dim = 128, capacity = 64, element = f16>
 
 // GQA needs a whole number of query heads per KV head.
@@ -553,6 +664,39 @@ func.func @attention_paged(%q: tensor<1x32x1x128xf16>, %c: !p, %lens: tensor<1xi
 
 // -----
 
+// A contiguous cache given a block table.
+!c = !kv.cache<kv_heads = 8, head_dim = 128, capacity = 64, element = f16>
+
+func.func @attention_contiguous_table(%q: tensor<1x32x1x128xf16>, %c: !c, %lens: tensor<1xi32>, %bt: tensor<1x4xi32>) {
+  // expected-error @+1 {{'kv.attention' op a contiguous cache takes no block table}}
+  %o = kv.attention %q, %c, %lens block_table %bt : (tensor<1x32x1x128xf16>, !c, tensor<1xi32>, tensor<1x4xi32>) -> tensor<1x32x1x128xf16>
+  return
+}
+
+// -----
+
+// Capacity 64 at page size 16 is 4 pages, not 5.
+!p = !kv.cache<kv_heads = 8, head_dim = 128, capacity = 64, element = f16, layout = #kv.layout<paged, page_size = 16>>
+
+func.func @attention_table_too_long(%q: tensor<1x32x1x128xf16>, %c: !p, %lens: tensor<1xi32>, %bt: tensor<1x5xi32>) {
+  // expected-error @+1 {{'kv.attention' op block table has 5 pages per sequence, but capacity 64 at page size 16 needs at most 4}}
+  %o = kv.attention %q, %c, %lens block_table %bt : (tensor<1x32x1x128xf16>, !p, tensor<1xi32>, tensor<1x5xi32>) -> tensor<1x32x1x128xf16>
+  return
+}
+
+// -----
+
+// The block table has 3 rows for a batch of 2.
+!p = !kv.cache<kv_heads = 8, head_dim = 128, capacity = 64, element = f16, layout = #kv.layout<paged, page_size = 16>>
+
+func.func @attention_table_batch(%q: tensor<2x32x1x128xf16>, %c: !p, %lens: tensor<2xi32>, %bt: tensor<3x4xi32>) {
+  // expected-error @+1 {{'kv.attention' op block table has batch 3, expected 2}}
+  %o = kv.attention %q, %c, %lens block_table %bt : (tensor<2x32x1x128xf16>, !p, tensor<2xi32>, tensor<3x4xi32>) -> tensor<2x32x1x128xf16>
+  return
+}
+
+// -----
+
 !c = !kv.cache<kv_heads = 8, head_dim = 128, capacity = 64, element = f16>
 
 func.func @mla_on_kv(%ql: tensor<1x16x1x512xbf16>, %qr: tensor<1x16x1x64xbf16>, %c: !c, %lens: tensor<1xi32>) {
@@ -598,6 +742,105 @@ func.func @mla_heads(%ql: tensor<1x16x1x512xbf16>, %qr: tensor<1x8x1x64xbf16>, %
 func.func @mla_scale(%ql: tensor<1x16x1x512xbf16>, %qr: tensor<1x16x1x64xbf16>, %c: !l, %lens: tensor<1xi32>) {
   // expected-error @+1 {{'kv.mla_attention' op scale must be positive}}
   %o = kv.mla_attention %ql, %qr, %c, %lens {scale = -1.0 : f32} : (tensor<1x16x1x512xbf16>, tensor<1x16x1x64xbf16>, !l, tensor<1xi32>) -> tensor<1x16x1x512xbf16>
+  return
+}
+
+// -----
+
+// Latent queries are rank 4, not 3.
+!l = !kv.latent_cache<latent_dim = 512, rope_dim = 64, capacity = 64, element = bf16>
+
+func.func @mla_latent_rank(%ql: tensor<16x1x512xbf16>, %qr: tensor<1x16x1x64xbf16>, %c: !l, %lens: tensor<1xi32>) {
+  // expected-error @+1 {{'kv.mla_attention' op latent queries must be a rank-4 tensor (batch x q_heads x tokens x latent_dim), got 'tensor<16x1x512xbf16>'}}
+  %o = kv.mla_attention %ql, %qr, %c, %lens {scale = 0.1 : f32} : (tensor<16x1x512xbf16>, tensor<1x16x1x64xbf16>, !l, tensor<1xi32>) -> tensor<1x16x1x512xbf16>
+  return
+}
+
+// -----
+
+// RoPE queries are rank 4, not 3.
+!l = !kv.latent_cache<latent_dim = 512, rope_dim = 64, capacity = 64, element = bf16>
+
+func.func @mla_rope_rank(%ql: tensor<1x16x1x512xbf16>, %qr: tensor<16x1x64xbf16>, %c: !l, %lens: tensor<1xi32>) {
+  // expected-error @+1 {{'kv.mla_attention' op rope queries must be a rank-4 tensor (batch x q_heads x tokens x rope_dim), got 'tensor<16x1x64xbf16>'}}
+  %o = kv.mla_attention %ql, %qr, %c, %lens {scale = 0.1 : f32} : (tensor<1x16x1x512xbf16>, tensor<16x1x64xbf16>, !l, tensor<1xi32>) -> tensor<1x16x1x512xbf16>
+  return
+}
+
+// -----
+
+// Three sequence lengths for a batch of 2.
+!l = !kv.latent_cache<latent_dim = 512, rope_dim = 64, capacity = 64, element = bf16>
+
+func.func @mla_lens(%ql: tensor<2x16x1x512xbf16>, %qr: tensor<2x16x1x64xbf16>, %c: !l, %lens: tensor<3xi32>) {
+  // expected-error @+1 {{'kv.mla_attention' op sequence lengths has batch 3, expected 2}}
+  %o = kv.mla_attention %ql, %qr, %c, %lens {scale = 0.1 : f32} : (tensor<2x16x1x512xbf16>, tensor<2x16x1x64xbf16>, !l, tensor<3xi32>) -> tensor<2x16x1x512xbf16>
+  return
+}
+
+// -----
+
+// The output is latent_dim (512) wide, not the whole 576-wide row.
+!l = !kv.latent_cache<latent_dim = 512, rope_dim = 64, capacity = 64, element = bf16>
+
+func.func @mla_output(%ql: tensor<1x16x1x512xbf16>, %qr: tensor<1x16x1x64xbf16>, %c: !l, %lens: tensor<1xi32>) {
+  // expected-error @+1 {{'kv.mla_attention' op output type 'tensor<1x16x1x576xbf16>' must have shape batch x heads x tokens x 512 matching the queries}}
+  %o = kv.mla_attention %ql, %qr, %c, %lens {scale = 0.1 : f32} : (tensor<1x16x1x512xbf16>, tensor<1x16x1x64xbf16>, !l, tensor<1xi32>) -> tensor<1x16x1x576xbf16>
+  return
+}
+
+// -----
+
+// The log-sum-exp drops only the last output dimension, not two.
+!l = !kv.latent_cache<latent_dim = 512, rope_dim = 64, capacity = 64, element = bf16>
+
+func.func @mla_lse(%ql: tensor<1x16x1x512xbf16>, %qr: tensor<1x16x1x64xbf16>, %c: !l, %lens: tensor<1xi32>) {
+  // expected-error @+1 {{'kv.mla_attention' op log-sum-exp type 'tensor<1x16xf32>' must have the output's shape without its last dimension}}
+  %o, %lse = kv.mla_attention %ql, %qr, %c, %lens {scale = 0.1 : f32} : (tensor<1x16x1x512xbf16>, tensor<1x16x1x64xbf16>, !l, tensor<1xi32>) -> (tensor<1x16x1x512xbf16>, tensor<1x16xf32>)
+  return
+}
+
+// -----
+
+// Attending over a paged latent cache without its block table.
+!lp = !kv.latent_cache<latent_dim = 512, rope_dim = 64, capacity = 64, element = bf16, layout = #kv.layout<paged, page_size = 16>>
+
+func.func @mla_paged_no_table(%ql: tensor<1x16x1x512xbf16>, %qr: tensor<1x16x1x64xbf16>, %c: !lp, %lens: tensor<1xi32>) {
+  // expected-error @+1 {{'kv.mla_attention' op a paged cache needs a block table}}
+  %o = kv.mla_attention %ql, %qr, %c, %lens {scale = 0.1 : f32} : (tensor<1x16x1x512xbf16>, tensor<1x16x1x64xbf16>, !lp, tensor<1xi32>) -> tensor<1x16x1x512xbf16>
+  return
+}
+
+// -----
+
+// A contiguous latent cache given a block table.
+!l = !kv.latent_cache<latent_dim = 512, rope_dim = 64, capacity = 64, element = bf16>
+
+func.func @mla_contiguous_table(%ql: tensor<1x16x1x512xbf16>, %qr: tensor<1x16x1x64xbf16>, %c: !l, %lens: tensor<1xi32>, %bt: tensor<1x4xi32>) {
+  // expected-error @+1 {{'kv.mla_attention' op a contiguous cache takes no block table}}
+  %o = kv.mla_attention %ql, %qr, %c, %lens block_table %bt {scale = 0.1 : f32} : (tensor<1x16x1x512xbf16>, tensor<1x16x1x64xbf16>, !l, tensor<1xi32>, tensor<1x4xi32>) -> tensor<1x16x1x512xbf16>
+  return
+}
+
+// -----
+
+// Capacity 64 at page size 16 is 4 pages, not 5.
+!lp = !kv.latent_cache<latent_dim = 512, rope_dim = 64, capacity = 64, element = bf16, layout = #kv.layout<paged, page_size = 16>>
+
+func.func @mla_table_too_long(%ql: tensor<1x16x1x512xbf16>, %qr: tensor<1x16x1x64xbf16>, %c: !lp, %lens: tensor<1xi32>, %bt: tensor<1x5xi32>) {
+  // expected-error @+1 {{'kv.mla_attention' op block table has 5 pages per sequence, but capacity 64 at page size 16 needs at most 4}}
+  %o = kv.mla_attention %ql, %qr, %c, %lens block_table %bt {scale = 0.1 : f32} : (tensor<1x16x1x512xbf16>, tensor<1x16x1x64xbf16>, !lp, tensor<1xi32>, tensor<1x5xi32>) -> tensor<1x16x1x512xbf16>
+  return
+}
+
+// -----
+
+// The block table has 3 rows for a batch of 2.
+!lp = !kv.latent_cache<latent_dim = 512, rope_dim = 64, capacity = 64, element = bf16, layout = #kv.layout<paged, page_size = 16>>
+
+func.func @mla_table_batch(%ql: tensor<2x16x1x512xbf16>, %qr: tensor<2x16x1x64xbf16>, %c: !lp, %lens: tensor<2xi32>, %bt: tensor<3x4xi32>) {
+  // expected-error @+1 {{'kv.mla_attention' op block table has batch 3, expected 2}}
+  %o = kv.mla_attention %ql, %qr, %c, %lens block_table %bt {scale = 0.1 : f32} : (tensor<2x16x1x512xbf16>, tensor<2x16x1x64xbf16>, !lp, tensor<2xi32>, tensor<3x4xi32>) -> tensor<2x16x1x512xbf16>
   return
 }
 
@@ -771,6 +1014,33 @@ func.func @dequant_storage(%q: tensor<16x128xi8>, %s: tensor<16x1xf16>) {
 
 // -----
 
+// The stored data (16x64) and the float result (16x128) differ in shape.
+func.func @dequant_shape(%q: tensor<16x64xi8>, %s: tensor<16x1xf16>) {
+  // expected-error @+1 {{'kv.dequantize' op quantized data 'tensor<16x64xi8>' must have the shape of the float tensor 'tensor<16x128xf16>'}}
+  %x = kv.dequantize %q, %s {encoding = #kv.quant<int8>} : tensor<16x64xi8>, tensor<16x1xf16> -> tensor<16x128xf16>
+  return
+}
+
+// -----
+
+// Groups of 32 channels need 4 scales per token, not 1.
+func.func @dequant_scale_shape(%q: tensor<16x128xi8>, %s: tensor<16x1xf16>) {
+  // expected-error @+1 {{'kv.dequantize' op scales must be 'tensor<16x4xf16>', got 'tensor<16x1xf16>'}}
+  %x = kv.dequantize %q, %s {encoding = #kv.quant<int8, group = 32>} : tensor<16x128xi8>, tensor<16x1xf16> -> tensor<16x128xf16>
+  return
+}
+
+// -----
+
+// An asymmetric encoding restored without its zero points.
+func.func @dequant_no_zero(%q: tensor<16x128xi8>, %s: tensor<16x1xf16>) {
+  // expected-error @+1 {{'kv.dequantize' op an asymmetric encoding needs zero points}}
+  %x = kv.dequantize %q, %s {encoding = #kv.quant<int8, symmetric = false>} : tensor<16x128xi8>, tensor<16x1xf16> -> tensor<16x128xf16>
+  return
+}
+
+// -----
+
 func.func @gather_rank(%p: tensor<64x16x128xf16>, %bt: tensor<2x8xi32>) {
   // expected-error @+1 {{'kv.gather_pages' op pages must be a rank-4 tensor (pages x page_size x heads x head_dim), got 'tensor<64x16x128xf16>'}}
   %g = kv.gather_pages %p, %bt : tensor<64x16x128xf16>, tensor<2x8xi32> -> tensor<2x8x128x128xf16>
@@ -814,5 +1084,145 @@ func.func @rope_batch(%x: tensor<2x8x4x8xf16>, %pos: tensor<1xi32>) {
 func.func @rope_rank(%x: tensor<8x4x8xf16>, %pos: tensor<1xi32>) {
   // expected-error @+1 {{'kv.rope' op input must be a rank-4 tensor (batch x heads x tokens x dim), got 'tensor<8x4x8xf16>'}}
   %r = kv.rope %x, %pos {theta = 10000.0 : f64} : tensor<8x4x8xf16>, tensor<1xi32> -> tensor<8x4x8xf16>
+  return
+}
+
+// -----
+
+// Unranked tensors are rejected by the operand and result types before any
+// verifier reads a shape. In the custom form the parser already refuses
+// unranked keys; the generic forms below reach the op verifier.
+!c = !kv.cache<kv_heads = 8, head_dim = 128, capacity = 64, element = f16>
+
+func.func @append_unranked_custom(%c: !c, %pos: tensor<1xi32>, %k: tensor<*xf16>) {
+  // expected-error @+1 {{custom op 'kv.append' invalid kind of type specified: expected builtin.tensor, but found 'tensor<*xf16>'}}
+  kv.append %c[%pos], %k, %k : !c, tensor<1xi32>, tensor<*xf16>, tensor<*xf16>
+  return
+}
+
+// -----
+
+// Unranked keys and values.
+!c = !kv.cache<kv_heads = 8, head_dim = 128, capacity = 64, element = f16>
+
+func.func @append_unranked(%c: !c, %pos: tensor<1xi32>, %k: tensor<*xf16>) {
+  // expected-error @+1 {{'kv.append' op operand #2 must be ranked tensor of 16-bit float or bfloat16 type or 32-bit float values, but got 'tensor<*xf16>'}}
+  "kv.append"(%c, %pos, %k, %k) <{operandSegmentSizes = array<i32: 1, 1, 1, 1, 0>}> : (!c, tensor<1xi32>, tensor<*xf16>, tensor<*xf16>) -> ()
+  return
+}
+
+// -----
+
+// Unranked view results.
+!c = !kv.cache<kv_heads = 8, head_dim = 128, capacity = 64, element = f16>
+
+func.func @view_unranked(%c: !c) {
+  // expected-error @+1 {{'kv.view' op result #0 must be ranked tensor of 16-bit float or bfloat16 type or 32-bit float values, but got 'tensor<*xf16>'}}
+  %k, %v = "kv.view"(%c) : (!c) -> (tensor<*xf16>, tensor<*xf16>)
+  return
+}
+
+// -----
+
+// Unranked queries.
+!c = !kv.cache<kv_heads = 8, head_dim = 128, capacity = 64, element = f16>
+
+func.func @attention_unranked(%q: tensor<*xf16>, %c: !c, %lens: tensor<1xi32>) {
+  // expected-error @+1 {{'kv.attention' op operand #0 must be ranked tensor of 16-bit float or bfloat16 type or 32-bit float values, but got 'tensor<*xf16>'}}
+  %o = kv.attention %q, %c, %lens : (tensor<*xf16>, !c, tensor<1xi32>) -> tensor<1x32x1x128xf16>
+  return
+}
+
+// -----
+
+// An unranked log-sum-exp result.
+!c = !kv.cache<kv_heads = 8, head_dim = 128, capacity = 64, element = f16>
+
+func.func @attention_lse_unranked(%q: tensor<1x32x1x128xf16>, %c: !c, %lens: tensor<1xi32>) {
+  // expected-error @+1 {{'kv.attention' op result #1 must be ranked tensor of 32-bit float values, but got 'tensor<*xf32>'}}
+  %o, %lse = kv.attention %q, %c, %lens : (tensor<1x32x1x128xf16>, !c, tensor<1xi32>) -> (tensor<1x32x1x128xf16>, tensor<*xf32>)
+  return
+}
+
+// -----
+
+// An unranked log-sum-exp result of MLA attention.
+!l = !kv.latent_cache<latent_dim = 512, rope_dim = 64, capacity = 64, element = bf16>
+
+func.func @mla_lse_unranked(%ql: tensor<1x16x1x512xbf16>, %qr: tensor<1x16x1x64xbf16>, %c: !l, %lens: tensor<1xi32>) {
+  // expected-error @+1 {{'kv.mla_attention' op result #1 must be ranked tensor of 32-bit float values, but got 'tensor<*xf32>'}}
+  %o, %lse = kv.mla_attention %ql, %qr, %c, %lens {scale = 0.1 : f32} : (tensor<1x16x1x512xbf16>, tensor<1x16x1x64xbf16>, !l, tensor<1xi32>) -> (tensor<1x16x1x512xbf16>, tensor<*xf32>)
+  return
+}
+
+// -----
+
+// Unranked hidden states.
+func.func @mla_project_unranked(%h: tensor<*xbf16>, %wd: tensor<1024x512xbf16>, %wr: tensor<1024x64xbf16>) {
+  // expected-error @+1 {{'kv.mla_project' op operand #0 must be ranked tensor of 16-bit float or bfloat16 type or 32-bit float values, but got 'tensor<*xbf16>'}}
+  %r = "kv.mla_project"(%h, %wd, %wr) : (tensor<*xbf16>, tensor<1024x512xbf16>, tensor<1024x64xbf16>) -> tensor<1x4x576xbf16>
+  return
+}
+
+// -----
+
+// An unranked merged output.
+func.func @merge_output_unranked(%o: tensor<4x2x8x1x64xf32>, %l: tensor<4x2x8x1xf32>) {
+  // expected-error @+1 {{'kv.merge_states' op result #0 must be ranked tensor of 16-bit float or bfloat16 type or 32-bit float values, but got 'tensor<*xf32>'}}
+  %m, %ml = "kv.merge_states"(%o, %l) : (tensor<4x2x8x1x64xf32>, tensor<4x2x8x1xf32>) -> (tensor<*xf32>, tensor<2x8x1xf32>)
+  return
+}
+
+// -----
+
+// An unranked merged log-sum-exp.
+func.func @merge_lse_unranked(%o: tensor<4x2x8x1x64xf32>, %l: tensor<4x2x8x1xf32>) {
+  // expected-error @+1 {{'kv.merge_states' op result #1 must be ranked tensor of 32-bit float values, but got 'tensor<*xf32>'}}
+  %m, %ml = "kv.merge_states"(%o, %l) : (tensor<4x2x8x1x64xf32>, tensor<4x2x8x1xf32>) -> (tensor<2x8x1x64xf32>, tensor<*xf32>)
+  return
+}
+
+// -----
+
+// An unranked quantize input.
+func.func @quant_unranked(%x: tensor<*xf16>) {
+  // expected-error @+1 {{'kv.quantize' op operand #0 must be ranked tensor of 16-bit float or bfloat16 type or 32-bit float values, but got 'tensor<*xf16>'}}
+  %q, %s = "kv.quantize"(%x) <{encoding = #kv.quant<int8>}> : (tensor<*xf16>) -> (tensor<16x128xi8>, tensor<16x1xf16>)
+  return
+}
+
+// -----
+
+// Unranked scales.
+func.func @quant_scales_unranked(%x: tensor<16x128xf16>) {
+  // expected-error @+1 {{'kv.quantize' op result #1 must be ranked tensor of 16-bit float or bfloat16 type or 32-bit float values, but got 'tensor<*xf16>'}}
+  %q, %s = "kv.quantize"(%x) <{encoding = #kv.quant<int8>}> : (tensor<16x128xf16>) -> (tensor<16x128xi8>, tensor<*xf16>)
+  return
+}
+
+// -----
+
+// An unranked dequantize result.
+func.func @dequant_unranked(%q: tensor<16x128xi8>, %s: tensor<16x1xf16>) {
+  // expected-error @+1 {{'kv.dequantize' op result #0 must be ranked tensor of 16-bit float or bfloat16 type or 32-bit float values, but got 'tensor<*xf16>'}}
+  %x = "kv.dequantize"(%q, %s) <{encoding = #kv.quant<int8>}> : (tensor<16x128xi8>, tensor<16x1xf16>) -> tensor<*xf16>
+  return
+}
+
+// -----
+
+// An unranked gather result.
+func.func @gather_unranked(%p: tensor<64x16x8x128xf16>, %bt: tensor<2x8xi32>) {
+  // expected-error @+1 {{'kv.gather_pages' op result #0 must be ranked tensor of 16-bit float or bfloat16 type or 32-bit float values, but got 'tensor<*xf16>'}}
+  %r = "kv.gather_pages"(%p, %bt) : (tensor<64x16x8x128xf16>, tensor<2x8xi32>) -> tensor<*xf16>
+  return
+}
+
+// -----
+
+// An unranked rope input.
+func.func @rope_unranked(%x: tensor<*xf16>, %pos: tensor<1xi32>) {
+  // expected-error @+1 {{'kv.rope' op operand #0 must be ranked tensor of 16-bit float or bfloat16 type or 32-bit float values, but got 'tensor<*xf16>'}}
+  %r = "kv.rope"(%x, %pos) <{theta = 1.0e+04 : f64}> : (tensor<*xf16>, tensor<1xi32>) -> tensor<*xf16>
   return
 }

@@ -83,6 +83,26 @@ func.func @mla(%h: tensor<1x4x1024xbf16>, %wd: tensor<1024x512xbf16>, %wr: tenso
   return %o : tensor<1x16x1x512xbf16>
 }
 
+!latent_paged = !kv.latent_cache<latent_dim = 512, rope_dim = 64, capacity = 1024, element = bf16, layout = #kv.layout<paged, page_size = 64>>
+
+// MLA attention over a paged latent cache with a block table, and with the
+// log-sum-exp result.
+// CHECK-LABEL: func @mla_paged_lse
+func.func @mla_paged_lse(%ql: tensor<2x16x1x512xbf16>, %qr: tensor<2x16x1x64xbf16>,
+                         %c: !latent, %p: !latent_paged, %lens: tensor<2xi32>,
+                         %bt: tensor<?x16xi32>)
+    -> (tensor<2x16x1x512xbf16>, tensor<2x16x1xf32>, tensor<2x16x1xf32>) {
+  // CHECK: kv.mla_attention %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} block_table %{{.*}} {scale = 0.0721687824 : f32} : (tensor<2x16x1x512xbf16>, tensor<2x16x1x64xbf16>, !kv.latent_cache<latent_dim = 512, rope_dim = 64, capacity = 1024, element = bf16, layout = #kv.layout<paged, page_size = 64>>, tensor<2xi32>, tensor<?x16xi32>) -> (tensor<2x16x1x512xbf16>, tensor<2x16x1xf32>)
+  %o, %lse = kv.mla_attention %ql, %qr, %p, %lens block_table %bt {scale = 0.0721687824 : f32}
+      : (tensor<2x16x1x512xbf16>, tensor<2x16x1x64xbf16>, !latent_paged, tensor<2xi32>, tensor<?x16xi32>)
+      -> (tensor<2x16x1x512xbf16>, tensor<2x16x1xf32>)
+  // CHECK: kv.mla_attention %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} {causal, scale = 1.250000e-01 : f32} : (tensor<2x16x1x512xbf16>, tensor<2x16x1x64xbf16>, !kv.latent_cache<latent_dim = 512, rope_dim = 64, capacity = 1024, element = bf16>, tensor<2xi32>) -> (tensor<2x16x1x512xbf16>, tensor<2x16x1xf32>)
+  %o2, %lse2 = kv.mla_attention %ql, %qr, %c, %lens {scale = 0.125 : f32, causal}
+      : (tensor<2x16x1x512xbf16>, tensor<2x16x1x64xbf16>, !latent, tensor<2xi32>)
+      -> (tensor<2x16x1x512xbf16>, tensor<2x16x1xf32>)
+  return %o, %lse, %lse2 : tensor<2x16x1x512xbf16>, tensor<2x16x1xf32>, tensor<2x16x1xf32>
+}
+
 // CHECK-LABEL: func @quantize_roundtrip
 func.func @quantize_roundtrip(%x: tensor<32x128xf16>) -> (tensor<32x128xf16>, tensor<32x128xf16>) {
   // CHECK: kv.quantize %{{.*}} {encoding = #kv.quant<int8>} : tensor<32x128xf16> -> tensor<32x128xi8>, tensor<32x1xf16>

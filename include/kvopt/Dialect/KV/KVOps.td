@@ -15,9 +15,12 @@ include "mlir/IR/BuiltinAttributeInterfaces.td"
 /// Every cache is one memory resource: appends write it, attention reads it.
 def KV_CacheResource : Resource<"::kvopt::kv::CacheResource">;
 
+// Every tensor the ops take or give is ranked: the verifiers read shapes, and
+// an unranked tensor is rejected by these constraints before they run.
 def KV_I32Vector : 1DTensorOf<[I32]>;
 def KV_BlockTable : 2DTensorOf<[I32]>;
-def KV_FloatTensor : TensorOf<[F16, BF16, F32]>;
+def KV_FloatTensor : RankedTensorOf<[F16, BF16, F32]>;
+def KV_F32Tensor : RankedTensorOf<[F32]>;
 
 //===----------------------------------------------------------------------===//
 // Cache creation and sharing
@@ -180,7 +183,7 @@ def KV_AttentionOp : KV_Op<"attention"> {
     UnitAttr:$causal,
     OptionalAttr<ConfinedAttr<I64Attr, [IntPositive]>>:$window,
     OptionalAttr<ConfinedAttr<I64Attr, [IntNonNegative]>>:$sinks);
-  let results = (outs KV_FloatTensor:$output, Optional<TensorOf<[F32]>>:$lse);
+  let results = (outs KV_FloatTensor:$output, Optional<KV_F32Tensor>:$lse);
   let assemblyFormat = [{
     $queries `,` $cache `,` $seq_lens (`block_table` $block_table^)? attr-dict
     `:` functional-type(operands, results)
@@ -248,7 +251,7 @@ def KV_MLAAttentionOp : KV_Op<"mla_attention"> {
     Optional<KV_BlockTable>:$block_table,
     F32Attr:$scale,
     UnitAttr:$causal);
-  let results = (outs KV_FloatTensor:$output, Optional<TensorOf<[F32]>>:$lse);
+  let results = (outs KV_FloatTensor:$output, Optional<KV_F32Tensor>:$lse);
   let assemblyFormat = [{
     $q_latent `,` $q_rope `,` $cache `,` $seq_lens
     (`block_table` $block_table^)? attr-dict `:` functional-type(operands, results)
@@ -272,8 +275,8 @@ def KV_MergeStatesOp : KV_Op<"merge_states", [Pure]> {
         -> tensor<2x32x1x128xf32>, tensor<2x32x1xf32>
     ```
   }];
-  let arguments = (ins KV_FloatTensor:$outputs, TensorOf<[F32]>:$lses);
-  let results = (outs KV_FloatTensor:$output, TensorOf<[F32]>:$lse);
+  let arguments = (ins KV_FloatTensor:$outputs, KV_F32Tensor:$lses);
+  let results = (outs KV_FloatTensor:$output, KV_F32Tensor:$lse);
   let assemblyFormat = [{
     $outputs `,` $lses attr-dict `:` type($outputs) `,` type($lses) `->`
     type($output) `,` type($lse)

@@ -139,6 +139,14 @@ kvopt_status kvopt_seq_length(const kvopt_pool *pool, kvopt_seq_id seq,
 kvopt_status kvopt_seq_slot(const kvopt_pool *pool, kvopt_seq_id seq,
                             uint32_t token, uint32_t cache,
                             kvopt_component component, kvopt_slot *out);
+/** Full-precision window of a quantized component of `seq` in cache `cache`
+ *  ([sinks + recent][row width] elements of the layout's element type):
+ *  `address` receives its first byte (a host pointer for host memory) and
+ *  `bytes` its size. KVOPT_ERR_INVALID_ARGUMENT if the component keeps no
+ *  window. */
+kvopt_status kvopt_seq_window(const kvopt_pool *pool, kvopt_seq_id seq,
+                              uint32_t cache, kvopt_component component,
+                              uint64_t *address, uint64_t *bytes);
 
 /* Block tables ------------------------------------------------------------ */
 
