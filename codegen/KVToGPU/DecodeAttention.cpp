@@ -474,47 +474,11 @@ gpu::GPUFuncOp kvopt::gpugen::buildDecodeKernel(gpu::GPUModuleOp module,
     SmallVector<Value> next;
     for (int64_t k = 0; k < ownRows; ++k) {
       Value r = e.add(warp, k * W);
-      Value owned = e.lt(r, e.idx(R));
-      Value mOld = carried[2 * k], lOld = carried[2 * k + 1];
-      auto ifOp = scf::IfOp::create(b, TypeRange{f32t, f32t}, owned, true);
-      {
-        OpBuilder::InsertionGuard g2(b);
-        b.setInsertionPointToStart(&ifOp.getThenRegion().front());
-        int64_t steps = (N + 31) / 32;
-        Value tileMax = e.negInf();
-        SmallVector<Value> sv;
-        for (int64_t i = 0; i < steps; ++i) {
-          Value j = e.add(lane, 32 * i);
-          Value inTile = e.lt(j, e.idx(N));
-          Value at = e.add(e.mul(r, N), e.min(j, e.idx(N - 1)));
-          Value v = e.select(inTile, e.load(scoreS, at), e.negInf());
-          sv.push_back(v);
-          tileMax = e.fmax(tileMax, v);
-        }
-        tileMax = e.xorReduce(tileMax, 32, /*isMax=*/true);
-        Value mNew = e.fmax(mOld, tileMax);
-        Value mNewInf = e.isNegInf(mNew);
-        Value alpha =
-            e.select(e.isNegInf(mOld), e.f32(0.0f), e.exp(e.fsub(mOld, mNew)));
-        Value sum = e.f32(0.0f);
-        for (int64_t i = 0; i < steps; ++i) {
-          Value j = e.add(lane, 32 * i);
-          Value dead = arith::OrIOp::create(b, e.isNegInf(sv[i]), mNewInf);
-          Value p = e.select(dead, e.f32(0.0f), e.exp(e.fsub(sv[i], mNew)));
-          sum = e.fadd(sum, p);
-          e.ifThen(e.lt(j, e.idx(N)),
-                   [&] { e.store(p, scoreS, e.add(e.mul(r, N), j)); });
-        }
-        sum = e.xorReduce(sum, 32, /*isMax=*/false);
-        Value lNew = e.fadd(e.fmul(lOld, alpha), sum);
-        e.ifThen(e.cmp(arith::CmpIPredicate::eq, lane, c0),
-                 [&] { e.store(alpha, statS, r); });
-        scf::YieldOp::create(b, ValueRange{mNew, lNew});
-        b.setInsertionPointToStart(&ifOp.getElseRegion().front());
-        scf::YieldOp::create(b, ValueRange{mOld, lOld});
-      }
-      next.push_back(ifOp.getResult(0));
-      next.push_back(ifOp.getResult(1));
+      auto [mNew, lNew] =
+          e.onlineSoftmaxRow(scoreS, statS, r, e.lt(r, e.idx(R)), lane, N,
+                             carried[2 * k], carried[2 * k + 1]);
+      next.push_back(mNew);
+      next.push_back(lNew);
     }
     e.barrier();
 

@@ -140,6 +140,51 @@ struct Emitter {
     scf::YieldOp::create(b, elseBody());
     return op.getResult(0);
   }
+  /// One online-softmax step of query row `r` over a tile of `n` scores at
+  /// scores[r * n, (r + 1) * n), run by the lanes of one warp (`owned` is
+  /// warp-uniform; false keeps the state): the scores become
+  /// p = exp(s - m'), lane 0 writes alpha = exp(m - m') to stat[r], and the
+  /// new (m', l') is returned.
+  std::pair<Value, Value> onlineSoftmaxRow(Value scoreS, Value statS, Value r,
+                                           Value owned, Value lane, int64_t n,
+                                           Value mOld, Value lOld) {
+    Type f32t = b.getF32Type();
+    auto ifOp = scf::IfOp::create(b, TypeRange{f32t, f32t}, owned, true);
+    OpBuilder::InsertionGuard g2(b);
+    b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+    int64_t steps = (n + 31) / 32;
+    Value tileMax = negInf();
+    SmallVector<Value> sv;
+    for (int64_t i = 0; i < steps; ++i) {
+      Value j = add(lane, 32 * i);
+      Value inTile = lt(j, idx(n));
+      Value at = add(mul(r, n), min(j, idx(n - 1)));
+      Value v = select(inTile, load(scoreS, at), negInf());
+      sv.push_back(v);
+      tileMax = fmax(tileMax, v);
+    }
+    tileMax = xorReduce(tileMax, 32, /*isMax=*/true);
+    Value mNew = fmax(mOld, tileMax);
+    Value mNewInf = isNegInf(mNew);
+    Value alpha = select(isNegInf(mOld), f32(0.0f), exp(fsub(mOld, mNew)));
+    Value sum = f32(0.0f);
+    for (int64_t i = 0; i < steps; ++i) {
+      Value j = add(lane, 32 * i);
+      Value dead = arith::OrIOp::create(b, isNegInf(sv[i]), mNewInf);
+      Value p = select(dead, f32(0.0f), exp(fsub(sv[i], mNew)));
+      sum = fadd(sum, p);
+      ifThen(lt(j, idx(n)), [&] { store(p, scoreS, add(mul(r, n), j)); });
+    }
+    sum = xorReduce(sum, 32, /*isMax=*/false);
+    Value lNew = fadd(fmul(lOld, alpha), sum);
+    ifThen(cmp(arith::CmpIPredicate::eq, lane, idx(0)),
+           [&] { store(alpha, statS, r); });
+    scf::YieldOp::create(b, ValueRange{mNew, lNew});
+    b.setInsertionPointToStart(&ifOp.getElseRegion().front());
+    scf::YieldOp::create(b, ValueRange{mOld, lOld});
+    return {ifOp.getResult(0), ifOp.getResult(1)};
+  }
+
   /// A vector<n x i8> (or scalar i8) of `type` bits/element reinterpreted.
   Value bitcastVec(Value v, int64_t n, Type t) {
     return vector::BitCastOp::create(b, vec(n, t), v);

@@ -118,6 +118,11 @@ private:
                            llvm::StringMap<ArrayAttr> &built,
                            llvm::function_ref<std::string(StringRef)> freshName,
                            llvm::function_ref<Attribute(StringRef)> ref);
+  /// The MLA decode + merge kernels of `op`, likewise.
+  ArrayAttr buildMLA(kv::MLAAttentionOp op, const gpugen::TargetInfo &target,
+                     llvm::StringMap<ArrayAttr> &built,
+                     llvm::function_ref<std::string(StringRef)> freshName,
+                     llvm::function_ref<Attribute(StringRef)> ref);
   /// The append kernel of `op`, likewise.
   ArrayAttr buildAppend(kv::AppendOp op, const gpugen::TargetInfo &target,
                         llvm::StringMap<ArrayAttr> &built,
@@ -136,7 +141,7 @@ void KVGPUKernelsPass::runOnOperation() {
   }
   SmallVector<Operation *> ops;
   module.walk([&](Operation *op) {
-    if (isa<kv::AttentionOp, kv::AppendOp>(op))
+    if (isa<kv::AttentionOp, kv::MLAAttentionOp, kv::AppendOp>(op))
       ops.push_back(op);
   });
 
@@ -176,6 +181,8 @@ void KVGPUKernelsPass::runOnOperation() {
     ArrayAttr kernels;
     if (auto attention = dyn_cast<kv::AttentionOp>(op))
       kernels = buildAttention(attention, *target, built, freshName, ref);
+    else if (auto mla = dyn_cast<kv::MLAAttentionOp>(op))
+      kernels = buildMLA(mla, *target, built, freshName, ref);
     else
       kernels =
           buildAppend(cast<kv::AppendOp>(op), *target, built, freshName, ref);
@@ -225,6 +232,70 @@ ArrayAttr KVGPUKernelsPass::buildAttention(
   int64_t rows = cfg->layout.kvHeads * cfg->rows();
   gpugen::setLaunchGrid(dk, {gpugen::GridDim::ofArg("splits"),
                              gpugen::GridDim::constant(cfg->layout.kvHeads),
+                             gpugen::GridDim::ofArg("seq_lens_size")});
+  gpugen::setLaunchGrid(mk, {gpugen::GridDim::constant(rows),
+                             gpugen::GridDim::ofArg("lse_size", rows)});
+  return built[key] =
+             ArrayAttr::get(op->getContext(), {ref(decode), ref(merge)});
+}
+
+ArrayAttr
+KVGPUKernelsPass::buildMLA(kv::MLAAttentionOp op,
+                           const gpugen::TargetInfo &target,
+                           llvm::StringMap<ArrayAttr> &built,
+                           llvm::function_ref<std::string(StringRef)> freshName,
+                           llvm::function_ref<Attribute(StringRef)> ref) {
+  auto emitError = [&] { return op.emitOpError(); };
+  auto cache = cast<kv::LatentCacheType>(op.getCache().getType());
+  auto cfg = gpugen::computeLatentLayout(cache, emitError);
+  if (failed(cfg))
+    return {};
+  if (!op.getBlockTable()) {
+    op.emitOpError("a paged cache needs its block table");
+    return {};
+  }
+  auto qt = cast<RankedTensorType>(op.getQLatent().getType());
+  auto rt = cast<RankedTensorType>(op.getQRope().getType());
+  if (qt.isDynamicDim(1) || qt.isDynamicDim(2)) {
+    op.emitOpError("GPU MLA decode needs static query heads and query "
+                   "length");
+    return {};
+  }
+  if (qt.getElementType() != rt.getElementType()) {
+    op.emitOpError("GPU MLA decode needs one element type for q_latent and "
+                   "q_rope");
+    return {};
+  }
+  cfg->heads = qt.getDimSize(1);
+  cfg->queryLen = qt.getDimSize(2);
+  cfg->queryType = qt.getElementType();
+  cfg->outputType = op.getOutput().getType().getElementType();
+  cfg->scale = op.getScale().convertToFloat();
+  cfg->causal = op.getCausal();
+  auto sched = gpugen::chooseMLADecodeSchedule(target, *cfg, emitError);
+  if (failed(sched))
+    return {};
+  std::string key;
+  {
+    llvm::raw_string_ostream os(key);
+    os << "mla|" << cache << "|" << cfg->heads << "|" << cfg->queryLen << "|"
+       << cfg->queryType << "|" << cfg->outputType << "|" << cfg->scale << "|"
+       << cfg->causal;
+  }
+  auto it = built.find(key);
+  if (it != built.end())
+    return it->second;
+  std::string decode = freshName("mla_decode"), merge = freshName("merge");
+  auto module =
+      op->getParentOfType<ModuleOp>().lookupSymbol<mlir::gpu::GPUModuleOp>(
+          kModuleName);
+  auto dk = gpugen::buildMLADecodeKernel(module, decode, *cfg, *sched);
+  auto mk = gpugen::buildMergeKernel(
+      module, merge, cfg->latentDim, cfg->outputType, sched->maxSplits,
+      gpugen::mergeThreads(target, cfg->latentDim));
+  int64_t rows = cfg->rows();
+  gpugen::setLaunchGrid(dk, {gpugen::GridDim::ofArg("splits"),
+                             gpugen::GridDim::constant(sched->rowBlocks(rows)),
                              gpugen::GridDim::ofArg("seq_lens_size")});
   gpugen::setLaunchGrid(mk, {gpugen::GridDim::constant(rows),
                              gpugen::GridDim::ofArg("lse_size", rows)});

@@ -115,6 +115,58 @@ mlir::gpu::GPUFuncOp buildMergeKernel(mlir::gpu::GPUModuleOp module,
 /// Threads of the merge kernel for `headDim` on `target`.
 int64_t mergeThreads(const TargetInfo &target, int64_t headDim);
 
+/// Everything the MLA decode kernel (kv.mla_attention over a paged
+/// !kv.latent_cache) is specialized on. The latent row [c | k_rope] of width
+/// latentDim + ropeDim is stored like a one-head kv.cache page component.
+struct MLADecodeConfig {
+  ComponentInfo row;
+  int64_t latentDim = 0, ropeDim = 0, pageSize = 0, pageBytes = 0;
+  int64_t heads = 1, queryLen = 1; ///< Hq, Tq
+  mlir::Type queryType, outputType;
+  float scale = 1.0f;
+  bool causal = false;
+
+  int64_t width() const { return latentDim + ropeDim; }
+  int64_t rows() const { return heads * queryLen; }
+};
+
+/// The layout fields of an MLADecodeConfig for `type`, or a diagnostic
+/// (contiguous layout, windows, channel-axis scales).
+mlir::FailureOr<MLADecodeConfig> computeLatentLayout(kv::LatentCacheType type,
+                                                     EmitErrorFn emitError);
+
+/// The MLA decode kernel's shape: `key` maps the score phase (lanes of a
+/// warp split a row of W), `value` the accumulation (threads split the
+/// latent dim, `lanes` of them own `elems` channels each).
+struct MLADecodeSchedule {
+  int64_t threads = 0, warps = 0;
+  int64_t tileTokens = 0, tilePages = 0, maxSplits = 0;
+  int64_t rowsPerBlock = 0; ///< query rows (heads x Tq) per block
+  int64_t sharedBytes = 0;
+  RowMapping key, value;
+  /// grid.y: blocks of rowsPerBlock rows.
+  int64_t rowBlocks(int64_t rows) const {
+    return (rows + rowsPerBlock - 1) / rowsPerBlock;
+  }
+};
+
+mlir::FailureOr<MLADecodeSchedule>
+chooseMLADecodeSchedule(const TargetInfo &target, const MLADecodeConfig &config,
+                        EmitErrorFn emitError);
+
+/// Builds `name` into `module`:
+///   (q_latent: memref<?xQ>, q_rope: memref<?xQ>, pool: memref<?xi8>,
+///    block_table: memref<?xi32>, seq_lens: memref<?xi32>,
+///    part_out: memref<?xf32>, part_lse: memref<?xf32>, max_pages: i32,
+///    splits: i32, chunk_tokens: i32)
+/// grid (splits, rowBlocks(Hq * Tq), batch). part_out is
+/// [B, Hq, Tq, splits, latent], part_lse [B, Hq, Tq, splits], as the merge
+/// kernel reads them.
+mlir::gpu::GPUFuncOp buildMLADecodeKernel(mlir::gpu::GPUModuleOp module,
+                                          llvm::StringRef name,
+                                          const MLADecodeConfig &config,
+                                          const MLADecodeSchedule &schedule);
+
 /// Everything the append kernel (kv.append: RoPE + quantize + scatter) is
 /// specialized on.
 struct AppendConfig {

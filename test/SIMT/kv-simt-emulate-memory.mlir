@@ -52,6 +52,14 @@ gpu.module @m {
 // CHECK-SAME: %[[P:[^:]*]]: !llvm.ptr
 // CHECK: %[[SIXTEEN:.*]] = llvm.mlir.constant(16 : i64) : i64
 // CHECK: llvm.call @__kv_simt_ld_generic(%[[P]], %[[SIXTEEN]], %{{.*}}) : (!llvm.ptr, i64, i32) -> !llvm.ptr
+// A vector of a count that is not a power of two touches its elements only:
+// 12 bytes for vector<3xf32>, 6 for vector<3xbf16> (not the 16 and 8 of
+// their allocation sizes).
+// CHECK-LABEL: llvm.func @odd_vectors(
+// CHECK: %[[TWELVE:.*]] = llvm.mlir.constant(12 : i64) : i64
+// CHECK: llvm.call @__kv_simt_ld_generic(%{{.*}}, %[[TWELVE]], %{{.*}})
+// CHECK: %[[SIX:.*]] = llvm.mlir.constant(6 : i64) : i64
+// CHECK: llvm.call @__kv_simt_st_generic(%{{.*}}, %[[SIX]], %{{.*}})
 // CHECK-LABEL: llvm.func @indirect(
 // CHECK: llvm.call @__kv_simt_ld_global
 // CHECK: %[[Q:.*]] = llvm.load %{{.*}} : !llvm.ptr -> !llvm.ptr
@@ -60,6 +68,11 @@ gpu.module @m {
   llvm.func @helper(%p: !llvm.ptr) -> vector<4xf32> {
     %v = llvm.load %p : !llvm.ptr -> vector<4xf32>
     llvm.return %v : vector<4xf32>
+  }
+  llvm.func @odd_vectors(%p: !llvm.ptr, %h: vector<3xbf16>) -> vector<3xf32> {
+    %v = llvm.load %p : !llvm.ptr -> vector<3xf32>
+    llvm.store %h, %p : vector<3xbf16>, !llvm.ptr
+    llvm.return %v : vector<3xf32>
   }
   llvm.func @indirect(%pp: !llvm.ptr, %x: f32) attributes {gpu.kernel, nvvm.kernel} {
     %q = llvm.load %pp : !llvm.ptr -> !llvm.ptr

@@ -1,4 +1,4 @@
-// Appends the GPU kernels do not generate are rejected with a diagnostic
+// kv ops the GPU kernels do not cover are rejected with a diagnostic
 // naming the reason, and the pass fails.
 // RUN: not kvopt-opt %s -split-input-file -kv-gpu-kernels 2>&1 | FileCheck %s
 // RUN: not kvopt-opt %s -split-input-file -kv-gpu-kernels=chip=sm_70 2>&1 | FileCheck %s --check-prefix=CHIP
@@ -53,4 +53,22 @@ func.func @no_mapping(%c: !kv.cache<kv_heads = 1, head_dim = 194, capacity = 16,
 // CHIP: error: kv-gpu-kernels: unknown chip 'sm_70' (expected sm_80 or sm_90)
 func.func @chip() {
   return
+}
+
+// -----
+
+// MLA over a contiguous latent cache must be paginated first.
+func.func @mla_contiguous(%ql: tensor<1x16x1x512xbf16>, %qr: tensor<1x16x1x64xbf16>, %c: !kv.latent_cache<latent_dim = 512, rope_dim = 64, capacity = 64, element = bf16>, %lens: tensor<1xi32>) -> tensor<1x16x1x512xbf16> {
+  // CHECK: error: 'kv.mla_attention' op GPU kernels need a paged cache (got a contiguous one; run kv-paginate first)
+  %o = kv.mla_attention %ql, %qr, %c, %lens {scale = 0.0723 : f32} : (tensor<1x16x1x512xbf16>, tensor<1x16x1x64xbf16>, !kv.latent_cache<latent_dim = 512, rope_dim = 64, capacity = 64, element = bf16>, tensor<1xi32>) -> tensor<1x16x1x512xbf16>
+  return %o : tensor<1x16x1x512xbf16>
+}
+
+// -----
+
+// MLA with a full-precision recent window of the latent rows.
+func.func @mla_window(%ql: tensor<1x16x1x512xbf16>, %qr: tensor<1x16x1x64xbf16>, %c: !kv.latent_cache<latent_dim = 512, rope_dim = 64, capacity = 64, element = bf16, layout = #kv.layout<paged, page_size = 16>, quant = #kv.quant<int8, recent = 8>>, %lens: tensor<1xi32>, %bt: tensor<1x4xi32>) -> tensor<1x16x1x512xbf16> {
+  // CHECK: error: 'kv.mla_attention' op GPU kernels do not support full-precision windows (recent/sinks) of quantized caches
+  %o = kv.mla_attention %ql, %qr, %c, %lens block_table %bt {scale = 0.0723 : f32} : (tensor<1x16x1x512xbf16>, tensor<1x16x1x64xbf16>, !kv.latent_cache<latent_dim = 512, rope_dim = 64, capacity = 64, element = bf16, layout = #kv.layout<paged, page_size = 16>, quant = #kv.quant<int8, recent = 8>>, tensor<1xi32>, tensor<1x4xi32>) -> tensor<1x16x1x512xbf16>
+  return %o : tensor<1x16x1x512xbf16>
 }

@@ -61,3 +61,25 @@ func.func @shared(%c: !f, %pos: tensor<2xi32>, %k: tensor<2x2x1x64xf32>, %v: ten
 func.func @none(%x: tensor<4xf32>) -> tensor<4xf32> {
   return %x : tensor<4xf32>
 }
+
+// -----
+
+// MLA decode over a paged latent cache: a decode kernel over blocks of
+// query rows and the merge of the latent-wide states. Accumulators allow 31
+// rows per block (127 registers / 4 latent channels per thread); shared
+// memory, 4 * (576 + 32 + 2) bytes per row plus 8 for a tile's 2 pages, allows 20
+// of the 40 heads: 2 row blocks. The merge covers the 40 rows.
+!l = !kv.latent_cache<latent_dim = 512, rope_dim = 64, capacity = 4096, element = bf16, layout = #kv.layout<paged, page_size = 64>>
+// CHECK-LABEL: func.func @mla
+// CHECK: kv.mla_attention {{.*}}kv.gpu_kernels = [@kv_gpu::@mla_decode_0, @kv_gpu::@merge_0]
+// CHECK: gpu.func @mla_decode_0
+// CHECK-SAME: kv.arg_names = ["q_latent", "q_rope", "pool", "block_table", "seq_lens", "part_out", "part_lse", "max_pages", "splits", "chunk_tokens"]
+// CHECK-SAME: kv.grid = [{arg = "splits", ceil_div = 1 : i64, mul = 1 : i64}, 2, {arg = "seq_lens_size", ceil_div = 1 : i64, mul = 1 : i64}]
+// CHECK-SAME: kv.rows_per_block = 20
+// CHECK-SAME: kv.shared_bytes = 48808
+// CHECK: gpu.func @merge_0
+// CHECK-SAME: kv.grid = [40, {arg = "lse_size", ceil_div = 40 : i64, mul = 1 : i64}]
+func.func @mla(%ql: tensor<?x40x1x512xbf16>, %qr: tensor<?x40x1x64xbf16>, %c: !l, %lens: tensor<?xi32>, %bt: tensor<?x64xi32>) -> tensor<?x40x1x512xbf16> {
+  %o = kv.mla_attention %ql, %qr, %c, %lens block_table %bt {scale = 0.0723 : f32} : (tensor<?x40x1x512xbf16>, tensor<?x40x1x64xbf16>, !l, tensor<?xi32>, tensor<?x64xi32>) -> tensor<?x40x1x512xbf16>
+  return %o : tensor<?x40x1x512xbf16>
+}

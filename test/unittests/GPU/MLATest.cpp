@@ -1,0 +1,496 @@
+//===- MLATest.cpp - generated MLA decode kernels vs the reference --------===//
+//
+// Every case: kv-gpu-kernels generates the MLA decode + merge kernels for a
+// kv.mla_attention over a paged latent cache, the SIMT emulator runs them
+// over latent rows written in CacheLayout.md's page format (shuffled
+// placement, token-axis quantization with the reference's codes and
+// scales), in two schedules and split plans, and the result must be within
+// docs/Numerics.md's f32 bound of the double-precision mlaLatentAttention,
+// with no race, divergence or out-of-bounds report.
+//
+//===----------------------------------------------------------------------===//
+
+#include "DecodeHarness.h"
+
+#include "TargetInfo.h"
+#include "kvopt/Codegen/KVToGPU/Passes.h"
+#include "kvopt/Dialect/KV/KVDialect.h"
+#include "kvopt/Reference/Numeric.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+
+#include "llvm/Support/raw_ostream.h"
+
+#include "gtest/gtest.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <numeric>
+#include <random>
+#include <sstream>
+
+using namespace kvopt;
+using namespace kvopt::gpu_test;
+namespace ref = kvopt::reference;
+
+namespace {
+
+std::vector<uint64_t> seeds() {
+  std::vector<uint64_t> s = {1};
+  if (const char *env = std::getenv("KVOPT_TEST_SEED"))
+    s.push_back(std::strtoull(env, nullptr, 10));
+  return s;
+}
+
+struct MLACase {
+  int64_t latent = 512, rope = 64, heads = 16, queryLen = 1, pageSize = 64;
+  std::vector<int64_t> lengths;
+  ref::ScalarType element = ref::ScalarType::BF16;
+  ref::ScalarType query = ref::ScalarType::BF16;
+  ref::ScalarType output = ref::ScalarType::BF16;
+  std::optional<Encoding> quant;
+  bool causal = false;
+  uint64_t seed = 1;
+
+  int64_t width() const { return latent + rope; }
+  int64_t batch() const { return lengths.size(); }
+  int64_t maxLength() const {
+    return *std::max_element(lengths.begin(), lengths.end());
+  }
+  int64_t maxPages() const {
+    return std::max<int64_t>(1, (maxLength() + pageSize - 1) / pageSize);
+  }
+  double scale() const { return double(1.0f / std::sqrt(192.0f)); }
+
+  std::string describe() const {
+    std::ostringstream os;
+    os << "MLA " << latent << "+" << rope << " H=" << heads
+       << " Tq=" << queryLen << " P=" << pageSize << " el=" << typeName(element)
+       << " q=" << typeName(query) << " out=" << typeName(output)
+       << " quant=" << (quant ? quantText(*quant) : "none")
+       << (causal ? " causal" : "") << " lens=[";
+    for (size_t i = 0; i < lengths.size(); ++i)
+      os << (i ? "," : "") << lengths[i];
+    os << "] seed=" << seed;
+    return os.str();
+  }
+
+  std::string moduleText() const {
+    std::ostringstream ct;
+    ct << "!kv.latent_cache<latent_dim = " << latent << ", rope_dim = " << rope
+       << ", capacity = " << maxPages() * pageSize
+       << ", element = " << typeName(element)
+       << ", layout = #kv.layout<paged, page_size = " << pageSize << ">";
+    if (quant)
+      ct << ", quant = " << quantText(*quant);
+    ct << ">";
+    int64_t B = batch();
+    auto t = [&](int64_t d, ref::ScalarType e) {
+      std::ostringstream os;
+      os << "tensor<" << B << "x" << heads << "x" << queryLen << "x" << d << "x"
+         << typeName(e) << ">";
+      return os.str();
+    };
+    std::string qlt = t(latent, query), qrt = t(rope, query),
+                ot = t(latent, output);
+    std::ostringstream lt, bt;
+    lt << "tensor<" << B << "x" << heads << "x" << queryLen << "xf32>";
+    bt << "tensor<" << B << "x" << maxPages() << "xi32>";
+    std::ostringstream os;
+    os << "func.func @mla(%ql: " << qlt << ", %qr: " << qrt
+       << ", %c: " << ct.str() << ", %lens: tensor<" << B
+       << "xi32>, %bt: " << bt.str() << ") -> (" << ot << ", " << lt.str()
+       << ") {\n  %o, %l = kv.mla_attention %ql, %qr, %c, %lens block_table "
+       << "%bt {scale = " << std::showpoint << float(scale())
+       << std::noshowpoint << " : f32" << (causal ? ", causal" : "") << "} : ("
+       << qlt << ", " << qrt << ", " << ct.str() << ", tensor<" << B
+       << "xi32>, " << bt.str() << ") -> (" << ot << ", " << lt.str()
+       << ")\n  return %o, %l : " << ot << ", " << lt.str() << "\n}\n";
+    return os.str();
+  }
+};
+
+struct CompiledMLA {
+  std::unique_ptr<simt::EmulatedModule> module;
+  const kvopt_simt_kernel *decode = nullptr, *merge = nullptr;
+  int64_t threads = 0, mergeThreads = 0, tileTokens = 0, rowBlocks = 0;
+};
+
+std::optional<CompiledMLA> compileMLA(const MLACase &c, std::string &error) {
+  mlir::DialectRegistry registry;
+  registry.insert<kv::KVDialect, mlir::func::FuncDialect,
+                  mlir::tensor::TensorDialect>();
+  mlir::MLIRContext ctx(registry);
+  std::string diags;
+  llvm::raw_string_ostream dos(diags);
+  mlir::ScopedDiagnosticHandler handler(&ctx, [&](mlir::Diagnostic &d) {
+    dos << d << "\n";
+    return mlir::success();
+  });
+  auto module = mlir::parseSourceString<mlir::ModuleOp>(c.moduleText(), &ctx);
+  if (!module) {
+    error = "parse failed: " + diags;
+    return std::nullopt;
+  }
+  mlir::PassManager pm(&ctx);
+  KVGPUKernelsOptions opts;
+  opts.kernelsOnly = true;
+  pm.addPass(createKVGPUKernels(opts));
+  if (mlir::failed(pm.run(*module))) {
+    error = "kv-gpu-kernels failed: " + diags;
+    return std::nullopt;
+  }
+  CompiledMLA k;
+  module->walk([&](mlir::gpu::GPUFuncOp f) {
+    auto block = f.getKnownBlockSizeAttr();
+    if (f.getName().starts_with("mla_decode_")) {
+      k.threads = block[0];
+      k.tileTokens =
+          f->getAttrOfType<mlir::IntegerAttr>("kv.tile_tokens").getInt();
+      auto grid = f->getAttrOfType<mlir::ArrayAttr>("kv.grid");
+      k.rowBlocks = mlir::cast<mlir::IntegerAttr>(grid[1]).getInt();
+    } else {
+      k.mergeThreads = block[0];
+    }
+  });
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  module->print(os);
+  auto m = simt::EmulatedModule::compile(text, {}, "mla.mlir");
+  if (!m) {
+    error = "emulator compile failed: " + llvm::toString(m.takeError());
+    return std::nullopt;
+  }
+  k.module = std::move(*m);
+  auto d = k.module->kernel("mla_decode_0");
+  auto g = k.module->kernel("merge_0");
+  if (!d || !g) {
+    error = "kernels not found";
+    if (!d)
+      llvm::consumeError(d.takeError());
+    if (!g)
+      llvm::consumeError(g.takeError());
+    return std::nullopt;
+  }
+  k.decode = *d;
+  k.merge = *g;
+  return k;
+}
+
+/// Inputs in page bytes and the reference result.
+struct MLAData {
+  std::vector<uint8_t> ql, qr; ///< queries in their element type
+  std::vector<uint8_t> pool;
+  std::vector<int32_t> table, lens;
+  ref::AttentionResult expected;
+  ref::AttentionTolerance tol;
+};
+
+MLAData makeData(const MLACase &c) {
+  MLAData d;
+  std::mt19937_64 rng(c.seed);
+  std::uniform_real_distribution<double> dist(-1.0, 1.0);
+  const int64_t B = c.batch(), H = c.heads, Tq = c.queryLen, W = c.width(),
+                P = c.pageSize, T = c.maxLength();
+  ref::Tensor ql({B, H, Tq, c.latent}), qr({B, H, Tq, c.rope});
+  for (double &x : ql.values())
+    x = ref::roundToScalar(c.query, 2.0 * dist(rng));
+  for (double &x : qr.values())
+    x = ref::roundToScalar(c.query, 2.0 * dist(rng));
+  auto bytesOf = [&](const ref::Tensor &t) {
+    int64_t w = ref::scalarBytes(c.query);
+    std::vector<uint8_t> out(t.values().size() * w);
+    for (size_t i = 0; i < t.values().size(); ++i)
+      ref::writeScalarBytes(c.query, t.values()[i], &out[i * w]);
+    return out;
+  };
+  d.ql = bytesOf(ql);
+  d.qr = bytesOf(qr);
+
+  // Page layout of a latent cache: [data][scales][zeros], one "head".
+  int64_t bits = 8 * ref::scalarBytes(c.element), sbytes = 0, g = W;
+  std::optional<ref::QuantEncoding> q;
+  if (c.quant) {
+    q = toReference(*c.quant);
+    bits = ref::quantBits(q->kind);
+    sbytes = ref::scalarBytes(q->scaleType);
+    g = q->group ? q->group : W;
+  }
+  int64_t scalesPerPage = c.quant ? P * (W / g) : 0;
+  int64_t scaleOff = P * W * bits / 8;
+  int64_t zeroOff = scaleOff + scalesPerPage * sbytes;
+  int64_t pageBytes =
+      zeroOff + (q && !q->symmetric ? scalesPerPage * sbytes : 0);
+  int64_t used = 0;
+  for (int64_t L : c.lengths)
+    used += (L + P - 1) / P;
+  int64_t numPages = used + 3;
+  std::vector<int32_t> perm(numPages);
+  std::iota(perm.begin(), perm.end(), 0);
+  std::shuffle(perm.begin(), perm.end(), rng);
+  d.table.assign(B * c.maxPages(), -1);
+  int64_t next = 0;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t i = 0; i < (c.lengths[b] + P - 1) / P; ++i)
+      d.table[b * c.maxPages() + i] = perm[next++];
+  d.pool.assign(numPages * pageBytes, 0);
+
+  ref::MlaCache cache;
+  cache.latent = ref::Tensor({B, T, c.latent});
+  cache.ropeKey = ref::Tensor({B, T, c.rope});
+  double maxK = 0, maxV = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    int64_t len = c.lengths[b];
+    ref::Tensor x({len, 1, W});
+    for (double &v : x.values())
+      v = ref::roundToScalar(c.element, dist(rng));
+    ref::Tensor seen = x;
+    auto page = [&](int64_t t) {
+      return d.pool.data() + d.table[b * c.maxPages() + t / P] * pageBytes;
+    };
+    if (!q) {
+      for (int64_t t = 0; t < len; ++t)
+        for (int64_t e = 0; e < W; ++e)
+          ref::writeScalarBytes(c.element, x.at({t, 0, e}),
+                                page(t) + ((t % P) * W + e) * bits / 8);
+    } else {
+      ref::QuantizedTensor qt = ref::quantize(x, *q);
+      seen = ref::dequantize(qt, *q);
+      for (int64_t p = 0; p * P < len; ++p) {
+        uint8_t *base = page(p * P);
+        std::vector<uint8_t> codes(P * W, 0);
+        for (int64_t slot = 0; slot < P && p * P + slot < len; ++slot) {
+          int64_t t = p * P + slot;
+          for (int64_t e = 0; e < W; ++e)
+            codes[slot * W + e] = qt.codes[t * W + e];
+          for (int64_t gi = 0; gi < W / g; ++gi) {
+            int64_t from = ref::scaleIndex(*q, qt, t, 0, gi * g);
+            int64_t to = slot * (W / g) + gi;
+            ref::writeScalarBytes(q->scaleType, qt.scales[from],
+                                  base + scaleOff + to * sbytes);
+            if (!q->symmetric)
+              ref::writeScalarBytes(q->scaleType, qt.zeros[from],
+                                    base + zeroOff + to * sbytes);
+          }
+        }
+        std::vector<uint8_t> packed = ref::packCodes(q->kind, codes);
+        std::copy(packed.begin(), packed.end(), base);
+      }
+    }
+    for (int64_t t = 0; t < len; ++t)
+      for (int64_t e = 0; e < W; ++e) {
+        double v = seen.at({t, 0, e});
+        maxK = std::max(maxK, std::fabs(v));
+        if (e < c.latent) {
+          cache.latent.at({b, t, e}) = v;
+          maxV = std::max(maxV, std::fabs(v));
+        } else {
+          cache.ropeKey.at({b, t, e - c.latent}) = v;
+        }
+      }
+  }
+  for (int64_t L : c.lengths)
+    d.lens.push_back(int32_t(L));
+
+  ref::AttentionOptions opts;
+  opts.scale = c.scale();
+  opts.causal = c.causal;
+  d.expected = ref::mlaLatentAttention(ql, qr, cache, c.lengths, opts);
+  double maxQ = 2.0, maxLse = 0;
+  for (double x : d.expected.lse.values())
+    if (std::isfinite(x))
+      maxLse = std::max(maxLse, std::fabs(x));
+  d.tol = ref::fp32AttentionTolerance(W, T, opts.scale * W * maxQ * maxK, maxV,
+                                      maxLse, bool(q), c.output);
+  // One more level: the split-KV merge (4u V) and its lse.
+  d.tol.out += 4 * 0x1p-24 * maxV;
+  d.tol.lse += 4 * 0x1p-24 * (maxLse + 1);
+  return d;
+}
+
+void check(const MLACase &c) {
+  SCOPED_TRACE(c.describe());
+  std::string error;
+  auto k = compileMLA(c, error);
+  ASSERT_TRUE(k) << error;
+  MLAData d = makeData(c);
+  const int64_t B = c.batch(), rows = B * c.heads * c.queryLen,
+                T = c.maxLength(), Lat = c.latent;
+  struct Plan {
+    simt::Schedule schedule;
+    int64_t chunk;
+  } plans[] = {{simt::Schedule::Forward, 1 << 20},
+               {simt::Schedule::Reverse, 2 * k->tileTokens}};
+  for (const Plan &plan : plans) {
+    int64_t splits = std::max<int64_t>(1, (T + plan.chunk - 1) / plan.chunk);
+    SCOPED_TRACE(std::string("schedule ") + simt::scheduleName(plan.schedule) +
+                 ", splits " + std::to_string(splits));
+    std::vector<float> pout(rows * splits * Lat, NAN), plse(rows * splits, NAN);
+    size_t poolBytes = (d.pool.size() + 255) / 256 * 256;
+    std::unique_ptr<uint8_t, void (*)(void *)> pool(
+        static_cast<uint8_t *>(std::aligned_alloc(256, poolBytes)), std::free);
+    std::copy(d.pool.begin(), d.pool.end(), pool.get());
+    std::vector<uint8_t> ql = d.ql, qr = d.qr;
+    std::vector<int32_t> table = d.table, lens = d.lens;
+    int64_t qb = ref::scalarBytes(c.query);
+    simt::ParamPack p;
+    p.memref(ql.data(), {int64_t(ql.size()) / qb})
+        .memref(qr.data(), {int64_t(qr.size()) / qb})
+        .memref(pool.get(), {int64_t(d.pool.size())})
+        .memref(table.data(), {int64_t(table.size())})
+        .memref(lens.data(), {int64_t(lens.size())})
+        .memref(pout.data(), {int64_t(pout.size())})
+        .memref(plse.data(), {int64_t(plse.size())})
+        .scalar<int32_t>(int32_t(c.maxPages()))
+        .scalar<int32_t>(int32_t(splits))
+        .scalar<int32_t>(int32_t(plan.chunk));
+    simt::LaunchOptions o;
+    o.schedule = plan.schedule;
+    o.seed = c.seed;
+    o.printReports = false;
+    o.buffers = {{"q_latent", ql.data(), ql.size()},
+                 {"q_rope", qr.data(), qr.size()},
+                 {"pool", pool.get(), d.pool.size()},
+                 {"block_table", table.data(), table.size() * 4},
+                 {"seq_lens", lens.data(), lens.size() * 4},
+                 {"part_out", pout.data(), pout.size() * 4},
+                 {"part_lse", plse.data(), plse.size() * 4}};
+    simt::LaunchResult r = simt::launch(
+        *k->decode, {uint32_t(splits), uint32_t(k->rowBlocks), uint32_t(B)},
+        {uint32_t(k->threads), 1, 1}, 0, p.data(), o);
+    ASSERT_TRUE(r.ok()) << r.text();
+
+    bool o32 = c.output == ref::ScalarType::F32;
+    std::vector<uint8_t> out(rows * Lat * (o32 ? 4 : 2), 0xff);
+    std::vector<float> lse(rows, NAN);
+    simt::ParamPack m;
+    m.memref(pout.data(), {int64_t(pout.size())})
+        .memref(plse.data(), {int64_t(plse.size())})
+        .memref(out.data(), {rows * Lat})
+        .memref(lse.data(), {rows})
+        .scalar<int32_t>(int32_t(splits));
+    o.buffers = {{"part_out", pout.data(), pout.size() * 4},
+                 {"part_lse", plse.data(), plse.size() * 4},
+                 {"out", out.data(), out.size()},
+                 {"lse", lse.data(), lse.size() * 4}};
+    simt::LaunchResult mr = simt::launch(
+        *k->merge, {uint32_t(c.heads * c.queryLen), uint32_t(B), 1},
+        {uint32_t(k->mergeThreads), 1, 1}, 0, m.data(), o);
+    ASSERT_TRUE(mr.ok()) << mr.text();
+
+    double worst = 0;
+    std::string where;
+    const auto &eo = d.expected.out.values();
+    for (size_t i = 0; i < eo.size(); ++i) {
+      uint32_t bits = 0;
+      std::memcpy(&bits, &out[i * (o32 ? 4 : 2)], o32 ? 4 : 2);
+      double got = ref::fromScalarBits(c.output, bits);
+      double err = std::fabs(got - eo[i]) / d.tol.out;
+      if (!(err <= worst)) {
+        worst = std::isnan(err) ? INFINITY : err;
+        where = "out[" + std::to_string(i) + "] = " + std::to_string(got) +
+                " expected " + std::to_string(eo[i]);
+      }
+    }
+    const auto &el = d.expected.lse.values();
+    for (size_t i = 0; i < el.size(); ++i) {
+      double err = std::isinf(el[i])
+                       ? (std::isinf(lse[i]) && lse[i] < 0 ? 0 : INFINITY)
+                       : std::fabs(double(lse[i]) - el[i]) / d.tol.lse;
+      if (!(err <= worst)) {
+        worst = std::isnan(err) ? INFINITY : err;
+        where = "lse[" + std::to_string(i) + "] = " + std::to_string(lse[i]) +
+                " expected " + std::to_string(el[i]);
+      }
+    }
+    EXPECT_LE(worst, 1.0) << where;
+  }
+}
+
+std::vector<int64_t> randomLengths(std::mt19937_64 &rng, int64_t batch,
+                                   int64_t minLen, int64_t maxLen) {
+  std::uniform_int_distribution<int64_t> d(minLen, maxLen);
+  std::vector<int64_t> l;
+  for (int64_t b = 0; b < batch; ++b)
+    l.push_back(d(rng));
+  return l;
+}
+
+using ref::QuantKind;
+using ref::ScalarType;
+
+Encoding tok(QuantKind k, int64_t g, bool sym, ScalarType s = ScalarType::F16) {
+  return Encoding{k, ref::QuantAxis::Token, g, sym, s};
+}
+
+/// DeepSeek-V2/V3 shape: latent 512 + RoPE 64, 16 heads (one block row
+/// group), bf16, page 64, full precision and int8 rows.
+TEST(GpuMLA, DeepSeekShape) {
+  for (uint64_t seed : seeds()) {
+    std::mt19937_64 rng(seed);
+    for (int i = 0; i < 2; ++i) {
+      MLACase c;
+      c.lengths = randomLengths(rng, 2, 1, 150);
+      // f32 output first (sensitive to kernel error), then bf16 + int8.
+      c.output = i ? ScalarType::BF16 : ScalarType::F32;
+      if (i)
+        c.quant = tok(QuantKind::Int8, 0, true, ScalarType::F32);
+      c.seed = seed + i;
+      check(c);
+    }
+  }
+}
+
+/// Head counts that do not fill a row block, several row blocks, causal
+/// multi-row queries, other widths, pages 1..256, every encoding.
+TEST(GpuMLA, ShapesAndEncodings) {
+  for (uint64_t seed : seeds()) {
+    std::mt19937_64 rng(seed + 3);
+    struct {
+      int64_t latent, rope, heads, tq, page;
+      ScalarType el, q, out;
+      std::optional<Encoding> quant;
+      bool causal;
+    } grid[] = {
+        {512, 64, 1, 1, 16, ScalarType::F16, ScalarType::F32, ScalarType::F32,
+         std::nullopt, false},
+        {512, 64, 40, 1, 1, ScalarType::BF16, ScalarType::BF16, ScalarType::F32,
+         tok(QuantKind::Fp8E4M3, 64, true), false},
+        {256, 64, 8, 2, 64, ScalarType::F32, ScalarType::F32, ScalarType::F32,
+         std::nullopt, true},
+        {128, 32, 6, 3, 256, ScalarType::F16, ScalarType::F16, ScalarType::F32,
+         tok(QuantKind::Int4, 32, false), true},
+        {512, 64, 16, 1, 16, ScalarType::BF16, ScalarType::BF16,
+         ScalarType::F32, tok(QuantKind::Int2, 0, false, ScalarType::F32),
+         false},
+        {128, 64, 20, 1, 32, ScalarType::F16, ScalarType::F32, ScalarType::F16,
+         tok(QuantKind::Int8, 96, false, ScalarType::BF16), false},
+    };
+    for (const auto &g : grid) {
+      MLACase c;
+      c.latent = g.latent;
+      c.rope = g.rope;
+      c.heads = g.heads;
+      c.queryLen = g.tq;
+      c.pageSize = g.page;
+      c.element = g.el;
+      c.query = g.q;
+      c.output = g.out;
+      c.quant = g.quant;
+      c.causal = g.causal;
+      c.lengths = randomLengths(rng, 1 + seed % 2 + (g.heads < 10), g.tq, 120);
+      c.seed = seed;
+      check(c);
+    }
+  }
+}
+
+} // namespace
