@@ -10,8 +10,8 @@
 include "mlir/Pass/PassBase.td"
 
 def KVGPUKernels : Pass<"kv-gpu-kernels", "::mlir::ModuleOp"> {
-  let summary = "generate gpu-dialect kernels for kv.attention over paged "
-                "caches";
+  let summary = "generate gpu-dialect kernels for kv.attention, "
+                "kv.mla_attention and kv.append over paged caches";
   let description = [{
     For every `kv.attention` over a paged `!kv.cache` (decode: few query
     rows per sequence), builds two kernels in the `gpu.module @kv_gpu`
@@ -36,13 +36,31 @@ def KVGPUKernels : Pass<"kv-gpu-kernels", "::mlir::ModuleOp"> {
     kernel carries its launch contract (`known_block_size`,
     `kv.tile_tokens`, `kv.max_splits`, `kv.arg_names`, and `kv.grid`: the
     launch grid as bundle-manifest rules over the expanded kernel ABI).
+    For every `kv.mla_attention` over a paged `!kv.latent_cache`:
+
+    - `mla_decode_<n>`: grid (splits, row blocks, batch), one block per
+      (KV chunk, block of query rows, sequence); lanes split the latent +
+      RoPE row for the scores, threads own latent channels for the values;
+      token-axis dequantization fused. `merge_<n>` as above, over the
+      latent width.
+
+    For every `kv.append` to a paged `!kv.cache`:
+
+    - `append_<n>`: grid (row blocks of the T x kv_heads new rows, batch);
+      RoPE (rotate-half, cos/sin from a double-precision reduction, no
+      libdevice), rounding to the cache element, token-axis quantization
+      with the exact recipe of docs/Numerics.md (codes, scales and zero
+      points equal the reference's bit for bit) and the scatter into the
+      token's page slot through the block table, in one kernel.
+
     Host code (split planning, launch) goes through the runtime's kernel
     bundles, which `kvopt-gpu-bundle` writes (docs/GPU.md).
 
-    Rejected with a diagnostic: contiguous caches, latent caches, encodings
-    with full-precision windows (`recent`, `sinks`), head dims that no
-    power-of-two lane split covers, shapes that exceed the target's shared
-    memory.
+    Rejected with a diagnostic: contiguous caches, appends to latent
+    caches, encodings with full-precision windows (`recent`, `sinks`; the
+    dialect requires one for channel-axis scales), head dims that no lane
+    split covers, dynamic query shapes or token counts, shapes that exceed
+    the target's registers or shared memory.
   }];
   let options = [
     Option<"chip", "chip", "std::string", /*default=*/"\"sm_80\"",
