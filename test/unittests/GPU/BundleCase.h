@@ -15,7 +15,9 @@
 namespace kvopt::gpu_test {
 
 /// GQA 8/2, head dim 64, page 16, int8 keys (f32 scales) and asymmetric
-/// int4 values (groups of 32, f16 scales), f16 queries and output.
+/// int4 values (groups of 32, f16 scales), f16 queries and output; the
+/// module appends each sequence's last token before attending (a decode
+/// step), so the bundle holds append, decode and merge kernels.
 inline DecodeCase bundleCase() {
   DecodeCase c;
   c.kvHeads = 2;
@@ -30,6 +32,7 @@ inline DecodeCase bundleCase() {
   c.value = Encoding{reference::QuantKind::Int4, reference::QuantAxis::Token,
                      32, false, reference::ScalarType::F16};
   c.seed = 11;
+  c.appendTokens = 1;
   return c;
 }
 

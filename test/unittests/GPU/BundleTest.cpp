@@ -221,6 +221,87 @@ void checkAgainstReference(const rt::KernelBundle &bundle,
   }
 }
 
+/// The serving step's append: pages holding every sequence's first
+/// L - T tokens, the bundle's append kernel (launched by the manifest's
+/// grid rule over positions_size) writes the last T, and the pool must then
+/// equal the reference's pages of all L tokens byte for byte.
+void checkAppend(const rt::KernelBundle &bundle, rt::LaunchBackend &backend,
+                 rt::MemoryBackend &mem) {
+  DecodeCase c = bundleCase();
+  ASSERT_GT(c.appendTokens, 0);
+  DecodeData d = makeDecodeData(c);
+  const rt::KernelInfo *append =
+      kernelStartingWith(bundle.manifest(), "append_");
+  ASSERT_TRUE(append) << "bundle lacks an append_ kernel";
+  const int64_t B = c.lengths.size(), H = c.kvHeads, D = c.headDim,
+                T = c.appendTokens;
+  std::vector<int64_t> before;
+  std::vector<int32_t> pos;
+  for (int64_t L : c.lengths) {
+    before.push_back(L - T);
+    pos.push_back(int32_t(L - T));
+  }
+  ref::BlockTable table;
+  table.batch = B;
+  table.maxPages = d.maxPages;
+  table.pages = d.table;
+  std::vector<uint8_t> pool(d.pool.size(), 0);
+  ref::writePagedCache(d.format, pool, table, d.k, d.v, before);
+  // The new rows [B, Hkv, T, D] in the element type.
+  int64_t w = ref::scalarBytes(c.element);
+  std::vector<uint8_t> kRows(B * H * T * D * w), vRows(kRows.size());
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t e = 0; e < D; ++e) {
+          int64_t at = ((b * H + h) * T + t) * D + e;
+          ref::writeScalarBytes(c.element, d.k.at({b, h, before[b] + t, e}),
+                                &kRows[at * w]);
+          ref::writeScalarBytes(c.element, d.v.at({b, h, before[b] + t, e}),
+                                &vRows[at * w]);
+        }
+  Buffers buf(mem);
+  rt::DeviceAddress poolAt = buf.upload(pool);
+  Params p;
+  p.memref(poolAt, pool.size())
+      .memref(buf.upload(pos), B)
+      .memref(buf.upload(kRows), B * H * T * D)
+      .memref(buf.upload(vRows), B * H * T * D)
+      .memref(buf.upload(d.table), d.table.size())
+      .i32(int32_t(d.maxPages));
+  EXPECT_EQ(p.size(), append->args.size()) << "append ABI";
+  rt::Status s = bundle.launch(append->name, p.data());
+  ASSERT_TRUE(s.isOk()) << s.toString();
+  ASSERT_TRUE(backend.synchronize(nullptr).isOk());
+  std::vector<uint8_t> got(pool.size());
+  ASSERT_TRUE(mem.copyToHost(got.data(), poolAt, got.size()).isOk());
+  size_t misses = 0;
+  for (size_t i = 0; i < got.size(); ++i)
+    if (got[i] != d.pool[i] && misses++ < 5)
+      ADD_FAILURE() << "pool byte " << i << " = " << int(got[i])
+                    << ", reference " << int(d.pool[i]);
+  EXPECT_EQ(misses, 0u);
+}
+
+TEST(GpuBundle, SimtSoAppendMatchesReferencePages) {
+  rt::CacheLayout layout = bundleLayout();
+  size_t launches = 0, reports = 0;
+  auto backend =
+      simt::createRuntimeBackend({}, [&](const simt::LaunchResult &r) {
+        ++launches;
+        reports += r.reports.size();
+        EXPECT_TRUE(r.ok()) << r.text();
+      });
+  std::unique_ptr<rt::KernelBundle> bundle;
+  rt::Status s = rt::KernelBundle::load(kDir + "/manifest.simt.json", layout,
+                                        *backend, bundle);
+  ASSERT_TRUE(s.isOk()) << s.toString();
+  auto mem = rt::createHostMemory();
+  checkAppend(*bundle, *backend, *mem);
+  EXPECT_EQ(launches, 1u);
+  EXPECT_EQ(reports, 0u) << "race, divergence or bounds reports";
+}
+
 TEST(GpuBundle, SimtSoDecodeAndMergeMatchReference) {
   rt::CacheLayout layout = bundleLayout();
   size_t launches = 0, reports = 0;
@@ -271,7 +352,7 @@ TEST(GpuBundle, PtxManifestsPassSchemaAndLayoutChecks) {
     EXPECT_EQ(m.target, chip);
     EXPECT_EQ(m.format, "ptx");
     EXPECT_TRUE(m.layout.compare(layout, "bundle", "pool").isOk());
-    ASSERT_EQ(m.kernels.size(), 2u);
+    ASSERT_EQ(m.kernels.size(), 3u); // append, decode, merge
     // The manifest's argument lists are the kernel ABI of the PTX.
     std::string ptx = readFile(kDir + "/" + m.binary);
     for (const rt::KernelInfo &k : m.kernels)
@@ -320,6 +401,7 @@ TEST(GpuBundle, RealGpuMatchesReference) {
   s = rt::KernelBundle::load(kDir + "/manifest.sm_80.json", layout, *cuda,
                              bundle);
   ASSERT_TRUE(s.isOk()) << s.toString();
+  checkAppend(*bundle, *cuda, *mem);
   checkAgainstReference(*bundle, *cuda, *mem, "sm_80");
 }
 

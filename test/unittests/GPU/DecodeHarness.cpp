@@ -128,13 +128,23 @@ std::string kvopt::gpu_test::decodeModuleText(const DecodeCase &c) {
             << ", sinks = " << c.sinks;
     attrs << "}";
   }
-  std::ostringstream os;
+  std::ostringstream os, appendArgs, append;
+  if (c.appendTokens > 0) {
+    std::ostringstream rows;
+    rows << "tensor<" << B << "x" << c.kvHeads << "x" << c.appendTokens << "x"
+         << c.headDim << "x" << typeName(c.element) << ">";
+    appendArgs << ", %pos: tensor<" << B << "xi32>, %k: " << rows.str()
+               << ", %v: " << rows.str();
+    append << "  kv.append %c[%pos], %k, %v block_table %bt : " << cache.str()
+           << ", tensor<" << B << "xi32>, " << rows.str() << ", " << rows.str()
+           << ", " << bt.str() << "\n";
+  }
   os << "func.func @decode(%q: " << qt.str() << ", %c: " << cache.str()
-     << ", %lens: tensor<" << B << "xi32>, %bt: " << bt.str() << ") -> ("
-     << ot.str() << ", " << lt.str() << ") {\n"
-     << "  %o, %l = kv.attention %q, %c, %lens block_table %bt" << attrs.str()
-     << " : (" << qt.str() << ", " << cache.str() << ", tensor<" << B
-     << "xi32>, " << bt.str() << ") -> (" << ot.str() << ", " << lt.str()
+     << ", %lens: tensor<" << B << "xi32>, %bt: " << bt.str()
+     << appendArgs.str() << ") -> (" << ot.str() << ", " << lt.str() << ") {\n"
+     << append.str() << "  %o, %l = kv.attention %q, %c, %lens block_table %bt"
+     << attrs.str() << " : (" << qt.str() << ", " << cache.str() << ", tensor<"
+     << B << "xi32>, " << bt.str() << ") -> (" << ot.str() << ", " << lt.str()
      << ")\n"
      << "  return %o, %l : " << ot.str() << ", " << lt.str() << "\n}\n";
   return os.str();
@@ -271,6 +281,9 @@ DecodeData kvopt::gpu_test::makeDecodeData(const DecodeCase &c) {
   d.pool.assign(numPages * layout.pageBytes, 0);
   ref::writePagedCache(f, d.pool, table, k, v, c.lengths);
   ref::KVTensors kv = ref::readPagedCache(f, d.pool, table, c.lengths);
+  d.k = k;
+  d.v = v;
+  d.format = f;
   d.table = table.pages;
   for (int64_t L : c.lengths)
     d.lens.push_back(int32_t(L));

@@ -52,6 +52,10 @@ struct DecodeCase {
   bool causal = false;
   int64_t window = 0, sinks = 0;
   uint64_t seed = 1;
+  /// > 0: the module also appends the last `appendTokens` tokens of every
+  /// sequence with kv.append before attending (a serving step); the cache
+  /// holds lengths[b] - appendTokens tokens before it.
+  int64_t appendTokens = 0;
 
   std::string describe() const;
 };
@@ -84,6 +88,10 @@ struct DecodeData {
   /// Minimal global bytes: K/V data and scales of tokens < L (channel
   /// groups once), queries, block-table entries in use, seq_lens.
   int64_t minimalBytes = 0;
+  /// The element-rounded K and V [B, Hkv, max(L), D] the pages were
+  /// written from, and the page format.
+  reference::Tensor k, v;
+  reference::PagedCacheFormat format;
 };
 DecodeData makeDecodeData(const DecodeCase &c);
 
