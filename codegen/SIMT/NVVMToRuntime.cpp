@@ -118,6 +118,7 @@ static const NVVMMapping kTable[] = {
     {"nvvm.bar.warp.sync", NVVMLowering::WarpSync, "__kv_simt_warp_sync"},
     {"nvvm.rcp.approx.ftz.f", NVVMLowering::Unary,
      "__kv_simt_rcp_approx_ftz_f32"},
+    {"nvvm.mma.sync", NVVMLowering::Mma, "__kv_simt_mma"},
 };
 
 ArrayRef<NVVMMapping> kvopt::simt::nvvmMappingTable() { return kTable; }
@@ -214,6 +215,67 @@ static LogicalResult lowerRedux(NVVM::ReduxOp op, const NVVMMapping &m,
   return success();
 }
 
+/// nvvm.mma.sync (m16n8k16 / m16n8k8, f16 or bf16 multiplicands, row.col,
+/// f32 accumulators): the lane's registers go to a private array, the
+/// runtime computes the warp's product, D comes back through another.
+static LogicalResult lowerMma(NVVM::MmaOp op, const NVVMMapping &m,
+                              RuntimeAPI &rt, SiteTable &sites) {
+  NVVM::MMAShapeAttr shape = op.getShape();
+  auto aType = op.getMultiplicandAPtxType();
+  bool bf16 = aType == NVVM::MMATypes::bf16;
+  bool f16 = aType == NVVM::MMATypes::f16;
+  auto resultType = dyn_cast<LLVM::LLVMStructType>(op.getRes().getType());
+  bool f32Out =
+      resultType && resultType.getBody().size() == 4 &&
+      llvm::all_of(resultType.getBody(), [](Type t) { return t.isF32(); });
+  int64_t k = shape.getK();
+  if (shape.getM() != 16 || shape.getN() != 8 || (k != 16 && k != 8) ||
+      !(f16 || bf16) || !f32Out || op.getLayoutA() != NVVM::MMALayout::row ||
+      op.getLayoutB() != NVVM::MMALayout::col || op.getOperandC().size() != 4)
+    return op.emitError()
+           << "kv-simt-emulate: only mma.sync m16n8k16 and m16n8k8 with "
+              "f16 or bf16 multiplicands, row.col layouts and f32 "
+              "accumulators are emulated";
+  OpBuilder b(op);
+  Location loc = op.getLoc();
+  int32_t site = sites.add(op, "mma.sync");
+  Type i32 = b.getI32Type(), f32 = b.getF32Type();
+  SmallVector<Value> regs;
+  for (Value v : llvm::concat<Value>(op.getOperandA(), op.getOperandB()))
+    regs.push_back(v.getType().isInteger(32)
+                       ? v
+                       : Value(LLVM::BitcastOp::create(b, loc, i32, v)));
+  for (Value v : op.getOperandC())
+    regs.push_back(LLVM::BitcastOp::create(b, loc, i32, v));
+  // Private arrays in the entry block, as allocas belong.
+  auto func = op->getParentOfType<LLVM::LLVMFuncOp>();
+  OpBuilder eb(&func.getBody().front(), func.getBody().front().begin());
+  auto ptr = LLVM::LLVMPointerType::get(op.getContext());
+  Value one = rt.i32(eb, loc, 1);
+  Value frags = LLVM::AllocaOp::create(
+      eb, loc, ptr, LLVM::LLVMArrayType::get(i32, 10), one, 4);
+  Value out = LLVM::AllocaOp::create(eb, loc, ptr,
+                                     LLVM::LLVMArrayType::get(f32, 4), one, 4);
+  for (auto [i, v] : llvm::enumerate(regs)) {
+    Value at = LLVM::GEPOp::create(b, loc, ptr, i32, frags,
+                                   ArrayRef<LLVM::GEPArg>{int32_t(i)});
+    LLVM::StoreOp::create(b, loc, v, at);
+  }
+  int64_t kind = (k == 16 ? 0 : 2) + (bf16 ? 1 : 0);
+  rt.call(b, loc, m.symbol, Type(),
+          {rt.i32(b, loc, kind), frags, out, rt.i32(b, loc, site)});
+  Value s = LLVM::UndefOp::create(b, loc, resultType);
+  for (int64_t i = 0; i < 4; ++i) {
+    Value at = LLVM::GEPOp::create(b, loc, ptr, f32, out,
+                                   ArrayRef<LLVM::GEPArg>{int32_t(i)});
+    Value d = LLVM::LoadOp::create(b, loc, f32, at);
+    s = LLVM::InsertValueOp::create(b, loc, s, d, ArrayRef<int64_t>{i});
+  }
+  op.getRes().replaceAllUsesWith(s);
+  op.erase();
+  return success();
+}
+
 LogicalResult kvopt::simt::lowerNVVMOp(Operation *op, const NVVMMapping &m,
                                        RuntimeAPI &rt, SiteTable &sites) {
   OpBuilder b(op);
@@ -251,6 +313,8 @@ LogicalResult kvopt::simt::lowerNVVMOp(Operation *op, const NVVMMapping &m,
     op->erase();
     return success();
   }
+  case NVVMLowering::Mma:
+    return lowerMma(cast<NVVM::MmaOp>(op), m, rt, sites);
   case NVVMLowering::Unary: {
     Value v = rt.call(b, loc, m.symbol, op->getResult(0).getType(),
                       {op->getOperand(0)}, /*pure=*/true)

@@ -27,7 +27,7 @@ constexpr unsigned kMaxThreadsPerBlock = 1024;
 constexpr uint32_t kPoison = 0xFFFFFFFFu;
 
 enum class Wait : uint8_t { None, Barrier, Warp, Done };
-enum class WarpOp : uint8_t { Shfl, Vote, Redux, Sync };
+enum class WarpOp : uint8_t { Shfl, Vote, Redux, Sync, Mma };
 
 /// One GPU thread: a fiber plus what it is waiting for.
 struct Thread {
@@ -41,6 +41,9 @@ struct Thread {
   uint32_t mode = 0, mask = 0, value = 0, b = 0, c = 0, flags = 0;
   bool solo = false; // its member mask excluded itself
   uint64_t result = 0;
+  // mma.sync: the lane's A, B and C registers, and where its D goes.
+  uint32_t frags[10] = {};
+  float *mmaOut = nullptr;
 };
 
 /// Lanes of a warp that have entered a collective with one member mask.

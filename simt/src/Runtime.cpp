@@ -253,6 +253,8 @@ static const char *warpOpName(const Thread &t) {
     return "redux.sync";
   case WarpOp::Sync:
     return "bar.warp.sync";
+  case WarpOp::Mma:
+    return "mma.sync";
   }
   return "?";
 }
@@ -372,6 +374,76 @@ static uint32_t reduxResult(const Thread &t, uint32_t warpIndex,
   return acc;
 }
 
+constexpr uint32_t kFullMask = 0xFFFFFFFFu;
+
+/// f32 value of element `half` (0 low, 1 high) of a packed f16x2/bf16x2
+/// register.
+static float unpackHalf(uint32_t reg, int half, bool bf16) {
+  uint16_t h = uint16_t(reg >> (16 * half));
+  if (bf16) {
+    uint32_t bits = uint32_t(h) << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+  }
+  // IEEE binary16 to f32 (exact).
+  uint32_t sign = uint32_t(h >> 15) << 31, exp = (h >> 10) & 0x1F,
+           man = h & 0x3FF;
+  float f;
+  if (exp == 0) {
+    f = std::ldexp(float(man), -24);
+    if (sign)
+      f = -f;
+    return f;
+  }
+  uint32_t bits = exp == 0x1F ? sign | 0x7F800000u | (man << 13)
+                              : sign | ((exp + 112) << 23) | (man << 13);
+  memcpy(&f, &bits, 4);
+  return f;
+}
+
+/// PTX mma.sync.aligned.m16n8k{16,8}.row.col.f32: D = A B + C for the warp,
+/// from every lane's fragments (PTX ISA "Matrix Fragments for mma.m16n8k16"
+/// and "...k8"): with g = lane / 4 and q = lane % 4,
+///   A (16 x K, row): register r holds A[g + 8 (r % 2)][2q + 8 (r / 2)
+///                    + {0, 1}] (k8: registers 0, 1 only);
+///   B (K x 8, col):  register r holds B[2q + 8 r + {0, 1}][g];
+///   C, D (16 x 8):   element i is [g + 8 (i / 2)][2q + i % 2].
+/// Products of f16/bf16 values are exact in f32; they are summed in k order
+/// in f32, C last.
+static void mmaResults(uint32_t warpIndex, uint32_t kind) {
+  bool bf16 = kind == KVOPT_SIMT_MMA_M16N8K16_BF16 ||
+              kind == KVOPT_SIMT_MMA_M16N8K8_BF16;
+  int K = kind <= KVOPT_SIMT_MMA_M16N8K16_BF16 ? 16 : 8;
+  int aRegs = K == 16 ? 4 : 2, bRegs = K == 16 ? 2 : 1;
+  float A[16][16] = {}, B[16][8] = {}, C[16][8] = {};
+  for (uint32_t l = 0; l < kWarpSize; ++l) {
+    const Thread &t = gL->threads[warpIndex * kWarpSize + l];
+    int g = int(l / 4), q = int(l % 4);
+    for (int r = 0; r < aRegs; ++r)
+      for (int h = 0; h < 2; ++h)
+        A[g + 8 * (r % 2)][2 * q + 8 * (r / 2) + h] =
+            unpackHalf(t.frags[r], h, bf16);
+    for (int r = 0; r < bRegs; ++r)
+      for (int h = 0; h < 2; ++h)
+        B[2 * q + 8 * r + h][g] = unpackHalf(t.frags[aRegs + r], h, bf16);
+    for (int i = 0; i < 4; ++i)
+      memcpy(&C[g + 8 * (i / 2)][2 * q + i % 2], &t.frags[aRegs + bRegs + i],
+             4);
+  }
+  for (uint32_t l = 0; l < kWarpSize; ++l) {
+    Thread &t = gL->threads[warpIndex * kWarpSize + l];
+    int g = int(l / 4), q = int(l % 4);
+    for (int i = 0; i < 4; ++i) {
+      int row = g + 8 * (i / 2), col = 2 * q + i % 2;
+      float acc = 0.0f;
+      for (int k = 0; k < K; ++k)
+        acc += A[row][k] * B[k][col];
+      t.mmaOut[i] = acc + C[row][col];
+    }
+  }
+}
+
 /// Computes every participant's result, releases the waiters and closes the
 /// group (removed from w.groups by the caller's index).
 static void completeGroup(WarpState &w, uint32_t warpIndex, size_t gi) {
@@ -410,9 +482,24 @@ static void completeGroup(WarpState &w, uint32_t warpIndex, size_t gi) {
       t.result = reduxResult(t, warpIndex, p);
       break;
     case WarpOp::Sync:
+    case WarpOp::Mma:
       t.result = 0;
       break;
     }
+  }
+  // mma.sync is computed once for the warp, from every lane's fragments.
+  if (g.op == WarpOp::Mma) {
+    if (p == kFullMask)
+      mmaResults(
+          warpIndex,
+          gL->threads[warpIndex * kWarpSize + uint32_t(__builtin_ctz(p))].mode);
+    else
+      for (uint32_t l = 0; l < kWarpSize; ++l)
+        if (p & (1u << l)) {
+          Thread &t = gL->threads[warpIndex * kWarpSize + l];
+          for (int i = 0; i < 4; ++i)
+            t.mmaOut[i] = std::nanf("");
+        }
   }
   // Results are computed from the values above before anyone resumes.
   for (uint32_t l = 0; l < kWarpSize; ++l)
@@ -523,6 +610,22 @@ extern "C" uint32_t __kv_simt_redux(uint32_t kind, uint32_t flags,
 
 extern "C" void __kv_simt_warp_sync(uint32_t mask, int32_t site) {
   warpCollective(WarpOp::Sync, 0, mask, 0, 0, 0, 0, site);
+}
+
+extern "C" void __kv_simt_mma(uint32_t kind, const uint32_t *frags, float *d,
+                              int32_t site) {
+  Thread *t = gCur;
+  memcpy(t->frags, frags, sizeof(t->frags));
+  t->mmaOut = d;
+  // mma.sync.aligned: every lane of the warp executes it together.
+  WarpState &w = gL->warps[t->warp];
+  if (w.existMask != kFullMask || w.liveMask != kFullMask)
+    report(ReportKind::WarpMaskMismatch, t,
+           format("%s executes %s in a warp with lanes 0x%08x live of "
+                  "0x%08x; mma.sync needs all 32 lanes",
+                  describe(t).c_str(), siteName(site), w.liveMask, w.existMask),
+           (uint64_t(7) << 60) ^ uint32_t(site));
+  warpCollective(WarpOp::Mma, kind, kFullMask, 0, 0, 0, 0, site);
 }
 
 //===----------------------------------------------------------------------===//

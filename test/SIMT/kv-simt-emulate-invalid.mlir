@@ -73,3 +73,15 @@ gpu.module @b {
     llvm.return
   }
 }
+
+// -----
+
+// mma.sync shapes, types or layouts the runtime does not emulate are
+// rejected (here f16 accumulators).
+gpu.module @m {
+  llvm.func @mma_f16_acc(%a: vector<2xf16>) attributes {gpu.kernel, nvvm.kernel} {
+    // expected-error @below {{kv-simt-emulate: only mma.sync m16n8k16 and m16n8k8 with f16 or bf16 multiplicands, row.col layouts and f32 accumulators are emulated}}
+    %r = nvvm.mma.sync A[%a, %a, %a, %a] B[%a, %a] C[%a, %a] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (vector<2xf16>, vector<2xf16>, vector<2xf16>) -> !llvm.struct<(vector<2xf16>, vector<2xf16>)>
+    llvm.return
+  }
+}

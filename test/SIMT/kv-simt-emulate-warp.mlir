@@ -168,3 +168,26 @@ gpu.module @m {
     llvm.return
   }
 }
+
+// -----
+
+// nvvm.mma.sync (m16n8k16, f16, f32 accumulators): the lane's registers (A as
+// f16x2 bit-cast to i32, B, then C's f32 bits) go to a private 10-word array
+// in the entry block, __kv_simt_mma (kind 0) computes the warp's product and
+// D comes back through a 4-float array into the result struct.
+// CHECK-LABEL: llvm.func @mma(
+// CHECK: %[[FRAGS:.*]] = llvm.alloca %{{.*}} x !llvm.array<10 x i32>
+// CHECK: %[[OUT:.*]] = llvm.alloca %{{.*}} x !llvm.array<4 x f32>
+// CHECK: llvm.bitcast %{{.*}} : vector<2xf16> to i32
+// CHECK-COUNT-10: llvm.store %{{.*}} : i32, !llvm.ptr
+// CHECK: %[[KIND:.*]] = llvm.mlir.constant(0 : i32) : i32
+// CHECK: llvm.call @__kv_simt_mma(%[[KIND]], %[[FRAGS]], %[[OUT]], %{{.*}}) : (i32, !llvm.ptr, !llvm.ptr, i32) -> ()
+// CHECK-COUNT-4: llvm.load %{{.*}} : !llvm.ptr -> f32
+// CHECK-NOT: nvvm.mma
+// CHECK: @__kv_simt_str_0("mma.sync at
+gpu.module @m {
+  llvm.func @mma(%a: vector<2xf16>, %c: f32) -> !llvm.struct<(f32, f32, f32, f32)> attributes {gpu.kernel, nvvm.kernel} {
+    %r = nvvm.mma.sync A[%a, %a, %a, %a] B[%a, %a] C[%c, %c, %c, %c] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (vector<2xf16>, vector<2xf16>, f32) -> !llvm.struct<(f32, f32, f32, f32)>
+    llvm.return %r : !llvm.struct<(f32, f32, f32, f32)>
+  }
+}

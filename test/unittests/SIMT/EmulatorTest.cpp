@@ -557,6 +557,98 @@ TEST(SimtEmulator, LaunchOutsideKnownBlockSizeIsRefused) {
 
 /// Every runtime function the pass can emit a call to exists in the
 /// runtime library loaded into this process, and op names are unique.
+//===----------------------------------------------------------------------===//
+// Tensor cores: nvvm.mma.sync
+//===----------------------------------------------------------------------===//
+
+/// IEEE binary16 / bfloat16 bits of `x` (exact for the values used).
+uint16_t halfBits(float x, bool bf16) {
+  uint32_t f;
+  std::memcpy(&f, &x, 4);
+  if (bf16)
+    return uint16_t(f >> 16);
+  if (x == 0.0f)
+    return uint16_t((f >> 16) & 0x8000);
+  int e = int((f >> 23) & 0xFF) - 127 + 15;
+  return uint16_t(((f >> 16) & 0x8000) | (e << 10) | ((f >> 13) & 0x3FF));
+}
+
+/// D = A B + C for `blocks` independent 16 x K x 8 products, each by one
+/// warp. Values are multiples of 1/4 in [-2, 2], so every product and sum is
+/// exact in f32 and D must equal the double reference bit for bit whatever
+/// the summation order.
+void checkMma(const char *name, int K, bool bf16) {
+  const kvopt_simt_kernel &k = kernel("mma.mlir", name);
+  const int blocks = 3;
+  std::srand(K * 7 + bf16);
+  Buf<uint16_t> a(blocks * 16 * K), b(blocks * K * 8);
+  Buf<float> c(blocks * 128), d(blocks * 128, NAN);
+  std::vector<float> av(a.n), bv(b.n);
+  auto pick = [] { return float(std::rand() % 17 - 8) / 4.0f; };
+  for (size_t i = 0; i < a.n; ++i)
+    a[i] = halfBits(av[i] = pick(), bf16);
+  for (size_t i = 0; i < b.n; ++i)
+    b[i] = halfBits(bv[i] = pick(), bf16);
+  for (size_t i = 0; i < c.n; ++i)
+    c[i] = pick();
+  for (Schedule s : kAll) {
+    Args args;
+    args.memref(a.p, {int64_t(a.n)})
+        .memref(b.p, {int64_t(b.n)})
+        .memref(c.p, {int64_t(c.n)})
+        .memref(d.p, {int64_t(d.n)});
+    LaunchResult r = launch(
+        k, {blocks, 1, 1}, {32, 1, 1}, 0, args.data(),
+        opts(s, {a.range("a"), b.range("b"), c.range("c"), d.range("d")}));
+    ASSERT_TRUE(r.ok()) << r.text();
+    EXPECT_EQ(r.counters.warpCollectives, uint64_t(blocks)) << name;
+    for (int blk = 0; blk < blocks; ++blk)
+      for (int row = 0; row < 16; ++row)
+        for (int col = 0; col < 8; ++col) {
+          double want = c[blk * 128 + row * 8 + col];
+          for (int kk = 0; kk < K; ++kk)
+            want += double(av[blk * 16 * K + row * K + kk]) *
+                    double(bv[blk * K * 8 + kk * 8 + col]);
+          EXPECT_EQ(double(d[blk * 128 + row * 8 + col]), want)
+              << name << " block " << blk << " D[" << row << "][" << col << "] "
+              << scheduleName(s);
+        }
+  }
+}
+
+TEST(SimtEmulator, MmaSyncF16K16MatchesReference) {
+  checkMma("mma_f16_k16", 16, false);
+}
+TEST(SimtEmulator, MmaSyncBF16K16MatchesReference) {
+  checkMma("mma_bf16_k16", 16, true);
+}
+TEST(SimtEmulator, MmaSyncF16K8MatchesReference) {
+  checkMma("mma_f16_k8", 8, false);
+}
+
+TEST(SimtEmulator, MmaSyncInDivergentBranchIsReported) {
+  const kvopt_simt_kernel &k = kernel("mma.mlir", "mma_divergent");
+  Buf<uint16_t> a(32, halfBits(1.0f, false));
+  Buf<float> d(32, 0.0f);
+  for (Schedule s : kTwo) {
+    Args args;
+    args.memref(a.p, {32}).memref(d.p, {32});
+    LaunchResult r = launch(k, {}, {32, 1, 1}, 0, args.data(), opts(s));
+    EXPECT_FALSE(r.ok());
+    // Forward: lanes 0..15 wait in the mma while 16..31 exit; reverse:
+    // 16..31 exit first and lane 15 enters a half-dead warp.
+    ASSERT_GE(r.count(ReportKind::WarpMaskMismatch), 1u) << r.text();
+    EXPECT_TRUE(r.text().find("exited without joining the warp collective "
+                              "at mma.sync") != std::string::npos ||
+                r.text().find("mma.sync needs all 32 lanes") !=
+                    std::string::npos)
+        << r.text();
+    // The half warp's product is undefined: NaN, never a plausible number.
+    for (int l = 0; l < 16; ++l)
+      EXPECT_TRUE(std::isnan(d[l])) << "lane " << l;
+  }
+}
+
 TEST(SimtEmulator, EveryMappedRuntimeSymbolExists) {
   std::set<std::string> ops;
   for (const NVVMMapping &m : nvvmMappingTable()) {

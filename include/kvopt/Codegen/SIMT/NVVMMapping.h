@@ -22,6 +22,7 @@ enum class NVVMLowering {
   Redux,    // (kind, flags, mask, value, site) -> i32
   WarpSync, // (mask, site)
   Unary,    // (f32) -> f32
+  Mma,      // (kind, frags*, d*, site): mma.sync, fragments through memory
 };
 
 /// One row of the mapping table.

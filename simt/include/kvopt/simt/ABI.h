@@ -150,6 +150,21 @@ uint32_t __kv_simt_vote(uint32_t kind, uint32_t mask, uint32_t pred,
 uint32_t __kv_simt_redux(uint32_t kind, uint32_t flags, uint32_t mask,
                          uint32_t value, int32_t site);
 
+/// `kind` argument of __kv_simt_mma: the nvvm.mma.sync shapes and
+/// multiplicand types emulated (row-major A, column-major B, f32 C and D).
+enum kvopt_simt_mma_kind {
+  KVOPT_SIMT_MMA_M16N8K16_F16 = 0,
+  KVOPT_SIMT_MMA_M16N8K16_BF16 = 1,
+  KVOPT_SIMT_MMA_M16N8K8_F16 = 2,
+  KVOPT_SIMT_MMA_M16N8K8_BF16 = 3,
+};
+
+/// nvvm.mma.sync, a warp collective of all 32 lanes: `frags` holds the
+/// lane's A registers, then its B registers, then its 4 C values (f32 bits);
+/// the lane's 4 D values are written to `d`.
+void __kv_simt_mma(uint32_t kind, const uint32_t *frags, float *d,
+                   int32_t site);
+
 /// nvvm.rcp.approx.ftz.f.
 float __kv_simt_rcp_approx_ftz_f32(float x);
 
