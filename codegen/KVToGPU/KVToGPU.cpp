@@ -15,6 +15,8 @@
 #include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
 #include "mlir/Conversion/SCFToControlFlow/SCFToControlFlow.h"
 #include "mlir/Dialect/GPU/Transforms/Passes.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/LLVMIR/Transforms/Passes.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
@@ -118,6 +120,12 @@ private:
                            llvm::StringMap<ArrayAttr> &built,
                            llvm::function_ref<std::string(StringRef)> freshName,
                            llvm::function_ref<Attribute(StringRef)> ref);
+  /// The tensor-core prefill kernel of `op` (configuration `cfg`).
+  ArrayAttr buildPrefill(kv::AttentionOp op, const gpugen::TargetInfo &target,
+                         const gpugen::DecodeConfig &cfg,
+                         llvm::StringMap<ArrayAttr> &built,
+                         llvm::function_ref<std::string(StringRef)> freshName,
+                         llvm::function_ref<Attribute(StringRef)> ref);
   /// The MLA decode + merge kernels of `op`, likewise.
   ArrayAttr buildMLA(kv::MLAAttentionOp op, const gpugen::TargetInfo &target,
                      llvm::StringMap<ArrayAttr> &built,
@@ -209,10 +217,42 @@ ArrayAttr KVGPUKernelsPass::buildAttention(
   auto cfg = decodeConfigOf(op);
   if (failed(cfg))
     return {};
-  auto sched = gpugen::chooseDecodeSchedule(target, *cfg,
-                                            [&] { return op.emitOpError(); });
-  if (failed(sched))
+  // Many query rows per KV head (prefill, chunked prefill) take the
+  // tensor-core kernel when it covers the configuration; so do fewer rows
+  // whose decode accumulators would not fit. Otherwise the decode kernel,
+  // whose diagnostic then says why prefill was not used.
+  std::string noPrefill;
+  bool prefillFits;
+  {
+    ScopedDiagnosticHandler capture(op->getContext(), [&](Diagnostic &d) {
+      noPrefill = d.str();
+      return success();
+    });
+    prefillFits = succeeded(gpugen::checkPrefillConfig(
+        target, *cfg, [&] { return mlir::emitError(op.getLoc()); }));
+  }
+  if (prefillFits && cfg->rows() >= target.prefillMinRows)
+    return buildPrefill(op, target, *cfg, built, freshName, ref);
+  FailureOr<gpugen::DecodeSchedule> sched = failure();
+  {
+    ScopedDiagnosticHandler quiet(op->getContext(),
+                                  [](Diagnostic &) { return success(); });
+    sched = gpugen::chooseDecodeSchedule(
+        target, *cfg, [&] { return mlir::emitError(op.getLoc()); });
+  }
+  if (failed(sched) && prefillFits)
+    return buildPrefill(op, target, *cfg, built, freshName, ref);
+  if (failed(sched)) {
+    // Again, reported this time.
+    (void)gpugen::chooseDecodeSchedule(target, *cfg, [&] {
+      InFlightDiagnostic d = op.emitOpError();
+      if (!noPrefill.empty())
+        d.attachNote() << "no tensor-core prefill for " << cfg->rows()
+                       << " query rows: " << noPrefill;
+      return d;
+    });
     return {};
+  }
   std::string key =
       configKey(*cfg, cast<kv::CacheType>(op.getCache().getType()));
   auto it = built.find(key);
@@ -237,6 +277,29 @@ ArrayAttr KVGPUKernelsPass::buildAttention(
                              gpugen::GridDim::ofArg("lse_size", rows)});
   return built[key] =
              ArrayAttr::get(op->getContext(), {ref(decode), ref(merge)});
+}
+
+ArrayAttr KVGPUKernelsPass::buildPrefill(
+    kv::AttentionOp op, const gpugen::TargetInfo &target,
+    const gpugen::DecodeConfig &cfg, llvm::StringMap<ArrayAttr> &built,
+    llvm::function_ref<std::string(StringRef)> freshName,
+    llvm::function_ref<Attribute(StringRef)> ref) {
+  std::string key =
+      "prefill|" + configKey(cfg, cast<kv::CacheType>(op.getCache().getType()));
+  auto it = built.find(key);
+  if (it != built.end())
+    return it->second;
+  std::string name = freshName("prefill");
+  auto module =
+      op->getParentOfType<ModuleOp>().lookupSymbol<mlir::gpu::GPUModuleOp>(
+          kModuleName);
+  auto pk = gpugen::buildPrefillKernel(module, name, target, cfg);
+  int64_t rowBlocks =
+      (cfg.rows() + 16 * target.decodeWarps - 1) / (16 * target.decodeWarps);
+  gpugen::setLaunchGrid(pk, {gpugen::GridDim::constant(rowBlocks),
+                             gpugen::GridDim::constant(cfg.layout.kvHeads),
+                             gpugen::GridDim::ofArg("seq_lens_size")});
+  return built[key] = ArrayAttr::get(op->getContext(), {ref(name)});
 }
 
 ArrayAttr

@@ -115,6 +115,26 @@ mlir::gpu::GPUFuncOp buildMergeKernel(mlir::gpu::GPUModuleOp module,
 /// Threads of the merge kernel for `headDim` on `target`.
 int64_t mergeThreads(const TargetInfo &target, int64_t headDim);
 
+/// Whether the tensor-core prefill kernel covers `config` (full-precision
+/// f16/bf16 cache, queries of that type, head dim a multiple of 16 up to
+/// the target's bound); a diagnostic names what does not fit.
+mlir::LogicalResult checkPrefillConfig(const TargetInfo &target,
+                                       const DecodeConfig &config,
+                                       EmitErrorFn emitError);
+/// Static shared memory of the prefill kernel: K and V tiles, page entries.
+int64_t prefillSharedBytes(const TargetInfo &target,
+                           const DecodeConfig &config);
+/// Builds `name` into `module`:
+///   (q: memref<?xQ>, pool: memref<?xi8>, block_table: memref<?xi32>,
+///    seq_lens: memref<?xi32>, out: memref<?xO>, lse: memref<?xf32>,
+///    max_pages: i32)
+/// grid (ceil(G * Tq / 64), kv_heads, batch); out is [B, Hq, Tq, D], lse
+/// [B, Hq, Tq]. FlashAttention-2 on mma.sync m16n8k16.
+mlir::gpu::GPUFuncOp buildPrefillKernel(mlir::gpu::GPUModuleOp module,
+                                        llvm::StringRef name,
+                                        const TargetInfo &target,
+                                        const DecodeConfig &config);
+
 /// Everything the MLA decode kernel (kv.mla_attention over a paged
 /// !kv.latent_cache) is specialized on. The latent row [c | k_rope] of width
 /// latentDim + ropeDim is stored like a one-head kv.cache page component.

@@ -39,6 +39,12 @@ struct TargetInfo {
   int64_t maxSplits = 128;
   /// Decode: fewest keys a chunk holds before splitting stops paying.
   int64_t minChunkTokens = 256;
+  /// Prefill (tensor cores): keys per tile, the head dims whose Q
+  /// fragments fit in registers, and the fewest query rows (G x Tq) per KV
+  /// head for which kv.attention gets the prefill kernel instead of decode.
+  int64_t prefillTileTokens = 32;
+  int64_t prefillMaxHeadDim = 128;
+  int64_t prefillMinRows = 64;
   /// Append: threads per block (several (token, head) rows per block).
   int64_t appendThreads = 128;
   /// Append: most channels one lane holds (its slice lives in registers).

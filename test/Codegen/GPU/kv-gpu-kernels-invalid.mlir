@@ -72,3 +72,15 @@ func.func @mla_window(%ql: tensor<1x16x1x512xbf16>, %qr: tensor<1x16x1x64xbf16>,
   %o = kv.mla_attention %ql, %qr, %c, %lens block_table %bt {scale = 0.0723 : f32} : (tensor<1x16x1x512xbf16>, tensor<1x16x1x64xbf16>, !kv.latent_cache<latent_dim = 512, rope_dim = 64, capacity = 64, element = bf16, layout = #kv.layout<paged, page_size = 16>, quant = #kv.quant<int8, recent = 8>>, tensor<1xi32>, tensor<1x4xi32>) -> tensor<1x16x1x512xbf16>
   return %o : tensor<1x16x1x512xbf16>
 }
+
+// -----
+
+// 64 rows of an f32 cache: no tensor-core prefill (f16/bf16 only), and the
+// decode kernel's accumulators do not fit; the note says why prefill was
+// not used.
+func.func @rows_f32(%q: tensor<1x4x16x64xf32>, %c: !kv.cache<kv_heads = 1, head_dim = 64, capacity = 64, element = f32, layout = #kv.layout<paged, page_size = 16>>, %lens: tensor<1xi32>, %bt: tensor<1x4xi32>) -> tensor<1x4x16x64xf32> {
+  // CHECK: error: 'kv.attention' op 64 query rows x 2 value elements per lane exceed the register budget of 127 accumulators on sm_80
+  // CHECK: note: no tensor-core prefill for 64 query rows: tensor-core prefill needs an f16 or bf16 cache (got 'f32')
+  %o = kv.attention %q, %c, %lens block_table %bt {causal} : (tensor<1x4x16x64xf32>, !kv.cache<kv_heads = 1, head_dim = 64, capacity = 64, element = f32, layout = #kv.layout<paged, page_size = 16>>, tensor<1xi32>, tensor<1x4xi32>) -> tensor<1x4x16x64xf32>
+  return %o : tensor<1x4x16x64xf32>
+}

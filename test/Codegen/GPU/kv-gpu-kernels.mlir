@@ -83,3 +83,29 @@ func.func @mla(%ql: tensor<?x40x1x512xbf16>, %qr: tensor<?x40x1x64xbf16>, %c: !l
   %o = kv.mla_attention %ql, %qr, %c, %lens block_table %bt {scale = 0.0723 : f32} : (tensor<?x40x1x512xbf16>, tensor<?x40x1x64xbf16>, !l, tensor<?xi32>, tensor<?x64xi32>) -> tensor<?x40x1x512xbf16>
   return %o : tensor<?x40x1x512xbf16>
 }
+
+// -----
+
+// 64 query rows per KV head (4 heads x 16 chunk tokens) of an f16 cache get
+// the tensor-core prefill kernel: one block of 4 warps x 16 rows per KV
+// head; so do 48 rows (4 x 12), whose decode accumulators (48 x 4 per lane)
+// would exceed the register budget; 16 rows (4 x 4) stay on decode.
+!p = !kv.cache<kv_heads = 2, head_dim = 128, capacity = 4096, element = f16, layout = #kv.layout<paged, page_size = 16>>
+// CHECK-LABEL: func.func @prefill
+// CHECK: kv.attention {{.*}}kv.gpu_kernels = [@kv_gpu::@prefill_0]
+// CHECK: kv.attention {{.*}}kv.gpu_kernels = [@kv_gpu::@prefill_1]
+// CHECK: kv.attention {{.*}}kv.gpu_kernels = [@kv_gpu::@decode_0, @kv_gpu::@merge_0]
+// CHECK: gpu.func @prefill_0
+// CHECK-SAME: kv.arg_names = ["q", "pool", "block_table", "seq_lens", "out", "lse", "max_pages"]
+// CHECK-SAME: kv.grid = [1, 2, {arg = "seq_lens_size", ceil_div = 1 : i64, mul = 1 : i64}]
+// CHECK-SAME: kv.rows_per_block = 64
+// 2 x 32 keys x (128 + 8) f16 + 3 page entries.
+// CHECK-SAME: kv.shared_bytes = 17420
+// CHECK: nvvm.mma.sync
+// CHECK: gpu.func @decode_0
+func.func @prefill(%q: tensor<?x8x16x128xf16>, %q2: tensor<?x8x12x128xf16>, %q3: tensor<?x8x4x128xf16>, %c: !p, %lens: tensor<?xi32>, %bt: tensor<?x256xi32>) -> (tensor<?x8x16x128xf16>, tensor<?x8x12x128xf16>, tensor<?x8x4x128xf16>) {
+  %o = kv.attention %q, %c, %lens block_table %bt {causal} : (tensor<?x8x16x128xf16>, !p, tensor<?xi32>, tensor<?x256xi32>) -> tensor<?x8x16x128xf16>
+  %o2 = kv.attention %q2, %c, %lens block_table %bt {causal} : (tensor<?x8x12x128xf16>, !p, tensor<?xi32>, tensor<?x256xi32>) -> tensor<?x8x12x128xf16>
+  %o3 = kv.attention %q3, %c, %lens block_table %bt {causal} : (tensor<?x8x4x128xf16>, !p, tensor<?xi32>, tensor<?x256xi32>) -> tensor<?x8x4x128xf16>
+  return %o, %o2, %o3 : tensor<?x8x16x128xf16>, tensor<?x8x12x128xf16>, tensor<?x8x4x128xf16>
+}

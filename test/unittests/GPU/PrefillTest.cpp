@@ -1,0 +1,255 @@
+//===- PrefillTest.cpp - tensor-core prefill kernels vs the reference -----===//
+//
+// Every case: kv-gpu-kernels picks the tensor-core prefill kernel for a
+// kv.attention with many query rows per KV head (G x Tq >= 64, or fewer
+// whose decode accumulators would not fit), the SIMT
+// emulator runs it (its mma.sync in PTX's fragment layout) over pages
+// written by the reference's writePagedCache (shuffled placement), in
+// forward and reverse schedules, and the result must be within
+// docs/Numerics.md's f32 bound of the double-precision reference plus the
+// rounding of P to the multiplicand type, with no emulator report.
+//
+//===----------------------------------------------------------------------===//
+
+#include "DecodeHarness.h"
+
+#include "kvopt/Codegen/KVToGPU/Passes.h"
+#include "kvopt/Dialect/KV/KVDialect.h"
+#include "kvopt/Reference/Numeric.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+
+#include "llvm/Support/raw_ostream.h"
+
+#include "gtest/gtest.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+
+using namespace kvopt;
+using namespace kvopt::gpu_test;
+namespace ref = kvopt::reference;
+
+namespace {
+
+std::vector<uint64_t> seeds() {
+  std::vector<uint64_t> s = {1};
+  if (const char *env = std::getenv("KVOPT_TEST_SEED"))
+    s.push_back(std::strtoull(env, nullptr, 10));
+  return s;
+}
+
+struct CompiledPrefill {
+  std::unique_ptr<simt::EmulatedModule> module;
+  const kvopt_simt_kernel *kernel = nullptr;
+  int64_t threads = 0, rowBlocks = 0;
+  std::string names; ///< the generated kernels' names
+};
+
+std::optional<CompiledPrefill> compilePrefill(const DecodeCase &c,
+                                              std::string &error) {
+  mlir::DialectRegistry registry;
+  registry.insert<kv::KVDialect, mlir::func::FuncDialect,
+                  mlir::tensor::TensorDialect>();
+  mlir::MLIRContext ctx(registry);
+  std::string diags;
+  llvm::raw_string_ostream dos(diags);
+  mlir::ScopedDiagnosticHandler handler(&ctx, [&](mlir::Diagnostic &d) {
+    dos << d << "\n";
+    return mlir::success();
+  });
+  auto module =
+      mlir::parseSourceString<mlir::ModuleOp>(decodeModuleText(c), &ctx);
+  if (!module) {
+    error = "parse failed: " + diags;
+    return std::nullopt;
+  }
+  mlir::PassManager pm(&ctx);
+  KVGPUKernelsOptions opts;
+  opts.kernelsOnly = true;
+  pm.addPass(createKVGPUKernels(opts));
+  if (mlir::failed(pm.run(*module))) {
+    error = "kv-gpu-kernels failed: " + diags;
+    return std::nullopt;
+  }
+  CompiledPrefill k;
+  module->walk([&](mlir::gpu::GPUFuncOp f) {
+    k.names += f.getName().str() + " ";
+    k.threads = f.getKnownBlockSizeAttr()[0];
+    auto grid = f->getAttrOfType<mlir::ArrayAttr>("kv.grid");
+    k.rowBlocks = mlir::cast<mlir::IntegerAttr>(grid[0]).getInt();
+  });
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  module->print(os);
+  auto m = simt::EmulatedModule::compile(text, {}, "prefill.mlir");
+  if (!m) {
+    error = "emulator compile failed: " + llvm::toString(m.takeError());
+    return std::nullopt;
+  }
+  k.module = std::move(*m);
+  auto kernel = k.module->kernel("prefill_0");
+  if (!kernel) {
+    error = "no prefill_0 among [" + k.names +
+            "]: " + llvm::toString(kernel.takeError());
+    return std::nullopt;
+  }
+  k.kernel = *kernel;
+  return k;
+}
+
+void check(const DecodeCase &c) {
+  SCOPED_TRACE(c.describe());
+  std::string error;
+  auto k = compilePrefill(c, error);
+  ASSERT_TRUE(k) << error;
+  DecodeData d = makeDecodeData(c);
+  const int64_t B = c.lengths.size(), Hkv = c.kvHeads, D = c.headDim,
+                rows = B * Hkv * c.group * c.queryLen;
+  // P is rounded to the multiplicand type before P V: at most one unit
+  // roundoff of each weight, so u_h * max|v| on the normalized output.
+  double uh = c.element == ref::ScalarType::BF16 ? 0x1p-8 : 0x1p-11;
+  double maxV = 0;
+  for (double x : d.v.values())
+    maxV = std::max(maxV, std::fabs(x));
+  double tolOut = d.tol.out + uh * maxV;
+  for (simt::Schedule s : {simt::Schedule::Forward, simt::Schedule::Reverse}) {
+    SCOPED_TRACE(std::string("schedule ") + simt::scheduleName(s));
+    size_t poolBytes = (d.pool.size() + 255) / 256 * 256;
+    std::unique_ptr<uint8_t, void (*)(void *)> pool(
+        static_cast<uint8_t *>(std::aligned_alloc(256, poolBytes)), std::free);
+    std::copy(d.pool.begin(), d.pool.end(), pool.get());
+    std::vector<uint16_t> q = d.q16;
+    std::vector<int32_t> table = d.table, lens = d.lens;
+    bool o32 = c.output == ref::ScalarType::F32;
+    std::vector<uint8_t> out(rows * D * (o32 ? 4 : 2), 0xff);
+    std::vector<float> lse(rows, NAN);
+    simt::ParamPack p;
+    p.memref(q.data(), {int64_t(q.size())})
+        .memref(pool.get(), {int64_t(d.pool.size())})
+        .memref(table.data(), {int64_t(table.size())})
+        .memref(lens.data(), {int64_t(lens.size())})
+        .memref(out.data(), {rows * D})
+        .memref(lse.data(), {rows})
+        .scalar<int32_t>(int32_t(d.maxPages));
+    simt::LaunchOptions o;
+    o.schedule = s;
+    o.seed = c.seed;
+    o.printReports = false;
+    o.buffers = {{"q", q.data(), q.size() * 2},
+                 {"pool", pool.get(), d.pool.size()},
+                 {"block_table", table.data(), table.size() * 4},
+                 {"seq_lens", lens.data(), lens.size() * 4},
+                 {"out", out.data(), out.size()},
+                 {"lse", lse.data(), lse.size() * 4}};
+    simt::LaunchResult r = simt::launch(
+        *k->kernel, {uint32_t(k->rowBlocks), uint32_t(Hkv), uint32_t(B)},
+        {uint32_t(k->threads), 1, 1}, 0, p.data(), o);
+    ASSERT_TRUE(r.ok()) << r.text();
+    double worst = 0;
+    std::string where;
+    const auto &eo = d.expected.out.values();
+    for (size_t i = 0; i < eo.size(); ++i) {
+      uint32_t bits = 0;
+      std::memcpy(&bits, &out[i * (o32 ? 4 : 2)], o32 ? 4 : 2);
+      double got = ref::fromScalarBits(c.output, bits);
+      double err = std::fabs(got - eo[i]) / tolOut;
+      if (!(err <= worst)) {
+        worst = std::isnan(err) ? INFINITY : err;
+        where = "out[" + std::to_string(i) + "] = " + std::to_string(got) +
+                " expected " + std::to_string(eo[i]);
+      }
+    }
+    const auto &el = d.expected.lse.values();
+    for (size_t i = 0; i < el.size(); ++i) {
+      double err = std::isinf(el[i])
+                       ? (std::isinf(lse[i]) && lse[i] < 0 ? 0 : INFINITY)
+                       : std::fabs(double(lse[i]) - el[i]) / d.tol.lse;
+      if (!(err <= worst)) {
+        worst = std::isnan(err) ? INFINITY : err;
+        where = "lse[" + std::to_string(i) + "] = " + std::to_string(lse[i]) +
+                " expected " + std::to_string(el[i]);
+      }
+    }
+    EXPECT_LE(worst, 1.0) << where;
+  }
+}
+
+using ref::ScalarType;
+
+DecodeCase prefillCase(int64_t D, int64_t G, int64_t Tq, int64_t P,
+                       ScalarType el, std::vector<int64_t> lens,
+                       uint64_t seed) {
+  DecodeCase c;
+  c.kvHeads = 2;
+  c.headDim = D;
+  c.group = G;
+  c.queryLen = Tq;
+  c.pageSize = P;
+  c.element = el;
+  c.query = el;
+  c.output = ScalarType::F32;
+  c.lengths = std::move(lens);
+  c.seed = seed;
+  return c;
+}
+
+/// Chunked prefill: Tq new tokens at the end of each sequence, causal, over
+/// head dims 16..128, groups 1..8, pages 1..256, f16 and bf16, partial row
+/// blocks (G x Tq not a multiple of 64) and lengths not multiples of the
+/// 32-key tile.
+TEST(GpuPrefill, CausalChunksMatchReference) {
+  for (uint64_t seed : seeds()) {
+    std::mt19937_64 rng(seed);
+    struct {
+      int64_t D, G, Tq, P;
+      ScalarType el;
+    } grid[] = {{128, 4, 16, 16, ScalarType::F16},
+                {64, 1, 70, 1, ScalarType::BF16},
+                {128, 8, 9, 64, ScalarType::BF16},
+                {32, 2, 40, 256, ScalarType::F16},
+                {96, 16, 4, 16, ScalarType::F16},
+                // 48 rows: below the 64-row threshold, but decode's
+                // accumulators (48 x 4 per lane) would not fit.
+                {128, 4, 12, 16, ScalarType::F16}};
+    for (const auto &g : grid) {
+      std::uniform_int_distribution<int64_t> extra(0, 90);
+      std::vector<int64_t> lens = {g.Tq + extra(rng), g.Tq + extra(rng)};
+      DecodeCase c = prefillCase(g.D, g.G, g.Tq, g.P, g.el, lens, seed);
+      c.causal = true;
+      check(c);
+    }
+  }
+}
+
+/// Non-causal rows (a whole prompt attending to a cached prefix), f16/bf16
+/// outputs, and a sliding window with sinks.
+TEST(GpuPrefill, OutputsAndMasks) {
+  for (uint64_t seed : seeds()) {
+    DecodeCase c =
+        prefillCase(64, 4, 16, 16, ScalarType::F16, {37, 100}, seed + 1);
+    c.output = ScalarType::F16;
+    check(c);
+    c = prefillCase(128, 2, 32, 16, ScalarType::BF16, {50, 77}, seed + 2);
+    c.output = ScalarType::BF16;
+    c.causal = true;
+    check(c);
+    c = prefillCase(64, 4, 20, 32, ScalarType::F16, {120, 70}, seed + 3);
+    c.causal = true;
+    c.window = 24;
+    c.sinks = 3;
+    check(c);
+  }
+}
+
+} // namespace
