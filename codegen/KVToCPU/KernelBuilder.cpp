@@ -19,6 +19,7 @@
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/Support/xxhash.h"
 
+#include <algorithm>
 #include <cmath>
 
 using namespace mlir;
@@ -521,6 +522,31 @@ void CacheAccess::prefetchToken(KB &k, const ComponentLayout &c, Value pageBase,
     region(c.zeroOffset, scaleRow);
 }
 
+void CacheAccess::prefetchRow(KB &k, const ComponentLayout &c, Value pageBase,
+                              Value slot, Value head) const {
+  Value row = k.add(k.mul(slot, c.heads), head);
+  auto region = [&](int64_t offset, int64_t rowBytes) {
+    Value start = k.add(pageBase, k.add(k.mul(row, rowBytes), k.idx(offset)));
+    // One prefetch per line the row can touch (a row need not start on a
+    // line boundary).
+    for (int64_t line = 0; line < rowBytes; line += 64)
+      memref::PrefetchOp::create(k.b, bytes, ValueRange{k.add(start, line)},
+                                 /*isWrite=*/false, /*localityHint=*/3,
+                                 /*isDataCache=*/true);
+    if (rowBytes % 64 || rowBytes < 64)
+      memref::PrefetchOp::create(
+          k.b, bytes, ValueRange{k.add(start, rowBytes - 1)},
+          /*isWrite=*/false, /*localityHint=*/3, /*isDataCache=*/true);
+  };
+  region(c.dataOffset, c.dim * c.bits() / 8);
+  if (!c.quant || c.channelAxis())
+    return;
+  int64_t scaleRow = (c.dim / c.group()) * c.scaleBytes();
+  region(c.scaleOffset, scaleRow);
+  if (!c.quant.getSymmetric())
+    region(c.zeroOffset, scaleRow);
+}
+
 Value CacheAccess::loadStoredRow(KB &k, const ComponentLayout &c,
                                  Value pageBase, Value slot, Value head) const {
   ImplicitLocOpBuilder &b = k.b;
@@ -573,6 +599,94 @@ Value CacheAccess::loadStoredRow(KB &k, const ComponentLayout &c,
                               ArrayRef<int64_t>{1}));
   }
   return result;
+}
+
+Value CacheAccess::loadStoredSlice(KB &k, const ComponentLayout &c,
+                                   Value pageBase, Value slot, Value head,
+                                   int64_t lane0, int64_t width) const {
+  ImplicitLocOpBuilder &b = k.b;
+  int64_t d = c.dim;
+  Value row = k.add(k.mul(slot, c.heads), head);
+  Value data =
+      k.add(pageBase, k.add(k.mul(row, d * c.bits() / 8),
+                            k.idx(c.dataOffset + lane0 * c.bits() / 8)));
+  if (!c.quant)
+    return k.toF32(k.loadBytes(bytes, data, k.vec(width, c.element)));
+  Value codes = decodeCodes(k, c.quant, bytes, data, width);
+  int64_t g = c.group();
+  Value scaleIndex;  // first scale of this slice, in scales
+  int64_t first = 0; // group of the slice's first lane (token axis)
+  int64_t count;     // scales the slice uses
+  if (c.channelAxis()) {
+    scaleIndex =
+        k.add(k.mul(k.add(k.mul(k.div(slot, g), c.heads), head), d), lane0);
+    count = width;
+  } else {
+    first = lane0 / g;
+    count = (lane0 + width - 1) / g - first + 1;
+    scaleIndex = k.add(k.mul(row, d / g), first);
+  }
+  auto loadScales = [&](int64_t regionOffset) {
+    Value at = k.add(pageBase, k.add(k.mul(scaleIndex, c.scaleBytes()),
+                                     k.idx(regionOffset)));
+    return k.toF32(k.loadBytes(bytes, at, k.vec(count, c.scaleType())));
+  };
+  Value scales = loadScales(c.scaleOffset);
+  Value zeros = c.quant.getSymmetric() ? Value() : loadScales(c.zeroOffset);
+  auto dequant = [&](Value x, Value s, Value z) -> Value {
+    return z ? Value(math::FmaOp::create(b, x, s, z))
+             : Value(arith::MulFOp::create(b, x, s));
+  };
+  if (c.channelAxis())
+    return dequant(codes, scales, zeros);
+  // Token axis: one scalar scale (and zero point) per group, applied to the
+  // part of the slice the group covers.
+  Value result = codes;
+  for (int64_t gi = 0; gi < count; ++gi) {
+    int64_t lo = std::max(lane0, (first + gi) * g) - lane0;
+    int64_t hi = std::min(lane0 + width, (first + gi + 1) * g) - lane0;
+    int64_t n = hi - lo;
+    Value part = n == width ? codes
+                            : Value(vector::ExtractStridedSliceOp::create(
+                                  b, codes, ArrayRef<int64_t>{lo},
+                                  ArrayRef<int64_t>{n}, ArrayRef<int64_t>{1}));
+    auto at = [&](Value v) {
+      return k.splat(vector::ExtractOp::create(b, v, ArrayRef<int64_t>{gi}), n);
+    };
+    part = dequant(part, at(scales), zeros ? at(zeros) : Value());
+    result = n == width ? part
+                        : Value(vector::InsertStridedSliceOp::create(
+                              b, part, result, ArrayRef<int64_t>{lo},
+                              ArrayRef<int64_t>{1}));
+  }
+  return result;
+}
+
+Value CacheAccess::loadRowSlice(KB &k, const ComponentLayout &c, Value pageBase,
+                                Value slot, Value winBase, Value token,
+                                Value head, Value length, int64_t lane0,
+                                int64_t width) const {
+  if (!c.quant || !c.hasWindow())
+    return loadStoredSlice(k, c, pageBase, slot, head, lane0, width);
+  ImplicitLocOpBuilder &b = k.b;
+  Value inWindow;
+  if (c.sinks() > 0)
+    inWindow = k.lt(token, k.idx(c.sinks()));
+  if (c.recent() > 0) {
+    Value recent = k.ge(token, k.sub(length, k.idx(c.recent())));
+    inWindow =
+        inWindow ? Value(arith::OrIOp::create(b, inWindow, recent)) : recent;
+  }
+  return k.ifElse(
+      inWindow, k.vec(width, b.getF32Type()),
+      [&] {
+        Value at = k.add(windowRow(k, c, winBase, token, head),
+                         k.idx(lane0 * c.elementBytes));
+        return k.toF32(k.loadBytes(bytes, at, k.vec(width, c.element)));
+      },
+      [&] {
+        return loadStoredSlice(k, c, pageBase, slot, head, lane0, width);
+      });
 }
 
 Value CacheAccess::loadRow(KB &k, const ComponentLayout &c, Value pageBase,

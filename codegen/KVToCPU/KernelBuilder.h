@@ -161,10 +161,30 @@ struct CacheAccess {
   /// and scattered, so the hardware prefetcher alone restarts at each one.
   void prefetchToken(KB &k, const ComponentLayout &c, mlir::Value pageBase,
                      mlir::Value slot) const;
+  /// Prefetches the stored bytes of row (token, head) of `c`: data, and
+  /// token-axis scales and zero points.
+  void prefetchRow(KB &k, const ComponentLayout &c, mlir::Value pageBase,
+                   mlir::Value slot, mlir::Value head) const;
   /// The stored (non-window) row, dequantized.
   mlir::Value loadStoredRow(KB &k, const ComponentLayout &c,
                             mlir::Value pageBase, mlir::Value slot,
                             mlir::Value head) const;
+
+  /// Lanes [lane0, lane0 + width) of row (token, head) of `c` as
+  /// vector<width x f32>, for kernels that consume a row in register-sized
+  /// pieces (lane0 and width multiples of 16). Dequantizes with one fused
+  /// multiply-add per element (`code * s + z`, one rounding), so it is not
+  /// bit-identical to loadRow's separate multiply and add.
+  mlir::Value loadRowSlice(KB &k, const ComponentLayout &c,
+                           mlir::Value pageBase, mlir::Value slot,
+                           mlir::Value winBase, mlir::Value token,
+                           mlir::Value head, mlir::Value length, int64_t lane0,
+                           int64_t width) const;
+  /// The stored (non-window) lanes [lane0, lane0 + width), dequantized.
+  mlir::Value loadStoredSlice(KB &k, const ComponentLayout &c,
+                              mlir::Value pageBase, mlir::Value slot,
+                              mlir::Value head, int64_t lane0,
+                              int64_t width) const;
 };
 
 /// Decodes `count` codes of `quant` starting at byte `offset` of `bytes` into

@@ -18,10 +18,19 @@
 // CHECK: func.func private @[[K]](
 // CHECK: scf.parallel
 // CHECK: memref.alloca_scope
+// Scores: 16-lane K chunks (vector<32xi8> as f16) into per-token partial
+// vectors, reduced for all tokens of the block together by shuffles; the
+// softmax sums the block's weights; values accumulate in scf.for
+// iter_args over the block, a 64-lane slice per row.
+// CHECK: vector.load %{{.*}} : memref<?xi8>, vector<32xi8>
+// CHECK: vector.bitcast %{{.*}} : vector<32xi8> to vector<16xf16>
+// CHECK: math.fma %{{.*}} : vector<16xf32>
+// CHECK: vector.shuffle %{{.*}} [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23] : vector<16xf32>, vector<16xf32>
+// CHECK: vector.reduction <add>
+// CHECK: scf.for {{.*}} iter_args({{.*}}) -> (vector<64xf32>, vector<64xf32>)
 // CHECK: vector.load %{{.*}} : memref<?xi8>, vector<128xi8>
 // CHECK: vector.bitcast %{{.*}} : vector<128xi8> to vector<64xf16>
-// CHECK: vector.reduction <add>
-// CHECK: math.fma
+// CHECK: math.fma %{{.*}} : vector<64xf32>
 // SPLIT-LABEL: func.func @attention(
 // SPLIT: memref.alloc() : memref<1x4x4x64xf32>
 // SPLIT: memref.alloc() : memref<1x4x4xf32>
@@ -74,12 +83,15 @@ func.func @append(%c: !Q, %pos: tensor<2xi32>, %k: tensor<2x2x1x64xf16>, %v: ten
 !L = !kv.latent_cache<latent_dim = 32, rope_dim = 16, capacity = 64, element = bf16>
 
 // MLA latent attention reuses the attention kernel with a 48-wide key row
-// whose first 32 elements are the value.
+// whose first 32 elements are the value: the value slices are loads of the
+// key row's first 32 bf16 (64 bytes).
 // CHECK-LABEL: func.func @mla(
 // CHECK: call @[[K:__kv_cpu_mla_attention_[0-9a-f]+]](
 // CHECK: func.func private @[[K]](
 // CHECK: vector.insert_strided_slice %{{.*}} {offsets = [32], strides = [1]} : vector<16xf32> into vector<48xf32>
-// CHECK: vector.extract_strided_slice %{{.*}} {offsets = [0], sizes = [32], strides = [1]} : vector<48xf32> to vector<32xf32>
+// CHECK: scf.for {{.*}} iter_args({{.*}}) -> (vector<32xf32>, vector<32xf32>, vector<32xf32>, vector<32xf32>)
+// CHECK: vector.load %{{.*}} : memref<?xi8>, vector<64xi8>
+// CHECK: vector.bitcast %{{.*}} : vector<64xi8> to vector<32xbf16>
 func.func @mla(%ql: tensor<1x4x1x32xbf16>, %qr: tensor<1x4x1x16xbf16>, %c: !L, %lens: tensor<1xi32>) -> tensor<1x4x1x32xbf16> {
   %o = kv.mla_attention %ql, %qr, %c, %lens {scale = 0.125 : f32} : (tensor<1x4x1x32xbf16>, tensor<1x4x1x16xbf16>, !L, tensor<1xi32>) -> tensor<1x4x1x32xbf16>
   return %o : tensor<1x4x1x32xbf16>
