@@ -50,10 +50,10 @@ LogicalResult kvopt::gpugen::checkPrefillConfig(const TargetInfo &t,
                                                 EmitErrorFn emitError) {
   const PagedLayout &l = cfg.layout;
   Type el = l.key.element;
-  if (l.key.quantized() || l.value.quantized())
-    return emitError() << "tensor-core prefill reads full-precision f16 or "
-                          "bf16 caches (quantized caches are not "
-                          "generated yet)";
+  for (const ComponentInfo *c : {&l.key, &l.value})
+    if (c->quantized() && c->channelAxis)
+      return emitError() << "tensor-core prefill supports token-axis scales "
+                            "only";
   if (!el.isF16() && !el.isBF16())
     return emitError() << "tensor-core prefill needs an f16 or bf16 cache "
                           "(got "
@@ -215,6 +215,18 @@ gpu::GPUFuncOp kvopt::gpugen::buildPrefillKernel(gpu::GPUModuleOp module,
     return pow2Divisor(std::gcd(a, int64_t(256)), t.maxLoadBytes);
   };
   const int64_t chunkElems = 16 / L.key.elementBytes;
+  // Alignment of a chunk's codes and of one scale in the pool.
+  auto codeAlign = [&](const ComponentInfo &c) {
+    int64_t bytes = chunkElems * c.bits / 8;
+    int64_t a = std::gcd(std::gcd(L.pageBytes, c.dataOffset),
+                         std::gcd(D * c.bits / 8, bytes));
+    return pow2Divisor(std::gcd(a, int64_t(256)), t.maxLoadBytes);
+  };
+  auto scaleAlign = [&](const ComponentInfo &c) {
+    int64_t a = std::gcd(std::gcd(L.pageBytes, c.scaleOffset),
+                         std::gcd(c.zeroOffset, c.scaleBytes));
+    return pow2Divisor(std::gcd(a, int64_t(256)), c.scaleBytes);
+  };
 
   auto loop = scf::ForOp::create(b, c0, tiles, c1, init);
   {
@@ -247,13 +259,56 @@ gpu::GPUFuncOp kvopt::gpugen::buildPrefillKernel(gpu::GPUModuleOp module,
             [&] {
               Value p = e.load(pageS, e.sub(e.div(token, P), firstPage));
               Value base = e.mul(e.toIndex(p), L.pageBytes);
-              Value elem =
-                  e.add(e.mul(e.add(e.mul(e.rem(token, P), Hkv), h), D), ch);
+              Value row = e.add(e.mul(e.rem(token, P), Hkv), h);
+              Value elem = e.add(e.mul(row, D), ch);
+              if (!c->quantized()) {
+                Value off = e.add(e.add(base, c->dataOffset),
+                                  e.mul(elem, c->elementBytes));
+                Value raw = e.loadBytes(pool, off, 16, align);
+                return Value(
+                    vector::BitCastOp::create(b, e.vec(chunkElems, el), raw));
+              }
+              // Token-axis codes dequantized in f32 (one fma with the zero
+              // point) and rounded to the element type the mma reads.
+              int64_t bytes = chunkElems * c->bits / 8;
               Value off = e.add(e.add(base, c->dataOffset),
-                                e.mul(elem, c->elementBytes));
-              Value raw = e.loadBytes(pool, off, 16, align);
+                                e.div(e.mul(elem, c->bits), 8));
+              Value codes = e.decodeCodes(
+                  e.loadBytes(pool, off, bytes, codeAlign(*c)), chunkElems, *c);
+              int64_t perRow = D / c->group;
+              Type st = c->quant.getScale();
+              auto scaleAt = [&](int64_t region, Value groupIdx) {
+                Value at =
+                    e.mul(e.add(e.mul(row, perRow), groupIdx), c->scaleBytes);
+                return e.loadScale(pool, e.add(e.add(base, region), at), st,
+                                   scaleAlign(*c));
+              };
+              SmallVector<Value> sv, zv;
+              for (int64_t j = 0; j < chunkElems; ++j) {
+                // One load per group the chunk touches.
+                if (j % std::min(c->group, chunkElems) == 0) {
+                  Value gi = e.div(e.add(ch, e.idx(j)), c->group);
+                  sv.push_back(scaleAt(c->scaleOffset, gi));
+                  zv.push_back(c->hasZeros() ? scaleAt(c->zeroOffset, gi)
+                                             : e.f32(0.0f));
+                } else {
+                  sv.push_back(sv.back());
+                  zv.push_back(zv.back());
+                }
+              }
+              VectorType vf = e.vec(chunkElems, f32t);
+              Value x = math::FmaOp::create(
+                  b, codes, vector::FromElementsOp::create(b, vf, sv),
+                  vector::FromElementsOp::create(b, vf, zv));
+              if (!bf16)
+                return Value(
+                    arith::TruncFOp::create(b, e.vec(chunkElems, el), x));
+              SmallVector<Value> r;
+              for (int64_t j = 0; j < chunkElems; ++j)
+                r.push_back(e.roundTo(
+                    vector::ExtractOp::create(b, x, ArrayRef<int64_t>{j}), el));
               return Value(
-                  vector::BitCastOp::create(b, e.vec(chunkElems, el), raw));
+                  vector::FromElementsOp::create(b, e.vec(chunkElems, el), r));
             },
             [&] {
               Value zero =

@@ -8,7 +8,7 @@
 // PTX: mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32
 // PTX: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
 // CHECK-NOT: bytes stack frame, {{[1-9]}}
-// CHECK-COUNT-4: 0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+// CHECK-COUNT-5: 0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
 // CHECK-NOT: {{[1-9][0-9]* bytes (stack frame|spill)}}
 
 // Llama-3 8B chunked prefill: 32 q / 8 KV heads, head dim 128, 64-token
@@ -38,4 +38,12 @@ func.func @window(%q: tensor<?x8x16x32xf16>, %c: !w, %lens: tensor<?xi32>, %bt: 
 func.func @d96(%q: tensor<?x32x8x96xf16>, %c: !p, %lens: tensor<?xi32>, %bt: tensor<?x64xi32>) -> tensor<?x32x8x96xf16> {
   %o = kv.attention %q, %c, %lens block_table %bt {causal} : (tensor<?x32x8x96xf16>, !p, tensor<?xi32>, tensor<?x64xi32>) -> tensor<?x32x8x96xf16>
   return %o : tensor<?x32x8x96xf16>
+}
+
+// int8 keys (f32 scales) and asymmetric int4 values in groups of 32,
+// dequantized into the shared tiles.
+!q = !kv.cache<kv_heads = 8, head_dim = 128, capacity = 4096, element = f16, layout = #kv.layout<paged, page_size = 16>, key = #kv.quant<int8, scale = f32>, value = #kv.quant<int4, group = 32, symmetric = false>>
+func.func @quantized(%q: tensor<?x32x64x128xf16>, %c: !q, %lens: tensor<?xi32>, %bt: tensor<?x256xi32>) -> tensor<?x32x64x128xf16> {
+  %o = kv.attention %q, %c, %lens block_table %bt {causal} : (tensor<?x32x64x128xf16>, !q, tensor<?xi32>, tensor<?x256xi32>) -> tensor<?x32x64x128xf16>
+  return %o : tensor<?x32x64x128xf16>
 }
