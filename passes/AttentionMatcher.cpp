@@ -895,7 +895,13 @@ bool kvopt::raise::isAttentionCandidate(linalg::LinalgOp op) {
   if (!isContraction(op) || !op.hasPureTensorSemantics())
     return false;
   auto dims = linalg::inferContractionDims(op);
-  if (failed(dims) || dims->batch.empty() || dims->k.size() != 1)
+  if (failed(dims) || dims->k.size() != 1)
+    return false;
+  // An unbatched (2-D) product is attention-like only when one operand is
+  // a softmax of another unbatched product: 2-D matmul chains with
+  // elementwise code between them (MLPs) are common and are not attention.
+  bool unbatched = dims->batch.empty();
+  if (unbatched && (dims->m.size() != 1 || dims->n.size() != 1))
     return false;
   for (OpOperand *operand : op.getDpsInputOperands()) {
     AffineMap map = op.getMatchingIndexingMap(operand);
@@ -911,13 +917,18 @@ bool kvopt::raise::isAttentionCandidate(linalg::LinalgOp op) {
         ExprBuilder::kUnlimited);
     if (tree->kind == Expr::Leaf)
       continue;
+    if (unbatched) {
+      std::string ignored;
+      if (!matchSoftmax(tree, *pos, ignored))
+        continue;
+    }
     bool found = false;
     forEachLeaf(tree, [&](const Expr *leaf) {
       Operation *def = leaf->value.getDefiningOp();
       if (!isContraction(def))
         return;
       auto inner = linalg::inferContractionDims(cast<linalg::LinalgOp>(def));
-      found |= succeeded(inner) && !inner->batch.empty();
+      found |= succeeded(inner) && inner->batch.empty() == unbatched;
     });
     if (found)
       return true;
@@ -930,11 +941,15 @@ LogicalResult kvopt::raise::checkKVLayout(AttentionMatch &m,
                                           Role dimRole, std::string &why) {
   const char *what = dimRole == Role::HeadDim ? "keys" : "values";
   auto type = dyn_cast<RankedTensorType>(trace.value.getType());
-  if (!type || type.getRank() != 4 || !type.hasStaticShape()) {
+  // Unbatched single-head attention may keep its K/V as [T, D].
+  bool unbatched = type && type.getRank() == 2 && m.batch == 1 &&
+                   m.qHeads == 1;
+  if (!type || (type.getRank() != 4 && !unbatched) ||
+      !type.hasStaticShape()) {
     why = std::string(what) + " do not come from a static [B, H, T, D] tensor";
     return failure();
   }
-  int64_t kvHeads = type.getDimSize(1);
+  int64_t kvHeads = unbatched ? 1 : type.getDimSize(1);
   if (kvHeads == 0 || m.qHeads % kvHeads != 0) {
     why = std::string(what) + " have a head count that does not divide the "
                               "query heads";
@@ -955,6 +970,8 @@ LogicalResult kvopt::raise::checkKVLayout(AttentionMatch &m,
   int64_t dim = dimRole == Role::HeadDim ? m.headDim : m.valueDim;
   if (dim > 1)
     expected[3] = {Digit{dimRole, 1, dim}};
+  if (unbatched)
+    expected.erase(expected.begin(), expected.begin() + 2);
   if (trace.dims != expected) {
     // A broadcast head digit in inner position is torch's repeat (tiled),
     // which maps q head h to KV head h % kvHeads.
@@ -993,9 +1010,9 @@ FailureOr<AttentionMatch> kvopt::raise::matchAttention(linalg::LinalgOp pv,
     return failure();
   }
   auto dims2 = linalg::inferContractionDims(pv);
-  if (failed(dims2) || dims2->batch.empty() || dims2->batch.size() > 2 ||
-      dims2->m.size() != 1 || dims2->n.size() != 1 || dims2->k.size() != 1) {
-    why = "P·V is not a batched matrix product";
+  if (failed(dims2) || dims2->batch.size() > 2 || dims2->m.size() != 1 ||
+      dims2->n.size() != 1 || dims2->k.size() != 1) {
+    why = "P·V is not a (batched) matrix product";
     return failure();
   }
   SmallVector<int64_t> ranges2 = pv.getStaticLoopRanges();
@@ -1083,10 +1100,11 @@ FailureOr<AttentionMatch> kvopt::raise::matchAttention(linalg::LinalgOp pv,
     if (llvm::is_contained(dims1->batch, l))
       batchLoops.push_back(l);
   }
+  // No batch loop: unbatched single-head attention (B = H = 1).
   if (batchLoops.size() == 2) {
     roles1[batchLoops[0]] = Role::Batch;
     roles1[batchLoops[1]] = Role::Head;
-  } else {
+  } else if (batchLoops.size() == 1) {
     roles1[batchLoops[0]] = Role::BatchHead;
   }
   // P·V's loops take the roles of the scores' dimensions they read.
@@ -1146,7 +1164,10 @@ FailureOr<AttentionMatch> kvopt::raise::matchAttention(linalg::LinalgOp pv,
 
   // Batch and query heads. With a [B*H] loop, the batch digit is the one
   // spanning its top: its stride is the number of query heads.
-  if (batchLoops.size() == 2) {
+  if (batchLoops.empty()) {
+    m.batch = 1;
+    m.qHeads = 1;
+  } else if (batchLoops.size() == 2) {
     m.batch = ranges1[batchLoops[0]];
     m.qHeads = ranges1[batchLoops[1]];
   } else {
@@ -1161,9 +1182,10 @@ FailureOr<AttentionMatch> kvopt::raise::matchAttention(linalg::LinalgOp pv,
               m.qHeads = std::min(m.qHeads, d.stride);
     m.batch = all / m.qHeads;
   }
-  Role batchRole = batchLoops.size() == 2 ? Role::Batch : Role::BatchHead;
-  Role headRole = batchLoops.size() == 2 ? Role::Head : Role::BatchHead;
-  int64_t batchStride = batchLoops.size() == 2 ? 1 : m.qHeads;
+  bool split = batchLoops.size() != 1;
+  Role batchRole = split ? Role::Batch : Role::BatchHead;
+  Role headRole = split ? Role::Head : Role::BatchHead;
+  int64_t batchStride = split ? 1 : m.qHeads;
   auto canonical = [&](Role last, int64_t lastExtent) {
     SmallVector<Digit> digits;
     for (Digit d :
@@ -1186,8 +1208,12 @@ FailureOr<AttentionMatch> kvopt::raise::matchAttention(linalg::LinalgOp pv,
     if (!order)
       continue;
     auto type = cast<RankedTensorType>(step.value.getType());
-    bool exact = type.getShape() ==
-                 ArrayRef<int64_t>{m.batch, m.qHeads, m.qLen, m.headDim};
+    // Unbatched attention keeps q as [T, D].
+    bool exact =
+        type.getShape() ==
+            ArrayRef<int64_t>{m.batch, m.qHeads, m.qLen, m.headDim} ||
+        (batchLoops.empty() &&
+         type.getShape() == ArrayRef<int64_t>{m.qLen, m.headDim});
     if (exact || !chosen)
       chosen = &step;
   }

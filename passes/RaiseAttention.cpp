@@ -243,10 +243,15 @@ struct RaiseAttentionPass
     if (failed(checkKVLayout(m, m.keys, Role::HeadDim, why)) ||
         failed(checkKVLayout(m, m.values, Role::ValueDim, why)))
       return false;
-    auto keys = matchConcatenation(m.keys.value, 2, why);
+    // Unbatched single-head attention keeps its K/V as [T, D] (checked by
+    // checkKVLayout); the kv ops see them as [1, 1, T, D].
+    bool unbatched =
+        cast<RankedTensorType>(m.keys.value.getType()).getRank() == 2;
+    int64_t tokenDim = unbatched ? 0 : 2;
+    auto keys = matchConcatenation(m.keys.value, tokenDim, why);
     if (failed(keys))
       return false;
-    auto values = matchConcatenation(m.values.value, 2, why);
+    auto values = matchConcatenation(m.values.value, tokenDim, why);
     if (failed(values))
       return false;
     if (keys->past == values->past ||
@@ -309,7 +314,14 @@ struct RaiseAttentionPass
     b.setInsertionPointAfter(later);
     Location loc = pv->getLoc();
     Value positions = i32Splat(b, loc, m.batch, keys->pastLen);
-    AppendOp::create(b, loc, cache, positions, keys->fresh, values->fresh,
+    Value freshKeys = keys->fresh, freshValues = values->fresh;
+    if (unbatched) {
+      auto freshType = RankedTensorType::get(
+          {1, 1, keys->freshLen, m.headDim}, element);
+      freshKeys = reshapeTo(b, loc, freshKeys, freshType);
+      freshValues = reshapeTo(b, loc, freshValues, freshType);
+    }
+    AppendOp::create(b, loc, cache, positions, freshKeys, freshValues,
                      /*block_table=*/Value(), /*rope_theta=*/FloatAttr());
     auto viewType =
         RankedTensorType::get({m.batch, m.kvHeads, *cap, m.headDim}, element);
@@ -317,6 +329,14 @@ struct RaiseAttentionPass
                                /*block_table=*/Value());
     Value viewKeys = prefix(b, loc, view.getKeys(), 2, used);
     Value viewValues = prefix(b, loc, view.getValues(), 2, used);
+    SmallVector<Operation *> viewOps{viewKeys.getDefiningOp(),
+                                     viewValues.getDefiningOp()};
+    if (unbatched) {
+      auto flatType = RankedTensorType::get({used, m.headDim}, element);
+      viewKeys = reshapeTo(b, loc, viewKeys, flatType);
+      viewValues = reshapeTo(b, loc, viewValues, flatType);
+      viewOps.append({viewKeys.getDefiningOp(), viewValues.getDefiningOp()});
+    }
 
     b.setInsertionPoint(pv);
     Value q = materializeQuery(b, loc, m);
@@ -336,8 +356,10 @@ struct RaiseAttentionPass
     keys->last->getResult(0).replaceAllUsesWith(viewKeys);
     values->last->getResult(0).replaceAllUsesWith(viewValues);
     pv->getResult(0).replaceAllUsesWith(result);
-    eraseDeadOps({pv, keys->last, values->last, viewKeys.getDefiningOp(),
-                  viewValues.getDefiningOp(), view});
+    SmallVector<Operation *> roots{pv, keys->last, values->last};
+    roots.append(viewOps.rbegin(), viewOps.rend());
+    roots.push_back(view);
+    eraseDeadOps(roots);
     llvm::BitVector erase(func.getNumArguments());
     erase.set(keys->past.getArgNumber());
     erase.set(values->past.getArgNumber());

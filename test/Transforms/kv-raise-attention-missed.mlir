@@ -1,7 +1,8 @@
 // RUN: kvopt-opt %s -split-input-file -kv-raise-attention=emit-remarks -verify-diagnostics | FileCheck %s
 // Attention the pass cannot prove equivalent stays as it is; with
-// emit-remarks each case says why. Every case starts from one 4-D
-// template (B = 1, H = 2, 2 new tokens after 3 cached ones, D = 4).
+// emit-remarks each case says why. Every case but the last two (2-D,
+// unbatched) starts from one 4-D template (B = 1, H = 2, 2 new tokens after
+// 3 cached ones, D = 4).
 
 // CHECK-NOT: kv.attention
 // CHECK-NOT: kv.append
@@ -458,4 +459,50 @@ func.func @wrong_contraction_dim(%q: tensor<1x2x1x4xf32>, %k: tensor<1x2x1x4xf32
     linalg.yield %r : f32
   } -> tensor<1x2x1x4xf32>
   return %o : tensor<1x2x1x4xf32>
+}
+
+// -----
+
+#id2 = affine_map<(t, s) -> (t, s)>
+
+// Unbatched (2-D matmul) attention whose keys and values are plain arguments, with no past cache to make explicit: left alone.
+func.func @unbatched_no_past(%q: tensor<2x4xf32>, %k: tensor<5x4xf32>, %v: tensor<5x4xf32>) -> tensor<2x4xf32> {
+  %zero = arith.constant 0.0 : f32
+  %ekt = tensor.empty() : tensor<4x5xf32>
+  %kt = linalg.transpose ins(%k : tensor<5x4xf32>) outs(%ekt : tensor<4x5xf32>) permutation = [1, 0]
+  %es = tensor.empty() : tensor<2x5xf32>
+  %fs = linalg.fill ins(%zero : f32) outs(%es : tensor<2x5xf32>) -> tensor<2x5xf32>
+  %s = linalg.matmul ins(%q, %kt : tensor<2x4xf32>, tensor<4x5xf32>) outs(%fs : tensor<2x5xf32>) -> tensor<2x5xf32>
+  %p = linalg.softmax dimension(1) ins(%s : tensor<2x5xf32>) outs(%es : tensor<2x5xf32>) -> tensor<2x5xf32>
+  %eo = tensor.empty() : tensor<2x4xf32>
+  %fo = linalg.fill ins(%zero : f32) outs(%eo : tensor<2x4xf32>) -> tensor<2x4xf32>
+  // expected-remark @+1 {{kv-raise-attention: not raised: the keys/values are not a concatenation of a past tensor and new tokens}}
+  %o = linalg.matmul ins(%p, %v : tensor<2x5xf32>, tensor<5x4xf32>) outs(%fo : tensor<2x4xf32>) -> tensor<2x4xf32>
+  return %o : tensor<2x4xf32>
+}
+
+// -----
+
+#id2 = affine_map<(t, s) -> (t, s)>
+
+// A 2-D matmul chain with elementwise exp code between the products but no softmax (an MLP) is not attention-like: no remark.
+func.func @unbatched_mlp(%x: tensor<2x4xf32>, %w1: tensor<4x8xf32>, %w2: tensor<8x4xf32>) -> tensor<2x4xf32> {
+  %zero = arith.constant 0.0 : f32
+  %eh = tensor.empty() : tensor<2x8xf32>
+  %fh = linalg.fill ins(%zero : f32) outs(%eh : tensor<2x8xf32>) -> tensor<2x8xf32>
+  %h = linalg.matmul ins(%x, %w1 : tensor<2x4xf32>, tensor<4x8xf32>) outs(%fh : tensor<2x8xf32>) -> tensor<2x8xf32>
+  %a = linalg.generic {indexing_maps = [#id2, #id2], iterator_types = ["parallel", "parallel"]}
+      ins(%h : tensor<2x8xf32>) outs(%eh : tensor<2x8xf32>) {
+  ^bb0(%in: f32, %o: f32):
+    %one = arith.constant 1.0 : f32
+    %n = arith.negf %in : f32
+    %e = math.exp %n : f32
+    %d = arith.addf %one, %e : f32
+    %r = arith.divf %in, %d : f32
+    linalg.yield %r : f32
+  } -> tensor<2x8xf32>
+  %eo = tensor.empty() : tensor<2x4xf32>
+  %fo = linalg.fill ins(%zero : f32) outs(%eo : tensor<2x4xf32>) -> tensor<2x4xf32>
+  %y = linalg.matmul ins(%a, %w2 : tensor<2x8xf32>, tensor<8x4xf32>) outs(%fo : tensor<2x4xf32>) -> tensor<2x4xf32>
+  return %y : tensor<2x4xf32>
 }

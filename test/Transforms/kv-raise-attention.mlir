@@ -336,3 +336,133 @@ func.func @insert_slices_swapped(%q: tensor<1x2x1x4xf16>, %k: tensor<1x2x1x4xf16
   } -> tensor<1x2x1x4xf16>
   return %o, %k_all : tensor<1x2x1x4xf16>, tensor<1x2x6x4xf16>
 }
+
+// -----
+
+#id2 = affine_map<(t, s) -> (t, s)>
+
+// Unbatched single-head decode: 2-D linalg.matmul for Q·Kᵀ (K transposed by linalg.transpose) and P·V, past [4, 4] concatenated along dim 0; raised as B = 1, H = 1 with reshapes around the kv ops, 2-D signature and results kept.
+// CHECK-LABEL: func @unbatched_decode
+// CHECK-SAME: (%[[Q:[a-z0-9_]+]]: tensor<1x4xf32>, %[[K:[a-z0-9_]+]]: tensor<1x4xf32>, %[[V:[a-z0-9_]+]]: tensor<1x4xf32>, %[[C:[a-z0-9_]+]]: !kv.cache<kv_heads = 1, head_dim = 4, capacity = 5, element = f32> {kv.layer = 0 : i64})
+// CHECK-SAME: -> (tensor<1x4xf32>, tensor<5x4xf32>, tensor<5x4xf32>)
+// CHECK: %[[POS:.*]] = arith.constant dense<4> : tensor<1xi32>
+// CHECK: %[[K4:.*]] = tensor.expand_shape %[[K]] {{.*}} : tensor<1x4xf32> into tensor<1x1x1x4xf32>
+// CHECK: %[[V4:.*]] = tensor.expand_shape %[[V]] {{.*}} : tensor<1x4xf32> into tensor<1x1x1x4xf32>
+// CHECK: kv.append %[[C]][%[[POS]]], %[[K4]], %[[V4]]
+// CHECK: %[[VK:.*]], %[[VV:.*]] = kv.view %[[C]]
+// CHECK: %[[VK2:.*]] = tensor.collapse_shape %[[VK]] {{.*}} : tensor<1x1x5x4xf32> into tensor<5x4xf32>
+// CHECK: %[[VV2:.*]] = tensor.collapse_shape %[[VV]] {{.*}} : tensor<1x1x5x4xf32> into tensor<5x4xf32>
+// CHECK: %[[Q4:.*]] = tensor.expand_shape %[[Q]] {{.*}} : tensor<1x4xf32> into tensor<1x1x1x4xf32>
+// CHECK: %[[LENS:.*]] = arith.constant dense<5> : tensor<1xi32>
+// CHECK: %[[O:.*]] = kv.attention %[[Q4]], %[[C]], %[[LENS]] {scale = 5.000000e-01 : f32}
+// CHECK: %[[O2:.*]] = tensor.collapse_shape %[[O]] {{.*}} : tensor<1x1x1x4xf32> into tensor<1x4xf32>
+// CHECK-NOT: linalg.
+// CHECK: return %[[O2]], %[[VK2]], %[[VV2]]
+// CAP-LABEL: func @unbatched_decode
+// CAP: %[[VK:.*]], %[[VV:.*]] = kv.view
+// CAP: %[[SK:.*]] = tensor.extract_slice %[[VK]][0, 0, 0, 0] [1, 1, 5, 4] [1, 1, 1, 1] : tensor<1x1x16x4xf32> to tensor<1x1x5x4xf32>
+// CAP: tensor.collapse_shape %[[SK]] {{.*}} into tensor<5x4xf32>
+func.func @unbatched_decode(%q: tensor<1x4xf32>, %k: tensor<1x4xf32>, %v: tensor<1x4xf32>,
+                            %past_k: tensor<4x4xf32>, %past_v: tensor<4x4xf32>)
+    -> (tensor<1x4xf32>, tensor<5x4xf32>, tensor<5x4xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %k_all = tensor.concat dim(0) %past_k, %k : (tensor<4x4xf32>, tensor<1x4xf32>) -> tensor<5x4xf32>
+  %v_all = tensor.concat dim(0) %past_v, %v : (tensor<4x4xf32>, tensor<1x4xf32>) -> tensor<5x4xf32>
+  %ekt = tensor.empty() : tensor<4x5xf32>
+  %kt = linalg.transpose ins(%k_all : tensor<5x4xf32>) outs(%ekt : tensor<4x5xf32>) permutation = [1, 0]
+  %es = tensor.empty() : tensor<1x5xf32>
+  %fs = linalg.fill ins(%zero : f32) outs(%es : tensor<1x5xf32>) -> tensor<1x5xf32>
+  %s = linalg.matmul ins(%q, %kt : tensor<1x4xf32>, tensor<4x5xf32>) outs(%fs : tensor<1x5xf32>) -> tensor<1x5xf32>
+  %ss = linalg.generic {indexing_maps = [#id2, #id2], iterator_types = ["parallel", "parallel"]}
+      ins(%s : tensor<1x5xf32>) outs(%es : tensor<1x5xf32>) {
+  ^bb0(%a: f32, %out: f32):
+    %c = arith.constant 0.5 : f32
+    %t = arith.mulf %c, %a : f32
+    linalg.yield %t : f32
+  } -> tensor<1x5xf32>
+  %p = linalg.softmax dimension(1) ins(%ss : tensor<1x5xf32>) outs(%es : tensor<1x5xf32>) -> tensor<1x5xf32>
+  %eo = tensor.empty() : tensor<1x4xf32>
+  %fo = linalg.fill ins(%zero : f32) outs(%eo : tensor<1x4xf32>) -> tensor<1x4xf32>
+  %o = linalg.matmul ins(%p, %v_all : tensor<1x5xf32>, tensor<5x4xf32>) outs(%fo : tensor<1x4xf32>) -> tensor<1x4xf32>
+  return %o, %k_all, %v_all : tensor<1x4xf32>, tensor<5x4xf32>, tensor<5x4xf32>
+}
+
+// -----
+
+#id2 = affine_map<(t, s) -> (t, s)>
+#row2 = affine_map<(t, s) -> (t)>
+#mm_a = affine_map<(m, n, k) -> (m, k)>
+#mm_bt = affine_map<(m, n, k) -> (n, k)>
+#mm_c = affine_map<(m, n, k) -> (m, n)>
+
+// Unbatched chunked prefill: 2 new tokens after 3 cached ones, Q·Kᵀ as linalg.matmul with transposed-B indexing_maps, q scaled by 1/2 before it, additive causal mask, softmax written out (linalg.reduce max, sub, exp, sum, div).
+// CHECK-LABEL: func @unbatched_causal_prefill
+// CHECK-SAME: !kv.cache<kv_heads = 1, head_dim = 4, capacity = 5, element = f32>
+// CHECK-SAME: -> tensor<2x4xf32>
+// CHECK: arith.constant dense<3> : tensor<1xi32>
+// CHECK: kv.append {{.*}} : {{.*}}tensor<1x1x2x4xf32>
+// CHECK: %[[Q4:.*]] = tensor.expand_shape %{{.*}} : tensor<2x4xf32> into tensor<1x1x2x4xf32>
+// CHECK: arith.constant dense<5> : tensor<1xi32>
+// CHECK: %[[O:.*]] = kv.attention %[[Q4]], {{.*}} {causal, scale = 5.000000e-01 : f32} : (tensor<1x1x2x4xf32>
+// CHECK: %[[O2:.*]] = tensor.collapse_shape %[[O]] {{.*}} : tensor<1x1x2x4xf32> into tensor<2x4xf32>
+// CHECK-NOT: linalg.
+// CHECK-NOT: kv.view
+// CHECK: return %[[O2]]
+func.func @unbatched_causal_prefill(%q: tensor<2x4xf32>, %k: tensor<2x4xf32>, %v: tensor<2x4xf32>,
+                                    %past_k: tensor<3x4xf32>, %past_v: tensor<3x4xf32>) -> tensor<2x4xf32> {
+  %zero = arith.constant 0.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  %k_all = tensor.concat dim(0) %past_k, %k : (tensor<3x4xf32>, tensor<2x4xf32>) -> tensor<5x4xf32>
+  %v_all = tensor.concat dim(0) %past_v, %v : (tensor<3x4xf32>, tensor<2x4xf32>) -> tensor<5x4xf32>
+  %eq = tensor.empty() : tensor<2x4xf32>
+  %qs = linalg.generic {indexing_maps = [#id2, #id2], iterator_types = ["parallel", "parallel"]}
+      ins(%q : tensor<2x4xf32>) outs(%eq : tensor<2x4xf32>) {
+  ^bb0(%a: f32, %o: f32):
+    %c = arith.constant 2.0 : f32
+    %r = arith.divf %a, %c : f32
+    linalg.yield %r : f32
+  } -> tensor<2x4xf32>
+  %es = tensor.empty() : tensor<2x5xf32>
+  %fs = linalg.fill ins(%zero : f32) outs(%es : tensor<2x5xf32>) -> tensor<2x5xf32>
+  %s = linalg.matmul indexing_maps = [#mm_a, #mm_bt, #mm_c]
+      ins(%qs, %k_all : tensor<2x4xf32>, tensor<5x4xf32>) outs(%fs : tensor<2x5xf32>) -> tensor<2x5xf32>
+  %causal = arith.constant dense<[[0.0, 0.0, 0.0, 0.0, 0xFF800000],
+                                  [0.0, 0.0, 0.0, 0.0, 0.0]]> : tensor<2x5xf32>
+  %x = linalg.generic {indexing_maps = [#id2, #id2, #id2], iterator_types = ["parallel", "parallel"]}
+      ins(%s, %causal : tensor<2x5xf32>, tensor<2x5xf32>) outs(%es : tensor<2x5xf32>) {
+  ^bb0(%a: f32, %b: f32, %o: f32):
+    %u = arith.addf %a, %b : f32
+    linalg.yield %u : f32
+  } -> tensor<2x5xf32>
+  %er = tensor.empty() : tensor<2xf32>
+  %fm = linalg.fill ins(%ninf : f32) outs(%er : tensor<2xf32>) -> tensor<2xf32>
+  %max = linalg.reduce ins(%x : tensor<2x5xf32>) outs(%fm : tensor<2xf32>) dimensions = [1]
+    (%in: f32, %acc: f32) {
+      %m = arith.maximumf %in, %acc : f32
+      linalg.yield %m : f32
+    }
+  %e = linalg.generic {indexing_maps = [#id2, #row2, #id2], iterator_types = ["parallel", "parallel"]}
+      ins(%x, %max : tensor<2x5xf32>, tensor<2xf32>) outs(%es : tensor<2x5xf32>) {
+  ^bb0(%a: f32, %b: f32, %o: f32):
+    %d = arith.subf %a, %b : f32
+    %y = math.exp %d : f32
+    linalg.yield %y : f32
+  } -> tensor<2x5xf32>
+  %fz = linalg.fill ins(%zero : f32) outs(%er : tensor<2xf32>) -> tensor<2xf32>
+  %sum = linalg.generic {indexing_maps = [#id2, #row2], iterator_types = ["parallel", "reduction"]}
+      ins(%e : tensor<2x5xf32>) outs(%fz : tensor<2xf32>) {
+  ^bb0(%a: f32, %acc: f32):
+    %y = arith.addf %acc, %a : f32
+    linalg.yield %y : f32
+  } -> tensor<2xf32>
+  %p = linalg.generic {indexing_maps = [#id2, #row2, #id2], iterator_types = ["parallel", "parallel"]}
+      ins(%e, %sum : tensor<2x5xf32>, tensor<2xf32>) outs(%es : tensor<2x5xf32>) {
+  ^bb0(%a: f32, %b: f32, %o: f32):
+    %d = arith.divf %a, %b : f32
+    linalg.yield %d : f32
+  } -> tensor<2x5xf32>
+  %eo = tensor.empty() : tensor<2x4xf32>
+  %fo = linalg.fill ins(%zero : f32) outs(%eo : tensor<2x4xf32>) -> tensor<2x4xf32>
+  %o = linalg.matmul ins(%p, %v_all : tensor<2x5xf32>, tensor<5x4xf32>) outs(%fo : tensor<2x4xf32>) -> tensor<2x4xf32>
+  return %o : tensor<2x4xf32>
+}

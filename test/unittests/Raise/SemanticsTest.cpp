@@ -863,3 +863,127 @@ TEST(Semantics, MlaOptimizeInt8Latent) {
   checkMla("kv-optimize{page-size=16 key=int8 key-axis=token key-group=8 "
            "key-recent=1 capacity=32 report=false}");
 }
+
+//===----------------------------------------------------------------------===//
+// Unbatched (2-D linalg.matmul) single-head attention
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// One decode step of single-head attention written with 2-D matmuls:
+/// q [1, 16], new k/v [1, 16], past [7, 16]; returns the output and the
+/// concatenated K/V.
+constexpr const char *kUnbatchedGraph = R"mlir(
+#id2 = affine_map<(t, s) -> (t, s)>
+func.func @unbatched(%q: tensor<1x16xf32>, %k: tensor<1x16xf32>,
+                     %v: tensor<1x16xf32>, %past_k: tensor<7x16xf32>,
+                     %past_v: tensor<7x16xf32>)
+    -> (tensor<1x16xf32>, tensor<8x16xf32>, tensor<8x16xf32>) {
+  %zero = arith.constant 0.0 : f32
+  %k_all = tensor.concat dim(0) %past_k, %k : (tensor<7x16xf32>, tensor<1x16xf32>) -> tensor<8x16xf32>
+  %v_all = tensor.concat dim(0) %past_v, %v : (tensor<7x16xf32>, tensor<1x16xf32>) -> tensor<8x16xf32>
+  %ekt = tensor.empty() : tensor<16x8xf32>
+  %kt = linalg.transpose ins(%k_all : tensor<8x16xf32>) outs(%ekt : tensor<16x8xf32>) permutation = [1, 0]
+  %es = tensor.empty() : tensor<1x8xf32>
+  %fs = linalg.fill ins(%zero : f32) outs(%es : tensor<1x8xf32>) -> tensor<1x8xf32>
+  %s = linalg.matmul ins(%q, %kt : tensor<1x16xf32>, tensor<16x8xf32>) outs(%fs : tensor<1x8xf32>) -> tensor<1x8xf32>
+  %ss = linalg.generic {indexing_maps = [#id2, #id2], iterator_types = ["parallel", "parallel"]}
+      ins(%s : tensor<1x8xf32>) outs(%es : tensor<1x8xf32>) {
+  ^bb0(%a: f32, %out: f32):
+    %c = arith.constant 0.25 : f32
+    %t = arith.mulf %a, %c : f32
+    linalg.yield %t : f32
+  } -> tensor<1x8xf32>
+  %p = linalg.softmax dimension(1) ins(%ss : tensor<1x8xf32>) outs(%es : tensor<1x8xf32>) -> tensor<1x8xf32>
+  %eo = tensor.empty() : tensor<1x16xf32>
+  %fo = linalg.fill ins(%zero : f32) outs(%eo : tensor<1x16xf32>) -> tensor<1x16xf32>
+  %o = linalg.matmul ins(%p, %v_all : tensor<1x8xf32>, tensor<8x16xf32>) outs(%fo : tensor<1x16xf32>) -> tensor<1x16xf32>
+  return %o, %k_all, %v_all : tensor<1x16xf32>, tensor<8x16xf32>, tensor<8x16xf32>
+}
+)mlir";
+
+double maxAbsOf(const Tensor &t) {
+  double m = 0.0;
+  for (double x : t.values())
+    m = std::max(m, std::fabs(x));
+  return m;
+}
+} // namespace
+
+// kv-raise-attention on 2-D attention (raised as B = 1, H = 1): the
+// transformed graph vs the original and both vs reference::attention; the
+// returned K/V (kv.view, collapsed to 2-D) bit-exact vs the concatenations.
+TEST(Semantics, UnbatchedRaise) {
+  constexpr int64_t kD = 16, kP = 7;
+  std::string source = kUnbatchedGraph;
+  std::string transformed = transform(source, "kv-raise-attention");
+  ASSERT_NE(transformed.find("kv.attention"), std::string::npos)
+      << transformed;
+  std::string origSource = prepareOriginal(source);
+  Signature osig = signature(origSource);
+  CPUModule &orig = cputest::compiled(origSource);
+  std::string trSource = prepareOriginal(transformed);
+  Signature tsig = signature(trSource);
+  CPUModule &tr = cputest::compiled(trSource);
+  for (uint64_t seed : cputest::testSeeds()) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937_64 rng(seed);
+    Tensor q = uniform(rng, {1, kD}, 1.0), k = uniform(rng, {1, kD}, 1.0),
+           v = uniform(rng, {1, kD}, 1.0);
+    Tensor pastK = uniform(rng, {kP, kD}, 1.0),
+           pastV = uniform(rng, {kP, kD}, 1.0);
+    Tensor kAll({kP + 1, kD}), vAll({kP + 1, kD});
+    for (int64_t t = 0; t <= kP; ++t)
+      for (int64_t d = 0; d < kD; ++d) {
+        kAll.at({t, d}) = t < kP ? pastK.at({t, d}) : k.at({0, d});
+        vAll.at({t, d}) = t < kP ? pastV.at({t, d}) : v.at({0, d});
+      }
+    AttentionOptions options;
+    options.scale = 0.25;
+    AttentionResult att =
+        attention(q.reshaped({1, 1, 1, kD}), kAll.reshaped({1, 1, kP + 1, kD}),
+                  vAll.reshaped({1, 1, kP + 1, kD}), {kP + 1}, options);
+    double maxScore = 0.0;
+    for (int64_t t = 0; t <= kP; ++t) {
+      double dot = 0.0;
+      for (int64_t d = 0; d < kD; ++d)
+        dot += std::fabs(q.at({0, d}) * kAll.at({t, d}));
+      maxScore = std::max(maxScore, 0.25 * dot);
+    }
+    AttentionTolerance tol =
+        fp32AttentionTolerance(kD, kP + 1, maxScore, maxAbsOf(vAll),
+                               maxAbsOf(att.lse), false, ScalarType::F32);
+    Tensor model = att.out.reshaped({1, kD});
+    Tensor yTol({1, kD}, tol.out);
+    Tensor exact({kP + 1, kD}, 1e-300);
+
+    std::vector<Buffer> oargs = plainArgs({q, k, v, pastK, pastV});
+    std::vector<Tensor> want = run(orig, osig, oargs);
+    ASSERT_EQ(want.size(), 3u);
+    expectClose(want[0], model, yTol, "original y vs model");
+    expectClose(want[1], kAll, exact, "original K concat");
+
+    std::vector<Buffer> args;
+    std::vector<Tensor> plain = {q, k, v};
+    size_t next = 0;
+    for (const ArgInfo &a : tsig.args) {
+      if (a.kind == ArgInfo::TensorArg) {
+        ASSERT_LT(next, plain.size());
+        args.push_back(f32Buffer(plain[next++]));
+        continue;
+      }
+      ASSERT_EQ(a.kind, ArgInfo::CacheArg);
+      BlockTable table = cputest::makeTable(rng, a.spec, 1);
+      args.push_back(cacheBuffer(
+          cputest::writeCache(a.spec, table, pastK.reshaped({1, 1, kP, kD}),
+                              pastV.reshaped({1, 1, kP, kD}), {kP})
+              .bytes));
+    }
+    ASSERT_EQ(next, plain.size());
+    std::vector<Tensor> got = run(tr, tsig, args);
+    ASSERT_EQ(got.size(), 3u);
+    expectClose(got[0], model, yTol, "y vs model");
+    expectClose(got[0], want[0], scaled(yTol, 2.0), "y vs original");
+    expectClose(got[1], want[1], exact, "K view vs concat");
+    expectClose(got[2], want[2], exact, "V view vs concat");
+  }
+}
