@@ -414,11 +414,7 @@ gpu::GPUFuncOp kvopt::gpugen::buildDecodeKernel(gpu::GPUModuleOp module,
     Value pageCount = e.add(e.sub(e.div(e.sub(end, c1), P), firstPage), c1);
 
     // 1. Block-table entries of the tile.
-    e.ifThen(e.lt(tid, pageCount), [&] {
-      Value entry = e.add(e.mul(seq, maxPages), e.add(firstPage, tid));
-      e.store(e.load(table, entry), pageS, tid);
-    });
-    e.barrier();
+    e.stageTilePages(table, pageS, seq, maxPages, firstPage, pageCount, tid);
     // 2. Scales and zero points of the tile.
     if (kStage.count || vStage.count) {
       stageScales(L.key, kStage, t0, end, firstPage);

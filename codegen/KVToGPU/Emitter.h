@@ -185,6 +185,17 @@ struct Emitter {
     return {ifOp.getResult(0), ifOp.getResult(1)};
   }
 
+  /// Stages the block-table entries of a tile's pages, first..first+count,
+  /// of sequence `seq` into `pageS` (one per thread), then a barrier.
+  void stageTilePages(Value table, Value pageS, Value seq, Value maxPages,
+                      Value firstPage, Value pageCount, Value tid) {
+    ifThen(lt(tid, pageCount), [&] {
+      Value entry = add(mul(seq, maxPages), add(firstPage, tid));
+      store(load(table, entry), pageS, tid);
+    });
+    barrier();
+  }
+
   /// A vector<n x i8> (or scalar i8) of `type` bits/element reinterpreted.
   Value bitcastVec(Value v, int64_t n, Type t) {
     return vector::BitCastOp::create(b, vec(n, t), v);

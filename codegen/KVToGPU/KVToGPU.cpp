@@ -37,18 +37,28 @@ static constexpr llvm::StringLiteral kModuleName = "kv_gpu";
 
 namespace {
 
-/// The decode configuration of `op`, or a diagnostic on it.
-FailureOr<gpugen::DecodeConfig> decodeConfigOf(kv::AttentionOp op) {
-  auto emitError = [&] { return op.emitOpError(); };
-  auto cache = dyn_cast<kv::CacheType>(op.getCache().getType());
-  if (!cache)
-    return op.emitOpError("GPU kernels for latent caches are not generated "
-                          "by kv-gpu-kernels");
-  auto layout = gpugen::computePagedLayout(cache, emitError);
+/// The paged layout of the K/V cache `cache` read or written by `op` with
+/// `blockTable`, or a diagnostic on `op`.
+FailureOr<gpugen::PagedLayout> kvLayoutOf(Operation *op, Value cache,
+                                          Value blockTable) {
+  auto emitError = [&] { return op->emitOpError(); };
+  auto type = dyn_cast<kv::CacheType>(cache.getType());
+  if (!type)
+    return op->emitOpError("GPU kernels for latent caches are not generated "
+                           "by kv-gpu-kernels");
+  auto layout = gpugen::computePagedLayout(type, emitError);
   if (failed(layout))
     return failure();
-  if (!op.getBlockTable())
-    return op.emitOpError("a paged cache needs its block table");
+  if (!blockTable)
+    return op->emitOpError("a paged cache needs its block table");
+  return layout;
+}
+
+/// The decode configuration of `op`, or a diagnostic on it.
+FailureOr<gpugen::DecodeConfig> decodeConfigOf(kv::AttentionOp op) {
+  auto layout = kvLayoutOf(op, op.getCache(), op.getBlockTable());
+  if (failed(layout))
+    return failure();
   auto qt = cast<RankedTensorType>(op.getQueries().getType());
   if (qt.isDynamicDim(1) || qt.isDynamicDim(2) || qt.isDynamicDim(3))
     return op.emitOpError("GPU decode needs static query heads, query "
@@ -78,16 +88,9 @@ std::string configKey(const gpugen::DecodeConfig &c, kv::CacheType cache) {
 
 /// The append configuration of `op`, or a diagnostic on it.
 FailureOr<gpugen::AppendConfig> appendConfigOf(kv::AppendOp op) {
-  auto emitError = [&] { return op.emitOpError(); };
-  auto cache = dyn_cast<kv::CacheType>(op.getCache().getType());
-  if (!cache)
-    return op.emitOpError("GPU kernels for latent caches are not generated "
-                          "by kv-gpu-kernels");
-  auto layout = gpugen::computePagedLayout(cache, emitError);
+  auto layout = kvLayoutOf(op, op.getCache(), op.getBlockTable());
   if (failed(layout))
     return failure();
-  if (!op.getBlockTable())
-    return op.emitOpError("a paged cache needs its block table");
   if (!op.getValues())
     return op.emitOpError("GPU append of a K/V cache needs the new values");
   auto kt = cast<RankedTensorType>(op.getKeys().getType());

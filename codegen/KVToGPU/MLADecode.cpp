@@ -323,11 +323,7 @@ gpu::GPUFuncOp kvopt::gpugen::buildMLADecodeKernel(gpu::GPUModuleOp module,
     Value pageCount = e.add(e.sub(e.div(e.sub(end, c1), P), firstPage), c1);
 
     // 1. Block-table entries, 2. scales and zero points of the tile.
-    e.ifThen(e.lt(tid, pageCount), [&] {
-      Value entry = e.add(e.mul(seq, maxPages), e.add(firstPage, tid));
-      e.store(e.load(table, entry), pageS, tid);
-    });
-    e.barrier();
+    e.stageTilePages(table, pageS, seq, maxPages, firstPage, pageCount, tid);
     if (nScales) {
       int64_t align = std::gcd(std::gcd(cfg.pageBytes, c.scaleOffset),
                                std::gcd(c.zeroOffset, c.scaleBytes));

@@ -240,11 +240,7 @@ gpu::GPUFuncOp kvopt::gpugen::buildPrefillKernel(gpu::GPUModuleOp module,
     Value pageCount = e.add(e.sub(e.div(e.sub(end, c1), P), firstPage), c1);
 
     // 1. Block-table entries; 2. the tile's K and V rows to shared memory.
-    e.ifThen(e.lt(tid, pageCount), [&] {
-      Value entry = e.add(e.mul(seq, maxPages), e.add(firstPage, tid));
-      e.store(e.load(table, entry), pageS, tid);
-    });
-    e.barrier();
+    e.stageTilePages(table, pageS, seq, maxPages, firstPage, pageCount, tid);
     int64_t chunks = N * D / chunkElems;
     for (const auto &[c, dst] :
          {std::pair<const ComponentInfo *, Value>{&L.key, kS},

@@ -45,12 +45,7 @@ namespace ref = kvopt::reference;
 
 namespace {
 
-std::vector<uint64_t> seeds() {
-  std::vector<uint64_t> s = {1};
-  if (const char *env = std::getenv("KVOPT_TEST_SEED"))
-    s.push_back(std::strtoull(env, nullptr, 10));
-  return s;
-}
+std::vector<uint64_t> seeds() { return testSeeds(); }
 
 struct AppendCase {
   int64_t kvHeads = 2, headDim = 64, pageSize = 16, tokens = 1;
@@ -125,51 +120,17 @@ struct CompiledAppend {
 std::optional<CompiledAppend> compileAppend(const AppendCase &c,
                                             const std::string &chip,
                                             std::string &error) {
-  mlir::DialectRegistry registry;
-  registry.insert<kv::KVDialect, mlir::func::FuncDialect,
-                  mlir::tensor::TensorDialect>();
-  mlir::MLIRContext ctx(registry);
-  std::string diags;
-  llvm::raw_string_ostream dos(diags);
-  mlir::ScopedDiagnosticHandler handler(&ctx, [&](mlir::Diagnostic &d) {
-    dos << d << "\n";
-    return mlir::success();
-  });
-  auto module = mlir::parseSourceString<mlir::ModuleOp>(c.moduleText(), &ctx);
-  if (!module) {
-    error = "parse failed: " + diags;
-    return std::nullopt;
-  }
-  mlir::PassManager pm(&ctx);
-  KVGPUKernelsOptions opts;
-  opts.chip = chip;
-  opts.kernelsOnly = true;
-  pm.addPass(createKVGPUKernels(opts));
-  if (mlir::failed(pm.run(*module))) {
-    error = "kv-gpu-kernels failed: " + diags;
-    return std::nullopt;
-  }
   CompiledAppend k;
-  module->walk([&](mlir::gpu::GPUFuncOp f) {
-    k.threads = f.getKnownBlockSizeAttr()[0];
-    auto grid = f->getAttrOfType<mlir::ArrayAttr>("kv.grid");
-    k.gridX = mlir::cast<mlir::IntegerAttr>(grid[0]).getInt();
-  });
-  std::string text;
-  llvm::raw_string_ostream os(text);
-  module->print(os);
-  auto m = simt::EmulatedModule::compile(text, {}, "append.mlir");
-  if (!m) {
-    error = "emulator compile failed: " + llvm::toString(m.takeError());
+  k.module = compileKernels(
+      c.moduleText(), chip,
+      [&](mlir::gpu::GPUFuncOp f) {
+        k.threads = f.getKnownBlockSizeAttr()[0];
+        auto grid = f->getAttrOfType<mlir::ArrayAttr>("kv.grid");
+        k.gridX = mlir::cast<mlir::IntegerAttr>(grid[0]).getInt();
+      },
+      error);
+  if (!k.module || !(k.kernel = findKernel(*k.module, "append_0", error)))
     return std::nullopt;
-  }
-  k.module = std::move(*m);
-  auto kernel = k.module->kernel("append_0");
-  if (!kernel) {
-    error = llvm::toString(kernel.takeError());
-    return std::nullopt;
-  }
-  k.kernel = *kernel;
   return k;
 }
 

@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <numeric>
 #include <random>
 #include <sstream>
@@ -150,9 +151,17 @@ std::string kvopt::gpu_test::decodeModuleText(const DecodeCase &c) {
   return os.str();
 }
 
-std::optional<CompiledDecode>
-kvopt::gpu_test::compileDecode(const DecodeCase &c, const std::string &chip,
-                               std::string &error) {
+std::vector<uint64_t> kvopt::gpu_test::testSeeds() {
+  std::vector<uint64_t> s = {1};
+  if (const char *env = std::getenv("KVOPT_TEST_SEED"))
+    s.push_back(std::strtoull(env, nullptr, 10));
+  return s;
+}
+
+std::unique_ptr<simt::EmulatedModule> kvopt::gpu_test::compileKernels(
+    const std::string &moduleText, const std::string &chip,
+    const std::function<void(mlir::gpu::GPUFuncOp)> &visit, std::string &error,
+    std::string *gpuText) {
   mlir::DialectRegistry registry;
   registry.insert<kv::KVDialect, mlir::func::FuncDialect,
                   mlir::tensor::TensorDialect>();
@@ -163,11 +172,10 @@ kvopt::gpu_test::compileDecode(const DecodeCase &c, const std::string &chip,
     dos << d << "\n";
     return mlir::success();
   });
-  auto module =
-      mlir::parseSourceString<mlir::ModuleOp>(decodeModuleText(c), &ctx);
+  auto module = mlir::parseSourceString<mlir::ModuleOp>(moduleText, &ctx);
   if (!module) {
     error = "parse failed: " + diags;
-    return std::nullopt;
+    return nullptr;
   }
   mlir::PassManager pm(&ctx);
   KVGPUKernelsOptions opts;
@@ -176,29 +184,87 @@ kvopt::gpu_test::compileDecode(const DecodeCase &c, const std::string &chip,
   pm.addPass(createKVGPUKernels(opts));
   if (mlir::failed(pm.run(*module))) {
     error = "kv-gpu-kernels failed: " + diags;
-    return std::nullopt;
+    return nullptr;
   }
-  CompiledDecode k;
-  module->walk([&](mlir::gpu::GPUFuncOp f) {
-    auto block = f.getKnownBlockSizeAttr();
-    if (f.getName().starts_with("decode_")) {
-      k.threads = block[0];
-      k.tileTokens =
-          f->getAttrOfType<mlir::IntegerAttr>("kv.tile_tokens").getInt();
-      k.maxSplits =
-          f->getAttrOfType<mlir::IntegerAttr>("kv.max_splits").getInt();
-    } else {
-      k.mergeThreads = block[0];
-    }
-  });
-  llvm::raw_string_ostream os(k.gpuText);
+  module->walk([&](mlir::gpu::GPUFuncOp f) { visit(f); });
+  std::string text;
+  llvm::raw_string_ostream os(text);
   module->print(os);
-  auto m = simt::EmulatedModule::compile(k.gpuText, {}, "decode.mlir");
+  if (gpuText)
+    *gpuText = text;
+  auto m = simt::EmulatedModule::compile(text, {}, "kernels.mlir");
   if (!m) {
     error = "emulator compile failed: " + llvm::toString(m.takeError());
-    return std::nullopt;
+    return nullptr;
   }
-  k.module = std::move(*m);
+  return std::move(*m);
+}
+
+const kvopt_simt_kernel *
+kvopt::gpu_test::findKernel(simt::EmulatedModule &module,
+                            const std::string &name, std::string &error) {
+  auto k = module.kernel(name);
+  if (!k) {
+    error = name + ": " + llvm::toString(k.takeError());
+    return nullptr;
+  }
+  return *k;
+}
+
+double kvopt::gpu_test::worstOutputError(const std::vector<uint8_t> &out,
+                                         ref::ScalarType type,
+                                         const std::vector<double> &expectedOut,
+                                         double tolOut,
+                                         const std::vector<float> &lse,
+                                         const std::vector<double> &expectedLse,
+                                         double tolLse, std::string &where) {
+  double worst = 0;
+  int64_t w = ref::scalarBytes(type);
+  for (size_t i = 0; i < expectedOut.size(); ++i) {
+    uint32_t bits = 0;
+    std::memcpy(&bits, &out[i * w], w);
+    double got = ref::fromScalarBits(type, bits);
+    double err = std::fabs(got - expectedOut[i]) / tolOut;
+    if (!(err <= worst)) {
+      worst = std::isnan(err) ? INFINITY : err;
+      where = "out[" + std::to_string(i) + "] = " + std::to_string(got) +
+              " expected " + std::to_string(expectedOut[i]);
+    }
+  }
+  for (size_t i = 0; i < expectedLse.size(); ++i) {
+    double err = std::isinf(expectedLse[i])
+                     ? (std::isinf(lse[i]) && lse[i] < 0 ? 0 : INFINITY)
+                     : std::fabs(double(lse[i]) - expectedLse[i]) / tolLse;
+    if (!(err <= worst)) {
+      worst = std::isnan(err) ? INFINITY : err;
+      where = "lse[" + std::to_string(i) + "] = " + std::to_string(lse[i]) +
+              " expected " + std::to_string(expectedLse[i]);
+    }
+  }
+  return worst;
+}
+
+std::optional<CompiledDecode>
+kvopt::gpu_test::compileDecode(const DecodeCase &c, const std::string &chip,
+                               std::string &error) {
+  CompiledDecode k;
+  k.module = compileKernels(
+      decodeModuleText(c), chip,
+      [&](mlir::gpu::GPUFuncOp f) {
+        auto block = f.getKnownBlockSizeAttr();
+        if (f.getName().starts_with("decode_")) {
+          k.threads = block[0];
+          k.tileTokens =
+              f->getAttrOfType<mlir::IntegerAttr>("kv.tile_tokens").getInt();
+          k.maxSplits =
+              f->getAttrOfType<mlir::IntegerAttr>("kv.max_splits").getInt();
+        } else {
+          k.mergeThreads = block[0];
+        }
+      },
+      error, &k.gpuText);
+  if (!k.module)
+    return std::nullopt;
   auto d = k.module->kernel("decode_0");
   auto g = k.module->kernel("merge_0");
   if (!d || !g) {

@@ -17,7 +17,10 @@
 #include "kvopt/simt/Launch.h"
 #include "kvopt/simt/Params.h"
 
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -41,6 +44,33 @@ const char *typeName(reference::ScalarType t);
 std::string quantText(const Encoding &e);
 /// `e` as the reference's encoding (no windows).
 reference::QuantEncoding toReference(const Encoding &e);
+
+/// Seed 1 plus KVOPT_TEST_SEED when set.
+std::vector<uint64_t> testSeeds();
+
+/// Parses `moduleText`, runs kv-gpu-kernels{chip, kernels-only}, calls
+/// `visit` on every generated kernel (for its launch contract) and
+/// JIT-compiles the gpu.module for the emulator; null with the diagnostics in
+/// `error` on failure. `gpuText` (optional) receives the kernel module.
+std::unique_ptr<simt::EmulatedModule>
+compileKernels(const std::string &moduleText, const std::string &chip,
+               const std::function<void(mlir::gpu::GPUFuncOp)> &visit,
+               std::string &error, std::string *gpuText = nullptr);
+
+/// The kernel `name` of `module`, or null with the reason in `error`.
+const kvopt_simt_kernel *findKernel(simt::EmulatedModule &module,
+                                    const std::string &name,
+                                    std::string &error);
+
+/// Largest |out - expected| / tolOut (out as little-endian `type` bytes) and
+/// |lse - expected| / tolLse (-inf must match exactly); <= 1 passes, NaN
+/// counts as infinite; `where` names the worst element.
+double worstOutputError(const std::vector<uint8_t> &out,
+                        reference::ScalarType type,
+                        const std::vector<double> &expectedOut, double tolOut,
+                        const std::vector<float> &lse,
+                        const std::vector<double> &expectedLse, double tolLse,
+                        std::string &where);
 
 struct DecodeCase {
   int64_t kvHeads = 1, group = 1, headDim = 64, pageSize = 16, queryLen = 1;

@@ -43,12 +43,7 @@ namespace ref = kvopt::reference;
 
 namespace {
 
-std::vector<uint64_t> seeds() {
-  std::vector<uint64_t> s = {1};
-  if (const char *env = std::getenv("KVOPT_TEST_SEED"))
-    s.push_back(std::strtoull(env, nullptr, 10));
-  return s;
-}
+std::vector<uint64_t> seeds() { return testSeeds(); }
 
 struct MLACase {
   int64_t latent = 512, rope = 64, heads = 16, queryLen = 1, pageSize = 64;
@@ -125,63 +120,25 @@ struct CompiledMLA {
 };
 
 std::optional<CompiledMLA> compileMLA(const MLACase &c, std::string &error) {
-  mlir::DialectRegistry registry;
-  registry.insert<kv::KVDialect, mlir::func::FuncDialect,
-                  mlir::tensor::TensorDialect>();
-  mlir::MLIRContext ctx(registry);
-  std::string diags;
-  llvm::raw_string_ostream dos(diags);
-  mlir::ScopedDiagnosticHandler handler(&ctx, [&](mlir::Diagnostic &d) {
-    dos << d << "\n";
-    return mlir::success();
-  });
-  auto module = mlir::parseSourceString<mlir::ModuleOp>(c.moduleText(), &ctx);
-  if (!module) {
-    error = "parse failed: " + diags;
-    return std::nullopt;
-  }
-  mlir::PassManager pm(&ctx);
-  KVGPUKernelsOptions opts;
-  opts.kernelsOnly = true;
-  pm.addPass(createKVGPUKernels(opts));
-  if (mlir::failed(pm.run(*module))) {
-    error = "kv-gpu-kernels failed: " + diags;
-    return std::nullopt;
-  }
   CompiledMLA k;
-  module->walk([&](mlir::gpu::GPUFuncOp f) {
-    auto block = f.getKnownBlockSizeAttr();
-    if (f.getName().starts_with("mla_decode_")) {
-      k.threads = block[0];
-      k.tileTokens =
-          f->getAttrOfType<mlir::IntegerAttr>("kv.tile_tokens").getInt();
-      auto grid = f->getAttrOfType<mlir::ArrayAttr>("kv.grid");
-      k.rowBlocks = mlir::cast<mlir::IntegerAttr>(grid[1]).getInt();
-    } else {
-      k.mergeThreads = block[0];
-    }
-  });
-  std::string text;
-  llvm::raw_string_ostream os(text);
-  module->print(os);
-  auto m = simt::EmulatedModule::compile(text, {}, "mla.mlir");
-  if (!m) {
-    error = "emulator compile failed: " + llvm::toString(m.takeError());
+  k.module = compileKernels(
+      c.moduleText(), "sm_80",
+      [&](mlir::gpu::GPUFuncOp f) {
+        auto block = f.getKnownBlockSizeAttr();
+        if (f.getName().starts_with("mla_decode_")) {
+          k.threads = block[0];
+          k.tileTokens =
+              f->getAttrOfType<mlir::IntegerAttr>("kv.tile_tokens").getInt();
+          auto grid = f->getAttrOfType<mlir::ArrayAttr>("kv.grid");
+          k.rowBlocks = mlir::cast<mlir::IntegerAttr>(grid[1]).getInt();
+        } else {
+          k.mergeThreads = block[0];
+        }
+      },
+      error);
+  if (!k.module || !(k.decode = findKernel(*k.module, "mla_decode_0", error)) ||
+      !(k.merge = findKernel(*k.module, "merge_0", error)))
     return std::nullopt;
-  }
-  k.module = std::move(*m);
-  auto d = k.module->kernel("mla_decode_0");
-  auto g = k.module->kernel("merge_0");
-  if (!d || !g) {
-    error = "kernels not found";
-    if (!d)
-      llvm::consumeError(d.takeError());
-    if (!g)
-      llvm::consumeError(g.takeError());
-    return std::nullopt;
-  }
-  k.decode = *d;
-  k.merge = *g;
   return k;
 }
 
@@ -386,31 +343,10 @@ void check(const MLACase &c) {
         {uint32_t(k->mergeThreads), 1, 1}, 0, m.data(), o);
     ASSERT_TRUE(mr.ok()) << mr.text();
 
-    double worst = 0;
     std::string where;
-    const auto &eo = d.expected.out.values();
-    for (size_t i = 0; i < eo.size(); ++i) {
-      uint32_t bits = 0;
-      std::memcpy(&bits, &out[i * (o32 ? 4 : 2)], o32 ? 4 : 2);
-      double got = ref::fromScalarBits(c.output, bits);
-      double err = std::fabs(got - eo[i]) / d.tol.out;
-      if (!(err <= worst)) {
-        worst = std::isnan(err) ? INFINITY : err;
-        where = "out[" + std::to_string(i) + "] = " + std::to_string(got) +
-                " expected " + std::to_string(eo[i]);
-      }
-    }
-    const auto &el = d.expected.lse.values();
-    for (size_t i = 0; i < el.size(); ++i) {
-      double err = std::isinf(el[i])
-                       ? (std::isinf(lse[i]) && lse[i] < 0 ? 0 : INFINITY)
-                       : std::fabs(double(lse[i]) - el[i]) / d.tol.lse;
-      if (!(err <= worst)) {
-        worst = std::isnan(err) ? INFINITY : err;
-        where = "lse[" + std::to_string(i) + "] = " + std::to_string(lse[i]) +
-                " expected " + std::to_string(el[i]);
-      }
-    }
+    double worst =
+        worstOutputError(out, c.output, d.expected.out.values(), d.tol.out, lse,
+                         d.expected.lse.values(), d.tol.lse, where);
     EXPECT_LE(worst, 1.0) << where;
   }
 }

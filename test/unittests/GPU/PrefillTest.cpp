@@ -42,12 +42,7 @@ namespace ref = kvopt::reference;
 
 namespace {
 
-std::vector<uint64_t> seeds() {
-  std::vector<uint64_t> s = {1};
-  if (const char *env = std::getenv("KVOPT_TEST_SEED"))
-    s.push_back(std::strtoull(env, nullptr, 10));
-  return s;
-}
+std::vector<uint64_t> seeds() { return testSeeds(); }
 
 struct CompiledPrefill {
   std::unique_ptr<simt::EmulatedModule> module;
@@ -58,53 +53,22 @@ struct CompiledPrefill {
 
 std::optional<CompiledPrefill> compilePrefill(const DecodeCase &c,
                                               std::string &error) {
-  mlir::DialectRegistry registry;
-  registry.insert<kv::KVDialect, mlir::func::FuncDialect,
-                  mlir::tensor::TensorDialect>();
-  mlir::MLIRContext ctx(registry);
-  std::string diags;
-  llvm::raw_string_ostream dos(diags);
-  mlir::ScopedDiagnosticHandler handler(&ctx, [&](mlir::Diagnostic &d) {
-    dos << d << "\n";
-    return mlir::success();
-  });
-  auto module =
-      mlir::parseSourceString<mlir::ModuleOp>(decodeModuleText(c), &ctx);
-  if (!module) {
-    error = "parse failed: " + diags;
-    return std::nullopt;
-  }
-  mlir::PassManager pm(&ctx);
-  KVGPUKernelsOptions opts;
-  opts.kernelsOnly = true;
-  pm.addPass(createKVGPUKernels(opts));
-  if (mlir::failed(pm.run(*module))) {
-    error = "kv-gpu-kernels failed: " + diags;
-    return std::nullopt;
-  }
   CompiledPrefill k;
-  module->walk([&](mlir::gpu::GPUFuncOp f) {
-    k.names += f.getName().str() + " ";
-    k.threads = f.getKnownBlockSizeAttr()[0];
-    auto grid = f->getAttrOfType<mlir::ArrayAttr>("kv.grid");
-    k.rowBlocks = mlir::cast<mlir::IntegerAttr>(grid[0]).getInt();
-  });
-  std::string text;
-  llvm::raw_string_ostream os(text);
-  module->print(os);
-  auto m = simt::EmulatedModule::compile(text, {}, "prefill.mlir");
-  if (!m) {
-    error = "emulator compile failed: " + llvm::toString(m.takeError());
+  k.module = compileKernels(
+      decodeModuleText(c), "sm_80",
+      [&](mlir::gpu::GPUFuncOp f) {
+        k.names += f.getName().str() + " ";
+        k.threads = f.getKnownBlockSizeAttr()[0];
+        auto grid = f->getAttrOfType<mlir::ArrayAttr>("kv.grid");
+        k.rowBlocks = mlir::cast<mlir::IntegerAttr>(grid[0]).getInt();
+      },
+      error);
+  if (!k.module)
+    return std::nullopt;
+  if (!(k.kernel = findKernel(*k.module, "prefill_0", error))) {
+    error += " (kernels: " + k.names + ")";
     return std::nullopt;
   }
-  k.module = std::move(*m);
-  auto kernel = k.module->kernel("prefill_0");
-  if (!kernel) {
-    error = "no prefill_0 among [" + k.names +
-            "]: " + llvm::toString(kernel.takeError());
-    return std::nullopt;
-  }
-  k.kernel = *kernel;
   return k;
 }
 
@@ -170,31 +134,10 @@ void check(const DecodeCase &c) {
         *k->kernel, {uint32_t(k->rowBlocks), uint32_t(Hkv), uint32_t(B)},
         {uint32_t(k->threads), 1, 1}, 0, p.data(), o);
     ASSERT_TRUE(r.ok()) << r.text();
-    double worst = 0;
     std::string where;
-    const auto &eo = d.expected.out.values();
-    for (size_t i = 0; i < eo.size(); ++i) {
-      uint32_t bits = 0;
-      std::memcpy(&bits, &out[i * (o32 ? 4 : 2)], o32 ? 4 : 2);
-      double got = ref::fromScalarBits(c.output, bits);
-      double err = std::fabs(got - eo[i]) / tolOut;
-      if (!(err <= worst)) {
-        worst = std::isnan(err) ? INFINITY : err;
-        where = "out[" + std::to_string(i) + "] = " + std::to_string(got) +
-                " expected " + std::to_string(eo[i]);
-      }
-    }
-    const auto &el = d.expected.lse.values();
-    for (size_t i = 0; i < el.size(); ++i) {
-      double err = std::isinf(el[i])
-                       ? (std::isinf(lse[i]) && lse[i] < 0 ? 0 : INFINITY)
-                       : std::fabs(double(lse[i]) - el[i]) / tolLse;
-      if (!(err <= worst)) {
-        worst = std::isnan(err) ? INFINITY : err;
-        where = "lse[" + std::to_string(i) + "] = " + std::to_string(lse[i]) +
-                " expected " + std::to_string(el[i]);
-      }
-    }
+    double worst =
+        worstOutputError(out, c.output, d.expected.out.values(), tolOut, lse,
+                         d.expected.lse.values(), tolLse, where);
     EXPECT_LE(worst, 1.0) << where;
   }
 }
