@@ -298,7 +298,8 @@ ArrayAttr KVGPUKernelsPass::buildPrefill(
           kModuleName);
   auto pk = gpugen::buildPrefillKernel(module, name, target, cfg);
   int64_t rowBlocks =
-      (cfg.rows() + 16 * target.decodeWarps - 1) / (16 * target.decodeWarps);
+      (cfg.rows() + 16 * target.prefillWarpsFor(cfg.layout.headDim) - 1) /
+      (16 * target.prefillWarpsFor(cfg.layout.headDim));
   gpugen::setLaunchGrid(pk, {gpugen::GridDim::constant(rowBlocks),
                              gpugen::GridDim::constant(cfg.layout.kvHeads),
                              gpugen::GridDim::ofArg("seq_lens_size")});

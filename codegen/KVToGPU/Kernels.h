@@ -128,7 +128,8 @@ int64_t prefillSharedBytes(const TargetInfo &target,
 ///   (q: memref<?xQ>, pool: memref<?xi8>, block_table: memref<?xi32>,
 ///    seq_lens: memref<?xi32>, out: memref<?xO>, lse: memref<?xf32>,
 ///    max_pages: i32)
-/// grid (ceil(G * Tq / 64), kv_heads, batch); out is [B, Hq, Tq, D], lse
+/// grid (ceil(G * Tq / (16 * warps)), kv_heads, batch) with
+/// TargetInfo::prefillWarpsFor(D) warps; out is [B, Hq, Tq, D], lse
 /// [B, Hq, Tq]. FlashAttention-2 on mma.sync m16n8k16.
 mlir::gpu::GPUFuncOp buildPrefillKernel(mlir::gpu::GPUModuleOp module,
                                         llvm::StringRef name,

@@ -7,7 +7,8 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// One block of 4 warps per (64 query rows, KV head, sequence); warp w owns
+// One block of 4 warps (2 above head dim 128) per (16 x warps query rows,
+// KV head, sequence); warp w owns
 // rows [16 w, 16 w + 16) of the block, held as mma A fragments (Q) for the
 // whole kernel:
 //
@@ -50,10 +51,18 @@ LogicalResult kvopt::gpugen::checkPrefillConfig(const TargetInfo &t,
                                                 EmitErrorFn emitError) {
   const PagedLayout &l = cfg.layout;
   Type el = l.key.element;
-  for (const ComponentInfo *c : {&l.key, &l.value})
+  for (const ComponentInfo *c : {&l.key, &l.value}) {
     if (c->quantized() && c->channelAxis)
       return emitError() << "tensor-core prefill supports token-axis scales "
                             "only";
+    // The dequantizing staging needs a few more registers than the wide
+    // schedule has left (ptxas spills at head dim 256).
+    if (c->quantized() && l.headDim > t.prefillWideHeadDim)
+      return emitError() << "tensor-core prefill over quantized caches "
+                            "needs a head dim of at most "
+                         << t.prefillWideHeadDim << " (got " << l.headDim
+                         << ")";
+  }
   if (!el.isF16() && !el.isBF16())
     return emitError() << "tensor-core prefill needs an f16 or bf16 cache "
                           "(got "
@@ -71,7 +80,7 @@ LogicalResult kvopt::gpugen::checkPrefillConfig(const TargetInfo &t,
 
 int64_t kvopt::gpugen::prefillSharedBytes(const TargetInfo &t,
                                           const DecodeConfig &cfg) {
-  int64_t D = cfg.layout.headDim, N = t.prefillTileTokens;
+  int64_t D = cfg.layout.headDim, N = t.prefillTileFor(D);
   int64_t tilePages = std::min(N, (N - 1) / cfg.layout.pageSize + 2);
   return 2 * N * (D + 8) * cfg.layout.key.elementBytes + 4 * tilePages;
 }
@@ -87,8 +96,8 @@ gpu::GPUFuncOp kvopt::gpugen::buildPrefillKernel(gpu::GPUModuleOp module,
   MLIRContext *ctx = module.getContext();
   const PagedLayout &L = cfg.layout;
   const int64_t D = L.headDim, Hkv = L.kvHeads, P = L.pageSize, R = cfg.rows(),
-                N = t.prefillTileTokens, W = t.decodeWarps, T = W * t.warpSize,
-                RB = 16 * W, DP = D + 8;
+                N = t.prefillTileFor(D), W = t.prefillWarpsFor(D),
+                T = W * t.warpSize, RB = 16 * W, DP = D + 8;
   const int64_t tilePages = std::min(N, (N - 1) / P + 2);
   Type el = L.key.element;
   const bool bf16 = el.isBF16();

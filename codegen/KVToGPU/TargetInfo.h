@@ -43,7 +43,22 @@ struct TargetInfo {
   /// fragments fit in registers, and the fewest query rows (G x Tq) per KV
   /// head for which kv.attention gets the prefill kernel instead of decode.
   int64_t prefillTileTokens = 32;
-  int64_t prefillMaxHeadDim = 128;
+  int64_t prefillMaxHeadDim = 256;
+  /// Prefill: warps per block (16 query rows each); above
+  /// prefillWideHeadDim the block has prefillWideWarps and tiles of
+  /// prefillWideTileTokens keys, so that each thread's Q fragments, S and O
+  /// accumulators fit its register share without spilling.
+  int64_t prefillWarps = 4;
+  int64_t prefillWideHeadDim = 128;
+  int64_t prefillWideWarps = 2;
+  int64_t prefillWideTileTokens = 16;
+  int64_t prefillWarpsFor(int64_t headDim) const {
+    return headDim > prefillWideHeadDim ? prefillWideWarps : prefillWarps;
+  }
+  int64_t prefillTileFor(int64_t headDim) const {
+    return headDim > prefillWideHeadDim ? prefillWideTileTokens
+                                        : prefillTileTokens;
+  }
   int64_t prefillMinRows = 64;
   /// Append: threads per block (several (token, head) rows per block).
   int64_t appendThreads = 128;

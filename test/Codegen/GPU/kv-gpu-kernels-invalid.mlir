@@ -84,3 +84,15 @@ func.func @rows_f32(%q: tensor<1x4x16x64xf32>, %c: !kv.cache<kv_heads = 1, head_
   %o = kv.attention %q, %c, %lens block_table %bt {causal} : (tensor<1x4x16x64xf32>, !kv.cache<kv_heads = 1, head_dim = 64, capacity = 64, element = f32, layout = #kv.layout<paged, page_size = 16>>, tensor<1xi32>, tensor<1x4xi32>) -> tensor<1x4x16x64xf32>
   return %o : tensor<1x4x16x64xf32>
 }
+
+// -----
+
+// 64 rows at head dim 256 of a quantized cache: the tensor-core prefill's
+// dequantizing staging would spill there, and decode's accumulators do not
+// fit either.
+func.func @rows_quantized_d256(%q: tensor<1x4x16x256xf16>, %c: !kv.cache<kv_heads = 1, head_dim = 256, capacity = 64, element = f16, layout = #kv.layout<paged, page_size = 16>, key = #kv.quant<int8>>, %lens: tensor<1xi32>, %bt: tensor<1x4xi32>) -> tensor<1x4x16x256xf16> {
+  // CHECK: error: 'kv.attention' op 64 query rows x 8 value elements per lane exceed the register budget
+  // CHECK: note: no tensor-core prefill for 64 query rows: tensor-core prefill over quantized caches needs a head dim of at most 128 (got 256)
+  %o = kv.attention %q, %c, %lens block_table %bt {causal} : (tensor<1x4x16x256xf16>, !kv.cache<kv_heads = 1, head_dim = 256, capacity = 64, element = f16, layout = #kv.layout<paged, page_size = 16>, key = #kv.quant<int8>>, tensor<1xi32>, tensor<1x4xi32>) -> tensor<1x4x16x256xf16>
+  return %o : tensor<1x4x16x256xf16>
+}

@@ -8,7 +8,7 @@
 // PTX: mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32
 // PTX: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
 // CHECK-NOT: bytes stack frame, {{[1-9]}}
-// CHECK-COUNT-5: 0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+// CHECK-COUNT-6: 0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
 // CHECK-NOT: {{[1-9][0-9]* bytes (stack frame|spill)}}
 
 // Llama-3 8B chunked prefill: 32 q / 8 KV heads, head dim 128, 64-token
@@ -46,4 +46,11 @@ func.func @d96(%q: tensor<?x32x8x96xf16>, %c: !p, %lens: tensor<?xi32>, %bt: ten
 func.func @quantized(%q: tensor<?x32x64x128xf16>, %c: !q, %lens: tensor<?xi32>, %bt: tensor<?x256xi32>) -> tensor<?x32x64x128xf16> {
   %o = kv.attention %q, %c, %lens block_table %bt {causal} : (tensor<?x32x64x128xf16>, !q, tensor<?xi32>, tensor<?x256xi32>) -> tensor<?x32x64x128xf16>
   return %o : tensor<?x32x64x128xf16>
+}
+
+// Head dim 256 (Gemma-style), bf16: 2 warps of 16 rows, 16-key tiles.
+!g = !kv.cache<kv_heads = 2, head_dim = 256, capacity = 4096, element = bf16, layout = #kv.layout<paged, page_size = 16>>
+func.func @d256(%q: tensor<?x8x16x256xbf16>, %c: !g, %lens: tensor<?xi32>, %bt: tensor<?x256xi32>) -> tensor<?x8x16x256xbf16> {
+  %o = kv.attention %q, %c, %lens block_table %bt {causal} : (tensor<?x8x16x256xbf16>, !g, tensor<?xi32>, tensor<?x256xi32>) -> tensor<?x8x16x256xbf16>
+  return %o : tensor<?x8x16x256xbf16>
 }

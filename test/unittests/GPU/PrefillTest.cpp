@@ -176,6 +176,8 @@ TEST(GpuPrefill, CausalChunksMatchReference) {
                 {128, 8, 9, 64, ScalarType::BF16},
                 {32, 2, 40, 256, ScalarType::F16},
                 {96, 16, 4, 16, ScalarType::F16},
+                // Head dim 256: 2 warps (32 rows) and 16-key tiles.
+                {256, 8, 9, 16, ScalarType::BF16},
                 // 48 rows: below the 64-row threshold, but decode's
                 // accumulators (48 x 4 per lane) would not fit.
                 {128, 4, 12, 16, ScalarType::F16}};
