@@ -228,9 +228,11 @@ struct AppendEmitter {
     return v;
   }
 
-  /// cos and sin of f32 vector `angle` (>= 0, < 2^51), each correctly
-  /// rounded to f32 up to the last bit: reduction by k * pi/2 and the
-  /// polynomials in double.
+  /// cos and sin of f32 vector `angle` (>= 0), rounded to f32 from a double
+  /// result: reduction by k * pi/2 with a two-term Cody-Waite split (k *
+  /// kPio2Hi is exact for k < 2^20, i.e. angles below ~1.6e6, positions up
+  /// to ~1.6M tokens; beyond, the reduction error grows like angle * 2^-53)
+  /// and the polynomials in double.
   std::pair<Value, Value> cosSin(Value angle) {
     int64_t n = count(angle);
     Type f64t = b.getF64Type();

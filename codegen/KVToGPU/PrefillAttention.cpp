@@ -121,6 +121,11 @@ gpu::GPUFuncOp kvopt::gpugen::buildPrefillKernel(gpu::GPUModuleOp module,
   ImplicitLocOpBuilder b(module.getLoc(), ob);
   auto func = gpu::GPUFuncOp::create(b, name, FunctionType::get(ctx, args, {}),
                                      workgroup);
+  // The tiles are addressed in 16-byte chunks and 4-byte pairs: declare the
+  // alignment rather than rely on the backend's placement.
+  for (unsigned i = 0; i < workgroup.size(); ++i)
+    func.setWorkgroupAttributionAttr(i, LLVM::LLVMDialect::getAlignAttrName(),
+                                     b.getI64IntegerAttr(16));
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
   func.setKnownBlockSizeAttr(b.getDenseI32ArrayAttr({int32_t(T), 1, 1}));
   func->setAttr("kv.tile_tokens", b.getI64IntegerAttr(N));
@@ -251,9 +256,11 @@ gpu::GPUFuncOp kvopt::gpugen::buildPrefillKernel(gpu::GPUModuleOp module,
     // 1. Block-table entries; 2. the tile's K and V rows to shared memory.
     e.stageTilePages(table, pageS, seq, maxPages, firstPage, pageCount, tid);
     int64_t chunks = N * D / chunkElems;
-    for (const auto &[c, dst] :
+    for (const auto &kv :
          {std::pair<const ComponentInfo *, Value>{&L.key, kS},
           std::pair<const ComponentInfo *, Value>{&L.value, vS}}) {
+      const ComponentInfo *c = kv.first;
+      Value dst = kv.second;
       int64_t align = chunkAlign(*c);
       e.forLoop(tid, e.idx(chunks), cT, [&](Value i) {
         Value local = e.div(i, D / chunkElems);
@@ -289,9 +296,13 @@ gpu::GPUFuncOp kvopt::gpugen::buildPrefillKernel(gpu::GPUModuleOp module,
                                    scaleAlign(*c));
               };
               SmallVector<Value> sv, zv;
+              // Chunks start at multiples of chunkElems: when groups and
+              // chunks nest, one load per group the chunk touches; else
+              // (e.g. groups of 12 or 6) every channel finds its own group.
+              bool nested =
+                  c->group % chunkElems == 0 || chunkElems % c->group == 0;
               for (int64_t j = 0; j < chunkElems; ++j) {
-                // One load per group the chunk touches.
-                if (j % std::min(c->group, chunkElems) == 0) {
+                if (!nested || j % std::min(c->group, chunkElems) == 0) {
                   Value gi = e.div(e.add(ch, e.idx(j)), c->group);
                   sv.push_back(scaleAt(c->scaleOffset, gi));
                   zv.push_back(c->hasZeros() ? scaleAt(c->zeroOffset, gi)
@@ -321,8 +332,10 @@ gpu::GPUFuncOp kvopt::gpugen::buildPrefillKernel(gpu::GPUModuleOp module,
               return Value(
                   vector::BroadcastOp::create(b, e.vec(chunkElems, el), zero));
             });
+        // (local * (D + 8) + ch) elements is a multiple of 16 bytes.
         vector::StoreOp::create(b, vec, dst,
-                                ValueRange{e.add(e.mul(local, DP), ch)});
+                                ValueRange{e.add(e.mul(local, DP), ch)},
+                                /*nontemporal=*/false, llvm::MaybeAlign(16));
       });
     }
     e.barrier();

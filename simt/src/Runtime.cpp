@@ -489,10 +489,28 @@ static void completeGroup(WarpState &w, uint32_t warpIndex, size_t gi) {
   }
   // mma.sync is computed once for the warp, from every lane's fragments.
   if (g.op == WarpOp::Mma) {
-    if (p == kFullMask)
-      mmaResults(
-          warpIndex,
-          gL->threads[warpIndex * kWarpSize + uint32_t(__builtin_ctz(p))].mode);
+    // mma.sync.aligned: every lane must execute the same instruction (site)
+    // with the same shape and types (mode); lanes meeting from different
+    // mma.sync sites are undefined behaviour on hardware.
+    Thread &lead =
+        gL->threads[warpIndex * kWarpSize + uint32_t(__builtin_ctz(p))];
+    bool same = true;
+    for (uint32_t l = 0; l < kWarpSize && same; ++l) {
+      Thread &t = gL->threads[warpIndex * kWarpSize + l];
+      if ((p & (1u << l)) && (t.site != lead.site || t.mode != lead.mode)) {
+        report(ReportKind::WarpMaskMismatch, &t,
+               format("%s executes mma.sync kind %u at %s while lane %u of "
+                      "its warp executes kind %u at %s; mma.sync.aligned "
+                      "needs every lane at the same instruction",
+                      describe(&t).c_str(), t.mode, siteName(t.site), lead.lane,
+                      lead.mode, siteName(lead.site)),
+               (uint64_t(8) << 60) ^ (uint64_t(uint32_t(t.site)) << 32) ^
+                   uint32_t(lead.site));
+        same = false;
+      }
+    }
+    if (p == kFullMask && same)
+      mmaResults(warpIndex, lead.mode);
     else
       for (uint32_t l = 0; l < kWarpSize; ++l)
         if (p & (1u << l)) {

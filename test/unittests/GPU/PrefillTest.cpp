@@ -231,6 +231,11 @@ TEST(GpuPrefill, QuantizedCaches) {
                   ScalarType::BF16},
          Encoding{QuantKind::Int2, QuantAxis::Token, 4, false,
                   ScalarType::F32}},
+        // Groups of 12 and 6 straddle the 8-channel staging chunks.
+        {96, 4, 16, 16, ScalarType::F16,
+         Encoding{QuantKind::Int8, QuantAxis::Token, 12, false,
+                  ScalarType::F16},
+         Encoding{QuantKind::Int8, QuantAxis::Token, 6, true, ScalarType::F32}},
         {32, 2, 40, 64, ScalarType::BF16,
          Encoding{QuantKind::Int4, QuantAxis::Token, 0, true, ScalarType::F16},
          Encoding{QuantKind::Int8, QuantAxis::Token, 16, false,

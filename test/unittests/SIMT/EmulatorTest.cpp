@@ -649,6 +649,24 @@ TEST(SimtEmulator, MmaSyncInDivergentBranchIsReported) {
   }
 }
 
+TEST(SimtEmulator, MmaSyncAtTwoSitesIsReported) {
+  const kvopt_simt_kernel &k = kernel("mma.mlir", "mma_two_sites");
+  Buf<uint16_t> a(32, halfBits(1.0f, false));
+  Buf<float> d(32, 0.0f);
+  for (Schedule s : kTwo) {
+    Args args;
+    args.memref(a.p, {32}).memref(d.p, {32});
+    LaunchResult r = launch(k, {}, {32, 1, 1}, 0, args.data(), opts(s));
+    ASSERT_GE(r.count(ReportKind::WarpMaskMismatch), 1u) << r.text();
+    EXPECT_NE(r.text().find("mma.sync.aligned needs every lane at the same "
+                            "instruction"),
+              std::string::npos)
+        << r.text();
+    for (int l = 0; l < 32; ++l)
+      EXPECT_TRUE(std::isnan(d[l])) << "lane " << l;
+  }
+}
+
 TEST(SimtEmulator, EveryMappedRuntimeSymbolExists) {
   std::set<std::string> ops;
   for (const NVVMMapping &m : nvvmMappingTable()) {

@@ -316,6 +316,29 @@ gpu.module @kernels {
     gpu.return
   }
 
+  // The two halves of the warp reach different mma.sync instructions (the
+  // arms of a divergent if): reported, D is NaN.
+  gpu.func @mma_two_sites(%a: memref<?xf16>, %d: memref<?xf32>)
+      kernel attributes {known_block_size = array<i32: 32, 1, 1>} {
+    %c16 = arith.constant 16 : index
+    %zero = arith.constant 0.0 : f32
+    %lane = gpu.thread_id x
+    %x = memref.load %a[%lane] : memref<?xf16>
+    %v = vector.from_elements %x, %x : vector<2xf16>
+    %low = arith.cmpi ult, %lane, %c16 : index
+    %r = scf.if %low -> (f32) {
+      %res = nvvm.mma.sync A[%v, %v, %v, %v] B[%v, %v] C[%zero, %zero, %zero, %zero] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (vector<2xf16>, vector<2xf16>, f32) -> !llvm.struct<(f32, f32, f32, f32)>
+      %d0 = llvm.extractvalue %res[0] : !llvm.struct<(f32, f32, f32, f32)>
+      scf.yield %d0 : f32
+    } else {
+      %res = nvvm.mma.sync A[%v, %v, %v, %v] B[%v, %v] C[%zero, %zero, %zero, %zero] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (vector<2xf16>, vector<2xf16>, f32) -> !llvm.struct<(f32, f32, f32, f32)>
+      %d1 = llvm.extractvalue %res[1] : !llvm.struct<(f32, f32, f32, f32)>
+      scf.yield %d1 : f32
+    }
+    memref.store %r, %d[%lane] : memref<?xf32>
+    gpu.return
+  }
+
   // Only the first 16 lanes reach the mma.sync: reported, D is NaN.
   gpu.func @mma_divergent(%a: memref<?xf16>, %d: memref<?xf32>)
       kernel attributes {known_block_size = array<i32: 32, 1, 1>} {
