@@ -37,6 +37,7 @@
 
 #include <limits>
 #include <numeric>
+#include <tuple>
 
 using namespace mlir;
 using namespace kvopt;
@@ -375,26 +376,9 @@ gpu::GPUFuncOp kvopt::gpugen::buildDecodeKernel(gpu::GPUModuleOp module,
       if (st.zeros)
         zr = e.vload(e.vec(m.elems, f32t), st.zeros, at, 4);
     } else {
-      int64_t perTok = D / c.group;
-      Value rowAt = e.mul(local, perTok);
-      if (c.group % m.elems == 0) {
-        Value at = e.add(rowAt, e.div(ch0, c.group));
-        sc = e.splat(e.load(st.scales, at), m.elems);
-        if (st.zeros)
-          zr = e.splat(e.load(st.zeros, at), m.elems);
-      } else {
-        // Several groups per slice: gather per element.
-        SmallVector<Value> ss, zz;
-        for (int64_t i = 0; i < m.elems; ++i) {
-          Value at = e.add(rowAt, e.div(e.add(ch0, i), c.group));
-          ss.push_back(e.load(st.scales, at));
-          if (st.zeros)
-            zz.push_back(e.load(st.zeros, at));
-        }
-        sc = vector::FromElementsOp::create(b, e.vec(m.elems, f32t), ss);
-        if (st.zeros)
-          zr = vector::FromElementsOp::create(b, e.vec(m.elems, f32t), zz);
-      }
+      std::tie(sc, zr) =
+          e.stagedTokenScales(st.scales, st.zeros, e.mul(local, D / c.group),
+                              ch0, m.elems, c.group);
     }
     if (zr)
       return math::FmaOp::create(b, codes, sc, zr);

@@ -185,6 +185,31 @@ struct Emitter {
     return {ifOp.getResult(0), ifOp.getResult(1)};
   }
 
+  /// Token-axis scales (and zero points, when `zeros`) of channels
+  /// [ch0, ch0 + n) of a staged row whose groups of `group` channels start at
+  /// `rowAt` in the shared arrays: one broadcast when the slice lies in one
+  /// group (slices are aligned to n), else gathered per channel.
+  std::pair<Value, Value> stagedTokenScales(Value scales, Value zeros,
+                                            Value rowAt, Value ch0, int64_t n,
+                                            int64_t group) {
+    Type f32t = b.getF32Type();
+    if (group % n == 0) {
+      Value at = add(rowAt, div(ch0, group));
+      return {splat(load(scales, at), n),
+              zeros ? splat(load(zeros, at), n) : Value()};
+    }
+    SmallVector<Value> ss, zz;
+    for (int64_t i = 0; i < n; ++i) {
+      Value at = add(rowAt, div(add(ch0, i), group));
+      ss.push_back(load(scales, at));
+      if (zeros)
+        zz.push_back(load(zeros, at));
+    }
+    return {vector::FromElementsOp::create(b, vec(n, f32t), ss),
+            zeros ? Value(vector::FromElementsOp::create(b, vec(n, f32t), zz))
+                  : Value()};
+  }
+
   /// Stages the block-table entries of a tile's pages, first..first+count,
   /// of sequence `seq` into `pageS` (one per thread), then a barrier.
   void stageTilePages(Value table, Value pageS, Value seq, Value maxPages,

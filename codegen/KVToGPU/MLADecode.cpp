@@ -285,26 +285,8 @@ gpu::GPUFuncOp kvopt::gpugen::buildMLADecodeKernel(gpu::GPUModuleOp module,
     if (!c.quantized())
       return e.decodeFloat(raw, n, c.element);
     Value codes = e.decodeCodes(raw, n, c);
-    Value rowAt = e.mul(local, perTok);
-    Value sc, zr;
-    if (c.group % n == 0) {
-      // The slice lies in one group (slices are aligned to n).
-      Value at = e.add(rowAt, e.div(ch0, c.group));
-      sc = e.splat(e.load(scaleS, at), n);
-      if (zeroS)
-        zr = e.splat(e.load(zeroS, at), n);
-    } else {
-      SmallVector<Value> ss, zz;
-      for (int64_t i = 0; i < n; ++i) {
-        Value at = e.add(rowAt, e.div(e.add(ch0, i), c.group));
-        ss.push_back(e.load(scaleS, at));
-        if (zeroS)
-          zz.push_back(e.load(zeroS, at));
-      }
-      sc = vector::FromElementsOp::create(b, e.vec(n, f32t), ss);
-      if (zeroS)
-        zr = vector::FromElementsOp::create(b, e.vec(n, f32t), zz);
-    }
+    auto [sc, zr] = e.stagedTokenScales(scaleS, zeroS, e.mul(local, perTok),
+                                        ch0, n, c.group);
     if (zr)
       return math::FmaOp::create(b, codes, sc, zr);
     return e.fmul(codes, sc);

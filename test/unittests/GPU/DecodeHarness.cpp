@@ -394,6 +394,27 @@ DecodeData kvopt::gpu_test::makeDecodeData(const DecodeCase &c) {
   return d;
 }
 
+namespace {
+/// std::allocator with 256-byte alignment.
+template <class T> struct Aligned256 {
+  using value_type = T;
+  Aligned256() = default;
+  template <class U> Aligned256(const Aligned256<U> &) {}
+  T *allocate(size_t n) {
+    size_t bytes = std::max<size_t>(256, (n * sizeof(T) + 255) / 256 * 256);
+    return static_cast<T *>(std::aligned_alloc(256, bytes));
+  }
+  void deallocate(T *p, size_t) { std::free(p); }
+  template <class U> bool operator==(const Aligned256<U> &) const {
+    return true;
+  }
+  template <class U> bool operator!=(const Aligned256<U> &) const {
+    return false;
+  }
+};
+template <class T> using Aligned = std::vector<T, Aligned256<T>>;
+} // namespace
+
 DecodeRun
 kvopt::gpu_test::runDecode(const DecodeCase &c, const CompiledDecode &k,
                            const DecodeData &d, simt::Schedule schedule,
@@ -411,15 +432,18 @@ kvopt::gpu_test::runDecode(const DecodeCase &c, const CompiledDecode &k,
     r.splits = std::max<int64_t>(1, (T + chunkTokens - 1) / chunkTokens);
   }
   int64_t rows = B * Hq * Tq;
-  std::vector<float> pout(rows * r.splits * D, NAN), plse(rows * r.splits, NAN);
+  Aligned<float> pout(rows * r.splits * D, NAN), plse(rows * r.splits, NAN);
   // The pool is 256-byte aligned as the runtime allocates it.
   size_t poolBytes = (d.pool.size() + 255) / 256 * 256;
   std::unique_ptr<uint8_t, void (*)(void *)> pool(
       static_cast<uint8_t *>(std::aligned_alloc(256, poolBytes)), std::free);
   std::copy(d.pool.begin(), d.pool.end(), pool.get());
-  std::vector<int32_t> table = d.table, lens = d.lens;
-  std::vector<float> q = d.q;
-  std::vector<uint16_t> q16 = d.q16;
+  // Every buffer 256-byte aligned as the runtime allocates device memory,
+  // so that sector counts do not depend on where malloc put them.
+  Aligned<int32_t> table(d.table.begin(), d.table.end()),
+      lens(d.lens.begin(), d.lens.end());
+  Aligned<float> q(d.q.begin(), d.q.end());
+  Aligned<uint16_t> q16(d.q16.begin(), d.q16.end());
 
   simt::ParamPack p;
   bool q32 = c.query == ref::ScalarType::F32;
