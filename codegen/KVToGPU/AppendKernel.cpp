@@ -163,24 +163,7 @@ struct AppendEmitter {
   Value toBytes(Value x, Type t) {
     int64_t n = count(x);
     int64_t bytes = t.getIntOrFloatBitWidth() / 8;
-    Value v = x;
-    if (t.isF16()) {
-      v = arith::TruncFOp::create(b, e.vec(n, t), x);
-    } else if (t.isBF16()) {
-      // Integer RNE on the f32 bits (keeps NaN quiet), as Emitter::roundTo.
-      VectorType vi = e.vec(n, b.getI32Type());
-      auto c = [&](int64_t val) { return e.splat(e.i32(val), n); };
-      Value bits = arith::BitcastOp::create(b, vi, x);
-      Value lsb = arith::AndIOp::create(
-          b, arith::ShRUIOp::create(b, bits, c(16)), c(1));
-      Value rounded = arith::AddIOp::create(
-          b, bits, arith::AddIOp::create(b, c(0x7FFF), lsb));
-      Value isNan = arith::CmpFOp::create(b, arith::CmpFPredicate::UNO, x, x);
-      rounded = arith::SelectOp::create(
-          b, isNan, arith::OrIOp::create(b, bits, c(0x00400000)), rounded);
-      v = arith::TruncIOp::create(b, e.vec(n, b.getI16Type()),
-                                  arith::ShRUIOp::create(b, rounded, c(16)));
-    }
+    Value v = e.roundTo(x, t);
     return vector::BitCastOp::create(b, e.vec(n * bytes, b.getI8Type()), v);
   }
 

@@ -348,25 +348,32 @@ struct Emitter {
     return arith::BitcastOp::create(b, vf, bits);
   }
 
-  /// Rounds an f32 to `type` (RNE) and returns the stored element.
+  /// Rounds an f32 (or vector of f32) to `type` (RNE) and returns the
+  /// stored element(s) of that type.
   Value roundTo(Value x, Type type) {
+    auto vt = dyn_cast<VectorType>(x.getType());
+    auto like = [&](Type t) -> Type {
+      return vt ? Type(VectorType::get(vt.getShape(), t)) : t;
+    };
+    auto cst = [&](int64_t v) {
+      return vt ? splat(i32(v), vt.getNumElements()) : i32(v);
+    };
     if (type.isF32())
       return x;
     if (type.isF16())
-      return arith::TruncFOp::create(b, type, x);
+      return arith::TruncFOp::create(b, like(type), x);
     // bf16 by integer RNE (keeps NaN quiet), then reinterpreted.
-    Type i32t = b.getI32Type();
-    Value bits = arith::BitcastOp::create(b, i32t, x);
+    Value bits = arith::BitcastOp::create(b, like(b.getI32Type()), x);
     Value lsb = arith::AndIOp::create(
-        b, arith::ShRUIOp::create(b, bits, i32(16)), i32(1));
+        b, arith::ShRUIOp::create(b, bits, cst(16)), cst(1));
     Value rounded = arith::AddIOp::create(
-        b, bits, arith::AddIOp::create(b, i32(0x7FFF), lsb));
+        b, bits, arith::AddIOp::create(b, cst(0x7FFF), lsb));
     Value isNan = arith::CmpFOp::create(b, arith::CmpFPredicate::UNO, x, x);
     rounded = arith::SelectOp::create(
-        b, isNan, arith::OrIOp::create(b, bits, i32(0x00400000)), rounded);
+        b, isNan, arith::OrIOp::create(b, bits, cst(0x00400000)), rounded);
     Value hi = arith::TruncIOp::create(
-        b, b.getI16Type(), arith::ShRUIOp::create(b, rounded, i32(16)));
-    return arith::BitcastOp::create(b, type, hi);
+        b, like(b.getI16Type()), arith::ShRUIOp::create(b, rounded, cst(16)));
+    return arith::BitcastOp::create(b, like(type), hi);
   }
 };
 

@@ -189,11 +189,8 @@ gpu::GPUFuncOp kvopt::gpugen::buildPrefillKernel(gpu::GPUModuleOp module,
   };
   // f32 pair rounded (RNE) to the multiplicand type.
   auto pack = [&](Value x, Value y) -> Value {
-    Value v = vector::FromElementsOp::create(b, v2f, ValueRange{x, y});
-    if (!bf16)
-      return arith::TruncFOp::create(b, v2, v);
-    Value lo = e.roundTo(x, el), hi = e.roundTo(y, el);
-    return vector::FromElementsOp::create(b, v2, ValueRange{lo, hi});
+    return e.roundTo(vector::FromElementsOp::create(b, v2f, ValueRange{x, y}),
+                     el);
   };
 
   // Q fragments for the warp's 16 rows (zero past the G * Tq rows).
@@ -316,15 +313,7 @@ gpu::GPUFuncOp kvopt::gpugen::buildPrefillKernel(gpu::GPUModuleOp module,
               Value x = math::FmaOp::create(
                   b, codes, vector::FromElementsOp::create(b, vf, sv),
                   vector::FromElementsOp::create(b, vf, zv));
-              if (!bf16)
-                return Value(
-                    arith::TruncFOp::create(b, e.vec(chunkElems, el), x));
-              SmallVector<Value> r;
-              for (int64_t j = 0; j < chunkElems; ++j)
-                r.push_back(e.roundTo(
-                    vector::ExtractOp::create(b, x, ArrayRef<int64_t>{j}), el));
-              return Value(
-                  vector::FromElementsOp::create(b, e.vec(chunkElems, el), r));
+              return e.roundTo(x, el);
             },
             [&] {
               Value zero =
