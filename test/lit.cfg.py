@@ -11,7 +11,7 @@ from lit.llvm.subst import ToolSubst
 
 config.name = "KVOPT"
 config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
-config.suffixes = [".mlir"]
+config.suffixes = [".mlir", ".test"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.kvopt_obj_root, "test")
 config.excludes = ["CMakeLists.txt", "README.md", "unittests", "Inputs", "lit.cfg.py"]
