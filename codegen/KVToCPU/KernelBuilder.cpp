@@ -510,7 +510,8 @@ void CacheAccess::prefetchToken(KB &k, const ComponentLayout &c, Value pageBase,
         k.add(pageBase, k.add(k.mul(slot, bytesPerToken), k.idx(offset)));
     for (int64_t line = 0; line < bytesPerToken; line += 64)
       memref::PrefetchOp::create(k.b, bytes, ValueRange{k.add(start, line)},
-                                 /*isWrite=*/false, /*localityHint=*/3,
+                                 /*isWrite=*/false,
+                                 /*localityHint=*/kPrefetchLocality,
                                  /*isDataCache=*/true);
   };
   region(c.dataOffset, c.heads * c.dim * c.bits() / 8);
@@ -531,12 +532,14 @@ void CacheAccess::prefetchRow(KB &k, const ComponentLayout &c, Value pageBase,
     // line boundary).
     for (int64_t line = 0; line < rowBytes; line += 64)
       memref::PrefetchOp::create(k.b, bytes, ValueRange{k.add(start, line)},
-                                 /*isWrite=*/false, /*localityHint=*/3,
+                                 /*isWrite=*/false,
+                                 /*localityHint=*/kPrefetchLocality,
                                  /*isDataCache=*/true);
     if (rowBytes % 64 || rowBytes < 64)
       memref::PrefetchOp::create(
           k.b, bytes, ValueRange{k.add(start, rowBytes - 1)},
-          /*isWrite=*/false, /*localityHint=*/3, /*isDataCache=*/true);
+          /*isWrite=*/false, /*localityHint=*/kPrefetchLocality,
+          /*isDataCache=*/true);
   };
   region(c.dataOffset, c.dim * c.bits() / 8);
   if (!c.quant || c.channelAxis())

@@ -90,6 +90,81 @@ static double measureBandwidth(unsigned n) {
   return best;
 }
 
+/// f32 FMA lanes per second of one thread: 12 independent chains of
+/// 16-lane (AVX-512) or 8-lane (AVX2) FMAs, the widest the host has, as the
+/// JIT-compiled kernels use. The chains hide the FMA latency, so this is the
+/// issue rate.
+#if defined(__x86_64__)
+__attribute__((target("avx512f"))) static float fmaChains512(long n) {
+  typedef float v16 __attribute__((vector_size(64)));
+  v16 a[12], b, c;
+  for (int j = 0; j < 16; ++j) {
+    b[j] = 0.999f;
+    c[j] = 1e-3f;
+  }
+  for (int i = 0; i < 12; ++i)
+    for (int j = 0; j < 16; ++j)
+      a[i][j] = float(i + j);
+  for (long i = 0; i < n; ++i)
+    for (int k = 0; k < 12; ++k)
+      a[k] = __builtin_ia32_vfmaddps512_mask(a[k], b, c, -1, 4);
+  float s = 0;
+  for (int i = 0; i < 12; ++i)
+    s += a[i][0] + a[i][15];
+  return s;
+}
+#endif
+
+static float fmaChainsScalarWidth(long n, int &lanes) {
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx512f")) {
+    lanes = 16;
+    return fmaChains512(n);
+  }
+#endif
+  // Portable fallback: the compiler's own vectors of 8 (AVX2 or narrower).
+  typedef float v8 __attribute__((vector_size(32)));
+  lanes = 8;
+  v8 a[12], b, c;
+  for (int j = 0; j < 8; ++j) {
+    b[j] = 0.999f;
+    c[j] = 1e-3f;
+  }
+  for (int i = 0; i < 12; ++i)
+    for (int j = 0; j < 8; ++j)
+      a[i][j] = float(i + j);
+  for (long i = 0; i < n; ++i)
+    for (int k = 0; k < 12; ++k)
+      a[k] = a[k] * b + c;
+  float s = 0;
+  for (int i = 0; i < 12; ++i)
+    s += a[i][0];
+  return s;
+}
+
+/// f32 FMA lanes per second on `n` threads (best of a few passes).
+static double measureFma(unsigned n, int &lanes) {
+  const long iters = 20000000;
+  double best = 0;
+  for (int r = 0; r < 3; ++r) {
+    std::vector<float> sink(n);
+    std::vector<int> width(n);
+    auto start = Clock::now();
+    std::vector<std::thread> pool;
+    for (unsigned t = 0; t < n; ++t)
+      pool.emplace_back(
+          [&, t] { sink[t] = fmaChainsScalarWidth(iters, width[t]); });
+    for (auto &t : pool)
+      t.join();
+    double sec = seconds(start, Clock::now());
+    lanes = width[0];
+    best = std::max(best, double(n) * iters * 12 * lanes / sec);
+    if (std::accumulate(sink.begin(), sink.end(), 0.0f) == 42.0f)
+      std::puts("");
+  }
+  return best;
+}
+
 /// Bytes per token of one cache (docs/CacheLayout.md) and its MLIR type.
 struct KVType {
   std::string name, encoding;
@@ -126,12 +201,22 @@ int main(int argc, char **argv) {
   std::printf("streaming read bandwidth: %.1f GB/s (%u threads, %.1f GiB "
               "buffer)\n",
               bandwidth, n, static_cast<double>(streamGiB));
+  int lanes = 0;
+  double fmaLanes = measureFma(n, lanes);
+  // The kernel's f32 work per token and KV head: G query rows times D
+  // channels for the scores and again for the values, one FMA lane each.
+  const double macsPerTokenHead = 2.0 * (hq / hkv) * dim;
+  std::printf("f32 FMA throughput: %.1f G lanes/s (%u threads, %d-lane "
+              "vectors); \"FMA bound\" = the GB/s at which the kernel's %.0f "
+              "FMAs per token and KV head take all of it\n",
+              fmaLanes / 1e9, n, lanes, macsPerTokenHead);
   std::printf("decode attention, paged (page %lld), %lld q heads / %lld KV "
               "heads, head dim %lld, batch %lld, %u threads\n",
               (long long)pageSize, (long long)hq, (long long)hkv,
               (long long)dim, (long long)batch, n);
-  std::printf("%-6s %8s %7s %11s %12s %8s %7s\n", "kv", "context", "layers",
-              "us/layer", "KV MB/layer", "GB/s", "of BW");
+  std::printf("%-6s %8s %7s %11s %12s %8s %7s %10s %8s\n", "kv", "context",
+              "layers", "us/layer", "KV MB/layer", "GB/s", "of BW", "FMA bound",
+              "of it");
 
   std::mt19937_64 rng(1);
   // Engines stay alive to the end: destroying one that loaded the async
@@ -239,9 +324,13 @@ int main(int argc, char **argv) {
         best = std::min(best, seconds(start, Clock::now()) / layers);
       }
       double gbs = kvBytes / best / 1e9;
-      std::printf("%-6s %8lld %7lld %11.1f %12.2f %8.2f %6.0f%%\n",
+      double fmaBound =
+          fmaLanes / macsPerTokenHead * (type.bytesPerToken / hkv) / 1e9;
+      std::printf("%-6s %8lld %7lld %11.1f %12.2f %8.2f %6.0f%% %10.1f "
+                  "%7.0f%%\n",
                   typeName.c_str(), (long long)ctx, (long long)layers,
-                  best * 1e6, kvBytes / 1e6, gbs, 100 * gbs / bandwidth);
+                  best * 1e6, kvBytes / 1e6, gbs, 100 * gbs / bandwidth,
+                  fmaBound, 100 * gbs / fmaBound);
       std::fflush(stdout);
     }
   }
