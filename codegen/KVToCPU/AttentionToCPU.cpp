@@ -351,8 +351,10 @@ struct AttentionKernel {
     // and 30 shuffles per row instead of 16 horizontal sums), and the
     // values are accumulated in registers over the block, slice by slice.
     bool fast = blocked();
-    Value tokPage, tokSlot, tokKey, aheadPage, aheadSlots;
+    Value tokPage, tokSlot, tokKey, aheadPage, aheadSlots, alphas;
     if (fast) {
+      // Per row, the block's rescale exp(m_old - m_new) of the accumulators.
+      alphas = memref::AllocaOp::create(b, MemRefType::get({rows}, f32));
       auto table = MemRefType::get({tb}, b.getIndexType());
       tokPage = memref::AllocaOp::create(b, table);
       tokSlot = memref::AllocaOp::create(b, table);
@@ -597,8 +599,11 @@ struct AttentionKernel {
             Value col = k.idx(lane0);
             SmallVector<Value> init;
             for (Value r : rowsAt)
-              init.push_back(
-                  vector::LoadOp::create(b, vecType, acc, ValueRange{r, col}));
+              init.push_back(arith::MulFOp::create(
+                  b,
+                  vector::LoadOp::create(b, vecType, acc, ValueRange{r, col}),
+                  k.splat(memref::LoadOp::create(b, alphas, ValueRange{r}),
+                          sliceWidth)));
             auto loop = scf::ForOp::create(
                 b, zero, cnt, k.idx(1), init,
                 [&](OpBuilder &nested, Location, Value t, ValueRange a) {
@@ -647,7 +652,13 @@ struct AttentionKernel {
             Value sv = vector::LoadOp::create(b, k.vec(tb, f32), sc,
                                               ValueRange{r, zero});
             Value mOld = memref::LoadOp::create(b, m, ValueRange{r});
-            Value mNew = arith::MaximumFOp::create(b, mOld, k.maxOf(sv));
+            // maxnum without NaN/signed-zero care: a tree of vmaxps instead
+            // of NaN- and -0-propagating blends (~45 instructions a row). A
+            // NaN score still reaches the output through its weight.
+            auto fm = arith::FastMathFlags::nnan | arith::FastMathFlags::nsz;
+            Value blockMax = vector::ReductionOp::create(
+                b, vector::CombiningKind::MAXNUMF, sv, fm);
+            Value mNew = arith::MaxNumFOp::create(b, mOld, blockMax, fm);
             Value isInf = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ,
                                                 mNew, k.f32(kNegInf));
             Value mUse = k.select(isInf, k.f32(0), mNew);
@@ -661,6 +672,11 @@ struct AttentionKernel {
             memref::StoreOp::create(b, lNew, l, ValueRange{r});
             memref::StoreOp::create(b, mNew, m, ValueRange{r});
             vector::StoreOp::create(b, p, sc, ValueRange{r, zero});
+            if (fast) {
+              // blockValues rescales the accumulators as it loads them.
+              memref::StoreOp::create(b, alpha, alphas, ValueRange{r});
+              return;
+            }
             Value a = vector::LoadOp::create(b, k.vec(dv, f32), acc,
                                              ValueRange{r, zero});
             vector::StoreOp::create(
