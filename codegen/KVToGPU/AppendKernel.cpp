@@ -92,11 +92,15 @@ mapAppendRow(const TargetInfo &t, const PagedLayout &l, const ComponentInfo &c,
 FailureOr<AppendSchedule> kvopt::gpugen::chooseAppendSchedule(
     const TargetInfo &t, const AppendConfig &cfg, EmitErrorFn emitError) {
   const PagedLayout &l = cfg.layout;
-  for (const ComponentInfo *c : {&l.key, &l.value})
+  for (const ComponentInfo *c : {&l.key, &l.value}) {
     if (c->quantized() && c->channelAxis)
       return emitError() << "GPU append does not support channel-axis "
                             "scales (they need the full-precision recent "
                             "window)";
+    if (c->hasWindow())
+      return emitError() << "GPU append does not write full-precision "
+                            "windows (recent/sinks)";
+  }
   if (cfg.ropeTheta > 0 && l.headDim % 2)
     return emitError() << "RoPE needs an even head dim (got " << l.headDim
                        << ")";

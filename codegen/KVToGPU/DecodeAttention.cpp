@@ -83,9 +83,8 @@ kvopt::gpugen::computePagedLayout(kv::CacheType type, EmitErrorFn emitError) {
     c.bits = q ? q.getBits() : c.elementBytes * 8;
     if (!q)
       return success();
-    if (q.getFullPrecisionTokens() > 0)
-      return emitError() << "GPU kernels do not support full-precision "
-                            "windows (recent/sinks) of quantized caches";
+    c.sinks = q.getSinks();
+    c.recent = q.getRecent();
     c.channelAxis = q.getAxis() == kv::ScaleAxis::Channel;
     c.group = c.channelAxis ? q.getGroup()
                             : (q.getGroup() ? q.getGroup() : l.headDim);
@@ -98,6 +97,13 @@ kvopt::gpugen::computePagedLayout(kv::CacheType type, EmitErrorFn emitError) {
     return failure();
   int64_t end = placeComponent(l.key, l, 0);
   l.pageBytes = placeComponent(l.value, l, end);
+  for (ComponentInfo *c : {&l.key, &l.value}) {
+    if (!c->hasWindow())
+      continue;
+    c->windowOffset = l.windowBytes;
+    l.windowBytes +=
+        (c->sinks + c->recent) * l.kvHeads * l.headDim * c->elementBytes;
+  }
   return l;
 }
 
@@ -130,6 +136,18 @@ static FailureOr<RowMapping> mapRow(const TargetInfo &t, const PagedLayout &l,
                            std::gcd(l.kvHeads * D * c.bits / 8, sliceBytes));
   align = std::gcd(align, int64_t(256));
   m.loadBytes = pow2Divisor(std::gcd(align, sliceBytes), t.maxLoadBytes);
+  if (c.hasWindow()) {
+    // Window slots hold full-precision rows. The pool is 256-byte aligned
+    // and holds whole pages before the window regions, so a region starts
+    // at a multiple of gcd(pageBytes, windowBytes); component offsets, rows
+    // and slices add offsets.
+    int64_t windowSlice = m.elems * c.elementBytes;
+    int64_t walign =
+        std::gcd(std::gcd(std::gcd(l.pageBytes, l.windowBytes), c.windowOffset),
+                 std::gcd(l.kvHeads * D * c.elementBytes,
+                          std::gcd(windowSlice, int64_t(256))));
+    m.windowLoadBytes = pow2Divisor(walign, t.maxLoadBytes);
+  }
   m.rowsPerPass = threads / m.lanes;
   return m;
 }
@@ -353,11 +371,20 @@ gpu::GPUFuncOp kvopt::gpugen::buildDecodeKernel(gpu::GPUModuleOp module,
     });
   };
 
-  // The dequantized f32 slice (vector<elems>) of `token`'s row for this
-  // lane, `slice` = lane's index within its row; `local` = token - t0.
-  auto loadRow = [&](const ComponentInfo &c, const RowMapping &m,
-                     const ScaleStage &st, Value token, Value local,
-                     Value slice, Value firstPage) -> Value {
+  // This sequence's window region: the last batch * windowBytes bytes of
+  // the pool, sequence `seq`'s at pool_size - (batch - seq) * windowBytes.
+  Value windowBase;
+  if (L.hasWindows()) {
+    Value poolBytes = memref::DimOp::create(b, pool, 0);
+    Value batch = memref::DimOp::create(b, lens, 0);
+    windowBase = e.sub(poolBytes, e.mul(e.sub(batch, seq), L.windowBytes));
+  }
+
+  // The dequantized f32 slice (vector<elems>) of `token`'s stored row for
+  // this lane, `slice` = lane's index within its row; `local` = token - t0.
+  auto loadStoredRow = [&](const ComponentInfo &c, const RowMapping &m,
+                           const ScaleStage &st, Value token, Value local,
+                           Value slice, Value firstPage) -> Value {
     int64_t bytes = m.elems * c.bits / 8;
     Value base = pageOf(token, firstPage);
     Value slot = e.rem(token, P);
@@ -383,6 +410,46 @@ gpu::GPUFuncOp kvopt::gpugen::buildDecodeKernel(gpu::GPUModuleOp module,
     if (zr)
       return math::FmaOp::create(b, codes, sc, zr);
     return e.fmul(codes, sc);
+  };
+
+  // The row slice as attention sees it: window tokens (t < sinks,
+  // t >= length - recent) exactly from the window slots, others stored.
+  auto loadRow = [&](const ComponentInfo &c, const RowMapping &m,
+                     const ScaleStage &st, Value token, Value local,
+                     Value slice, Value firstPage) -> Value {
+    if (!c.hasWindow())
+      return loadStoredRow(c, m, st, token, local, slice, firstPage);
+    Value inWindow;
+    if (c.sinks > 0)
+      inWindow = e.lt(token, e.idx(c.sinks));
+    if (c.recent > 0) {
+      Value recent = e.cmp(arith::CmpIPredicate::sge, token,
+                           e.sub(length, e.idx(c.recent)));
+      inWindow =
+          inWindow ? Value(arith::OrIOp::create(b, inWindow, recent)) : recent;
+    }
+    return e.ifElse(
+        inWindow, e.vec(m.elems, f32t),
+        [&] {
+          // Slot: the sink itself, or sinks + t % recent.
+          Value wslot = token;
+          if (c.recent > 0) {
+            Value ring = e.add(e.rem(token, c.recent), c.sinks);
+            wslot = c.sinks > 0
+                        ? e.select(e.lt(token, e.idx(c.sinks)), token, ring)
+                        : ring;
+          }
+          Value elem = e.add(e.mul(e.add(e.mul(wslot, Hkv), h), D),
+                             e.mul(slice, m.elems));
+          Value off = e.add(e.add(windowBase, e.idx(c.windowOffset)),
+                            e.mul(elem, c.elementBytes));
+          Value raw = e.loadBytes(pool, off, m.elems * c.elementBytes,
+                                  m.windowLoadBytes);
+          return e.decodeFloat(raw, m.elems, c.element);
+        },
+        [&] {
+          return loadStoredRow(c, m, st, token, local, slice, firstPage);
+        });
   };
 
   auto loop = scf::ForOp::create(b, c0, tiles, c1, init);

@@ -38,19 +38,34 @@ struct ComponentInfo {
   int64_t scaleBytes = 0;
   /// Byte offsets of data, scales and zero points inside a page.
   int64_t dataOffset = 0, scaleOffset = 0, zeroOffset = 0;
+  /// Full-precision window of a quantized component (docs/Numerics.md):
+  /// tokens t < sinks and t >= length - recent are read exactly from the
+  /// sequence's window slots, [sinks + recent][kv_heads][head_dim] elements
+  /// (sinks, then a ring by t % recent) at windowOffset inside the
+  /// sequence's window region (the CPU lowering's convention).
+  int64_t sinks = 0, recent = 0, windowOffset = 0;
 
   bool quantized() const { return static_cast<bool>(quant); }
   bool hasZeros() const { return quantized() && !symmetric; }
+  bool hasWindow() const { return quantized() && sinks + recent > 0; }
 };
 
 /// The byte layout of one page of a paged `!kv.cache`.
 struct PagedLayout {
   int64_t kvHeads = 0, headDim = 0, pageSize = 0, pageBytes = 0;
+  /// Bytes of one sequence's window region; the regions of the batch are
+  /// the last batch * windowBytes bytes of the pool, sequence b's at
+  /// pool_size - (batch - b) * windowBytes, after whole pages (so a region
+  /// is aligned to gcd(pageBytes, windowBytes) in the 256-byte aligned pool).
+  int64_t windowBytes = 0;
   ComponentInfo key, value;
+
+  bool hasWindows() const { return key.hasWindow() || value.hasWindow(); }
 };
 
 /// The layout of `type`, or a diagnostic for what the GPU kernels do not
-/// support (contiguous layout, full-precision windows).
+/// support (contiguous layout). Kernel families that do not read
+/// full-precision windows reject them themselves.
 mlir::FailureOr<PagedLayout> computePagedLayout(kv::CacheType type,
                                                 EmitErrorFn emitError);
 
@@ -74,6 +89,8 @@ struct DecodeConfig {
 /// `loadBytes`-wide vectors; a block covers `rowsPerPass` rows at once.
 struct RowMapping {
   int64_t elems = 0, lanes = 0, rowsPerPass = 0, loadBytes = 0;
+  /// Piece size of a lane's full-precision window-slot load (0: no window).
+  int64_t windowLoadBytes = 0;
 };
 
 /// The decode kernel's shape, from TargetInfo and DecodeConfig.

@@ -52,6 +52,9 @@ LogicalResult kvopt::gpugen::checkPrefillConfig(const TargetInfo &t,
   const PagedLayout &l = cfg.layout;
   Type el = l.key.element;
   for (const ComponentInfo *c : {&l.key, &l.value}) {
+    if (c->hasWindow())
+      return emitError() << "tensor-core prefill does not read "
+                            "full-precision windows (recent/sinks)";
     if (c->quantized() && c->channelAxis)
       return emitError() << "tensor-core prefill supports token-axis scales "
                             "only";

@@ -5,7 +5,7 @@
 // RUN: %ptxas -v -arch=sm_80 %t/kernels.sm_80.ptx -o %t/k80.cubin 2>&1 | FileCheck %s
 // RUN: %ptxas -v -arch=sm_90 %t/kernels.sm_90.ptx -o %t/k90.cubin 2>&1 | FileCheck %s
 // CHECK-NOT: bytes stack frame, {{[1-9]}}
-// CHECK-COUNT-12: 0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+// CHECK-COUNT-14: 0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
 // CHECK-NOT: {{[1-9][0-9]* bytes (stack frame|spill)}}
 
 // f16, head dim 128, group 8, page 16 (the traffic goal configuration).
@@ -41,5 +41,12 @@ func.func @fp8_int4(%q: tensor<?x32x1x128xf16>, %c: !kv.cache<kv_heads = 8, head
 // int2 asymmetric keys and values, page 256.
 func.func @int2(%q: tensor<?x32x1x128xf16>, %c: !kv.cache<kv_heads = 8, head_dim = 128, capacity = 4096, element = f16, layout = #kv.layout<paged, page_size = 256>, key = #kv.quant<int2, group = 32, symmetric = false>, value = #kv.quant<int2, group = 32, symmetric = false>>, %lens: tensor<?xi32>, %bt: tensor<?x16xi32>) -> tensor<?x32x1x128xf16> {
   %o = kv.attention %q, %c, %lens block_table %bt : (tensor<?x32x1x128xf16>, !kv.cache<kv_heads = 8, head_dim = 128, capacity = 4096, element = f16, layout = #kv.layout<paged, page_size = 256>, key = #kv.quant<int2, group = 32, symmetric = false>, value = #kv.quant<int2, group = 32, symmetric = false>>, tensor<?xi32>, tensor<?x16xi32>) -> tensor<?x32x1x128xf16>
+  return %o : tensor<?x32x1x128xf16>
+}
+
+// KIVI: int4 keys per channel over 16 tokens and int4 values per token, both
+// with a 16-token full-precision recent window (and 4 sinks on the values).
+func.func @kivi(%q: tensor<?x32x1x128xf16>, %c: !kv.cache<kv_heads = 8, head_dim = 128, capacity = 4096, element = f16, layout = #kv.layout<paged, page_size = 16>, key = #kv.quant<int4, axis = channel, group = 16, symmetric = false, scale = f16, recent = 16>, value = #kv.quant<int4, group = 32, symmetric = false, scale = f16, recent = 16, sinks = 4>>, %lens: tensor<?xi32>, %bt: tensor<?x256xi32>) -> tensor<?x32x1x128xf16> {
+  %o = kv.attention %q, %c, %lens block_table %bt : (tensor<?x32x1x128xf16>, !kv.cache<kv_heads = 8, head_dim = 128, capacity = 4096, element = f16, layout = #kv.layout<paged, page_size = 16>, key = #kv.quant<int4, axis = channel, group = 16, symmetric = false, scale = f16, recent = 16>, value = #kv.quant<int4, group = 32, symmetric = false, scale = f16, recent = 16, sinks = 4>>, tensor<?xi32>, tensor<?x256xi32>) -> tensor<?x32x1x128xf16>
   return %o : tensor<?x32x1x128xf16>
 }

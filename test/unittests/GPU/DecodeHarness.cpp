@@ -59,7 +59,12 @@ std::string kvopt::gpu_test::quantText(const Encoding &e) {
      << ", axis = " << (e.axis == ref::QuantAxis::Channel ? "channel" : "token")
      << ", group = " << e.group
      << ", symmetric = " << (e.symmetric ? "true" : "false")
-     << ", scale = " << typeName(e.scale) << ">";
+     << ", scale = " << typeName(e.scale);
+  if (e.recent)
+    os << ", recent = " << e.recent;
+  if (e.sinks)
+    os << ", sinks = " << e.sinks;
+  os << ">";
   return os.str();
 }
 
@@ -70,6 +75,8 @@ ref::QuantEncoding kvopt::gpu_test::toReference(const Encoding &e) {
   q.group = e.group;
   q.symmetric = e.symmetric;
   q.scaleType = e.scale;
+  q.recent = e.recent;
+  q.sinks = e.sinks;
   return q;
 }
 
@@ -346,7 +353,53 @@ DecodeData kvopt::gpu_test::makeDecodeData(const DecodeCase &c) {
       table.pages[b * d.maxPages + i] = perm[next++];
   d.pool.assign(numPages * layout.pageBytes, 0);
   ref::writePagedCache(f, d.pool, table, k, v, c.lengths);
+  // readPagedCache decodes the stored codes of every token.
   ref::KVTensors kv = ref::readPagedCache(f, d.pool, table, c.lengths);
+
+  // Full-precision windows: per sequence [K window][V window] at the end of
+  // the pool, each [sinks + recent][Hkv][D] elements, sinks then a ring by
+  // t % recent; attention sees those tokens exactly.
+  int64_t windowBytes = 0, esize = ref::scalarBytes(c.element);
+  for (const std::optional<Encoding> *e : {&c.key, &c.value})
+    if (*e)
+      windowBytes += ((*e)->sinks + (*e)->recent) * Hkv * D * esize;
+  if (windowBytes) {
+    int64_t base = d.pool.size();
+    d.pool.resize(base + B * windowBytes, 0);
+    int64_t offset = 0;
+    for (int side = 0; side < 2; ++side) {
+      const std::optional<Encoding> &e = side ? c.value : c.key;
+      if (!e || e->sinks + e->recent == 0)
+        continue;
+      ref::QuantEncoding enc = toReference(*e);
+      const ref::Tensor &src = side ? v : k;
+      ref::Tensor &seen = side ? kv.v : kv.k;
+      for (int64_t b = 0; b < B; ++b) {
+        auto put = [&](int64_t slot, int64_t t) {
+          for (int64_t hh = 0; hh < Hkv; ++hh)
+            for (int64_t x = 0; x < D; ++x) {
+              uint64_t bits =
+                  ref::toScalarBits(c.element, src.at({b, hh, t, x}));
+              std::memcpy(d.pool.data() + base + b * windowBytes + offset +
+                              ((slot * Hkv + hh) * D + x) * esize,
+                          &bits, esize);
+            }
+        };
+        for (int64_t t = 0; t < std::min(e->sinks, c.lengths[b]); ++t)
+          put(t, t);
+        if (e->recent > 0)
+          for (int64_t t = std::max<int64_t>(0, c.lengths[b] - e->recent);
+               t < c.lengths[b]; ++t)
+            put(e->sinks + t % e->recent, t);
+        for (int64_t t = 0; t < c.lengths[b]; ++t)
+          if (ref::isFullPrecisionToken(enc, t, c.lengths[b]))
+            for (int64_t hh = 0; hh < Hkv; ++hh)
+              for (int64_t x = 0; x < D; ++x)
+                seen.at({b, hh, t, x}) = src.at({b, hh, t, x});
+      }
+      offset += (e->sinks + e->recent) * Hkv * D * esize;
+    }
+  }
   d.k = k;
   d.v = v;
   d.format = f;

@@ -36,13 +36,17 @@ struct Encoding {
   int64_t group = 0;
   bool symmetric = true;
   reference::ScalarType scale = reference::ScalarType::F32;
+  /// Full-precision windows (docs/Numerics.md): the last `recent` and the
+  /// first `sinks` tokens are read exactly from the window region at the
+  /// end of the pool.
+  int64_t recent = 0, sinks = 0;
 };
 
 /// "f16", "bf16" or "f32".
 const char *typeName(reference::ScalarType t);
 /// The #kv.quant attribute text of `e`.
 std::string quantText(const Encoding &e);
-/// `e` as the reference's encoding (no windows).
+/// `e` as the reference's encoding, windows included.
 reference::QuantEncoding toReference(const Encoding &e);
 
 /// Seed 1 plus KVOPT_TEST_SEED when set.

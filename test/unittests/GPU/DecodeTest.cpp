@@ -115,8 +115,8 @@ TEST(GPUDecode, ElementAndIOTypes) {
 }
 
 // Every encoding with fused dequantization: int8, fp8, int4, int2; token
-// axis groups; zero points; scale types. (Channel-axis encodings need a
-// recent window in the kv dialect, which the GPU kernels reject.)
+// axis groups; zero points; scale types. Channel-axis encodings (which need
+// a recent window) are in FullPrecisionWindows.
 TEST(GPUDecode, Quantized) {
   using K = ref::QuantKind;
   using A = ref::QuantAxis;
@@ -146,6 +146,61 @@ TEST(GPUDecode, Quantized) {
       c.value = e.v;
       check(c);
     }
+  }
+}
+
+Encoding windowed(Encoding e, int64_t recent, int64_t sinks) {
+  e.recent = recent;
+  e.sinks = sinks;
+  return e;
+}
+
+// Full-precision windows: the last `recent` and first `sinks` tokens read
+// exactly from the window region at the end of the pool, the others
+// dequantized from pages. KIVI's per-channel keys (token groups that
+// divide the page, recent >= group - 1) with per-token values; sinks;
+// sequences shorter than the window; page size 1 (token axis); several
+// query rows with a causal mask.
+TEST(GPUDecode, FullPrecisionWindows) {
+  using K = ref::QuantKind;
+  using A = ref::QuantAxis;
+  for (uint64_t seed : seeds()) {
+    std::mt19937_64 rng(seed + 23);
+    struct {
+      Encoding k, v;
+      int64_t D, G, P;
+    } encs[] = {
+        // KIVI: int4 keys per channel over 16 tokens, int4 values per token.
+        {windowed(enc(K::Int4, A::Channel, 16, false), 16, 0),
+         windowed(enc(K::Int4, A::Token, 32, false), 16, 0), 128, 4, 16},
+        // int8 per channel over 8 tokens with sinks on both sides.
+        {windowed(enc(K::Int8, A::Channel, 8, true), 7, 3),
+         windowed(enc(K::Int8, A::Token, 0, true), 7, 3), 64, 8, 32},
+        // int2 per channel over 4 tokens; fp8 values with sinks only.
+        {windowed(enc(K::Int2, A::Channel, 4, false, ref::ScalarType::BF16), 5,
+                  0),
+         windowed(enc(K::Fp8E4M3, A::Token, 0, true, ref::ScalarType::F32), 0,
+                  2),
+         128, 2, 16},
+        // Token axis, page size 1, a window on the keys only.
+        {windowed(enc(K::Int4, A::Token, 32, false), 8, 2),
+         enc(K::Int8, A::Token, 0, true), 64, 4, 1},
+    };
+    for (auto &e : encs) {
+      std::vector<int64_t> lengths = randomLengths(rng, 2, 150);
+      lengths.push_back(3); // shorter than every window
+      DecodeCase c = base(e.D, e.G, e.P, lengths, seed);
+      c.key = e.k;
+      c.value = e.v;
+      check(c);
+    }
+    // Several query rows over a windowed per-channel cache, causal.
+    DecodeCase c = base(64, 2, 16, {41, 90}, seed);
+    c.key = windowed(enc(K::Int4, A::Channel, 16, false), 16, 0);
+    c.value = windowed(enc(K::Int4, A::Token, 32, false), 16, 2);
+    c.queryLen = 3;
+    c.causal = true;
+    check(c);
   }
 }
 

@@ -23,7 +23,9 @@ def KVGPUKernels : Pass<"kv-gpu-kernels", "::mlir::ModuleOp"> {
       through the block table and read byte for byte as in
       docs/CacheLayout.md, with dequantization (int8, fp8 e4m3, int4, int2;
       token or channel axis; groups; zero points) fused before the dot
-      products. Online softmax with f32 accumulation; each block writes its
+      products; tokens of a full-precision window (`recent`, `sinks`) are
+      read exactly from the sequence's window slots at the end of the pool
+      (docs/GPU.md). Online softmax with f32 accumulation; each block writes its
       normalized partial output and natural log-sum-exp.
     - `merge_<n>`: grid (q_heads * Tq, batch), merges the per-chunk states
       exactly as `kv.merge_states` and writes the output in the op's
@@ -57,8 +59,9 @@ def KVGPUKernels : Pass<"kv-gpu-kernels", "::mlir::ModuleOp"> {
     bundles, which `kvopt-gpu-bundle` writes (docs/GPU.md).
 
     Rejected with a diagnostic: contiguous caches, appends to latent
-    caches, encodings with full-precision windows (`recent`, `sinks`; the
-    dialect requires one for channel-axis scales), head dims that no lane
+    caches, full-precision windows (`recent`, `sinks`) in appends, prefill
+    and MLA decode (the decode kernel reads them), appends to channel-axis
+    scales, head dims that no lane
     split covers, dynamic query shapes or token counts, shapes that exceed
     the target's registers or shared memory.
   }];
