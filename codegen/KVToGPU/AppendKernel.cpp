@@ -62,7 +62,7 @@ mapAppendRow(const TargetInfo &t, const PagedLayout &l, const ComponentInfo &c,
     if (rope && lanes > 1 && (D / 2) % E)
       continue;
     int64_t groupLanes = 1;
-    if (c.quantized() && E % c.group != 0) {
+    if (c.quantized() && !c.channelAxis && E % c.group != 0) {
       if (c.group % E || !isPow2(c.group / E) || c.group / E > t.warpSize)
         continue;
       groupLanes = c.group / E;
@@ -78,6 +78,24 @@ mapAppendRow(const TargetInfo &t, const PagedLayout &l, const ComponentInfo &c,
                              std::gcd(D * c.bits / 8, slice));
     align = std::gcd(align, int64_t(256));
     m.storeBytes = pow2Divisor(std::gcd(align, slice), t.maxLoadBytes);
+    // Window slots: whole pages precede the window regions in the 256-byte
+    // aligned pool (docs/GPU.md).
+    if (c.hasWindow()) {
+      int64_t w = E * c.elementBytes;
+      int64_t wa = std::gcd(
+          std::gcd(std::gcd(l.pageBytes, l.windowBytes), c.windowOffset),
+          std::gcd(l.kvHeads * D * c.elementBytes, std::gcd(w, int64_t(256))));
+      m.windowBytes = pow2Divisor(wa, t.maxLoadBytes);
+    }
+    // Channel-axis scales and zero points: [page/g][Hkv][D] per page.
+    if (c.quantized() && c.channelAxis) {
+      int64_t sl = E * c.scaleBytes;
+      int64_t sa = std::gcd(
+          std::gcd(std::gcd(l.pageBytes, c.scaleOffset),
+                   c.hasZeros() ? c.zeroOffset : c.scaleOffset),
+          std::gcd(l.kvHeads * D * c.scaleBytes, std::gcd(sl, int64_t(256))));
+      m.channelScaleBytes = pow2Divisor(sa, t.maxLoadBytes);
+    }
     return m;
   }
   return emitError() << "GPU append: no lane mapping for " << what
@@ -92,15 +110,9 @@ mapAppendRow(const TargetInfo &t, const PagedLayout &l, const ComponentInfo &c,
 FailureOr<AppendSchedule> kvopt::gpugen::chooseAppendSchedule(
     const TargetInfo &t, const AppendConfig &cfg, EmitErrorFn emitError) {
   const PagedLayout &l = cfg.layout;
-  for (const ComponentInfo *c : {&l.key, &l.value}) {
-    if (c->quantized() && c->channelAxis)
-      return emitError() << "GPU append does not support channel-axis "
-                            "scales (they need the full-precision recent "
-                            "window)";
-    if (c->hasWindow())
-      return emitError() << "GPU append does not write full-precision "
-                            "windows (recent/sinks)";
-  }
+  bool channelAxis = false;
+  for (const ComponentInfo *c : {&l.key, &l.value})
+    channelAxis |= c->quantized() && c->channelAxis;
   if (cfg.ropeTheta > 0 && l.headDim % 2)
     return emitError() << "RoPE needs an even head dim (got " << l.headDim
                        << ")";
@@ -116,6 +128,12 @@ FailureOr<AppendSchedule> kvopt::gpugen::chooseAppendSchedule(
   s.value = *v;
   s.rowsPerBlock =
       std::max<int64_t>(1, s.threads / std::max(s.key.lanes, s.value.lanes));
+  // A channel-axis group is quantized when its last token arrives, from the
+  // window copies of its earlier tokens; later tokens of the same append
+  // overwrite ring slots. One block per sequence orders the two with a
+  // barrier.
+  if (channelAxis)
+    s.rowsPerBlock = cfg.tokens * l.kvHeads;
   return s;
 }
 
@@ -323,10 +341,29 @@ gpu::GPUFuncOp kvopt::gpugen::buildAppendKernel(gpu::GPUModuleOp module,
   Value start = e.loadIndex(positions, seq);
   Value c0 = e.idx(0);
 
+  // This sequence's window region (docs/GPU.md): the last batch *
+  // windowBytes bytes of the pool.
+  Value windowBase;
+  if (L.hasWindows()) {
+    Value poolBytes = memref::DimOp::create(b, pool, 0);
+    Value batch = memref::DimOp::create(b, positions, 0);
+    windowBase = e.sub(poolBytes, e.mul(e.sub(batch, seq), L.windowBytes));
+  }
+
   auto component = [&](const ComponentInfo &c, const AppendMapping &m,
                        Value input, Type inputType, bool rope) {
     const int64_t E = m.elems, lanes = m.lanes;
     const int64_t passes = (RB * lanes + NT - 1) / NT;
+    // Byte offset of the lane's slice of window slot `slot`, head `h`.
+    auto windowSlice = [&](Value slot, Value h, Value ch0) {
+      Value elem = e.add(e.mul(e.add(e.mul(slot, Hkv), h), D), ch0);
+      return e.add(e.add(windowBase, e.idx(c.windowOffset)),
+                   e.mul(elem, c.elementBytes));
+    };
+    struct Written {
+      Value valid, pos, h, ch0, stored;
+    };
+    SmallVector<Written> written;
     for (int64_t pass = 0; pass < passes; ++pass) {
       Value linear = e.add(tid, pass * NT);
       Value local = e.div(linear, lanes), slice = e.rem(linear, lanes);
@@ -337,36 +374,39 @@ gpu::GPUFuncOp kvopt::gpugen::buildAppendKernel(gpu::GPUModuleOp module,
       Value t = e.div(r, Hkv), h = e.rem(r, Hkv);
       Value pos = e.add(start, t);
       Value ch0 = e.mul(slice, E);
-      Value inBase = e.mul(e.add(e.mul(e.add(e.mul(seq, Hkv), h), T), t), D);
       int64_t inBytes = inputType.getIntOrFloatBitWidth() / 8;
-      auto loadSlice = [&](Value channel) {
-        return e.ifElse(
-            valid, e.vec(E, f32t),
-            [&] {
-              Value at = e.add(inBase, channel);
-              VectorType vt = e.vec(E, inputType);
-              // A vector of a power-of-two count is one load; others
-              // (e.g. 5 or 3 channels) are loaded element by element so
-              // that no lane reads past its slice.
-              Value v;
-              if (isPow2(E)) {
-                v = e.vload(vt, input, at, inBytes);
-              } else {
-                SmallVector<Value> xs;
-                for (int64_t i = 0; i < E; ++i)
-                  xs.push_back(e.load(input, e.add(at, i)));
-                v = vector::FromElementsOp::create(b, vt, xs);
-              }
-              return a.inputToF32(v, inputType);
-            },
-            [&] { return e.splat(e.f32(0.0f), E); });
-      };
-      Value x = loadSlice(ch0);
-
-      if (rope) {
+      // The lane's slice of new token `tt` (of this append, at position
+      // `tpos`) as f32, keys rotated; zeros where `ok` is false.
+      auto newSlice = [&](Value tt, Value tpos, Value ok) {
+        Value inBase = e.mul(e.add(e.mul(e.add(e.mul(seq, Hkv), h), T), tt), D);
+        auto loadSlice = [&](Value channel) {
+          return e.ifElse(
+              ok, e.vec(E, f32t),
+              [&] {
+                Value at = e.add(inBase, channel);
+                VectorType vt = e.vec(E, inputType);
+                // A vector of a power-of-two count is one load; others
+                // (e.g. 5 or 3 channels) are loaded element by element so
+                // that no lane reads past its slice.
+                Value v;
+                if (isPow2(E)) {
+                  v = e.vload(vt, input, at, inBytes);
+                } else {
+                  SmallVector<Value> xs;
+                  for (int64_t i = 0; i < E; ++i)
+                    xs.push_back(e.load(input, e.add(at, i)));
+                  v = vector::FromElementsOp::create(b, vt, xs);
+                }
+                return a.inputToF32(v, inputType);
+              },
+              [&] { return e.splat(e.f32(0.0f), E); });
+        };
+        Value x = loadSlice(ch0);
+        if (!rope)
+          return x;
         // Position as the CPU lowering converts it: index -> i64 -> f32.
         Value posF = arith::UIToFPOp::create(
-            b, f32t, arith::IndexCastOp::create(b, b.getI64Type(), pos));
+            b, f32t, arith::IndexCastOp::create(b, b.getI64Type(), tpos));
         int64_t half = D / 2;
         if (lanes == 1) {
           SmallVector<int64_t> lo(half), hi(half), all(D);
@@ -380,26 +420,26 @@ gpu::GPUFuncOp kvopt::gpugen::buildAppendKernel(gpu::GPUModuleOp module,
           auto [cs, sn] = a.cosSin(angle);
           Value y1 = e.fsub(e.fmul(x1, cs), e.fmul(x2, sn));
           Value y2 = e.fadd(e.fmul(x2, cs), e.fmul(x1, sn));
-          x = vector::ShuffleOp::create(b, y1, y2, all);
-        } else {
-          // The slice lies in one half; its partner is the other half's
-          // slice at the same frequencies.
-          int64_t halfLanes = lanes / 2;
-          Value first = e.lt(slice, e.idx(halfLanes));
-          Value partner =
-              e.select(first, e.add(ch0, half), e.sub(ch0, e.idx(half)));
-          Value xp = loadSlice(partner);
-          Value which = e.rem(slice, halfLanes);
-          Value inv = invFreq(b, cfg.ropeTheta, D, 0, E);
-          for (int64_t q = 1; q < halfLanes; ++q)
-            inv = e.select(e.cmp(arith::CmpIPredicate::eq, which, e.idx(q)),
-                           invFreq(b, cfg.ropeTheta, D, q * E, E), inv);
-          Value angle = e.fmul(e.splat(posF, E), inv);
-          auto [cs, sn] = a.cosSin(angle);
-          Value xc = e.fmul(x, cs), ps = e.fmul(xp, sn);
-          x = e.select(first, e.fsub(xc, ps), e.fadd(xc, ps));
+          return Value(vector::ShuffleOp::create(b, y1, y2, all));
         }
-      }
+        // The slice lies in one half; its partner is the other half's
+        // slice at the same frequencies.
+        int64_t halfLanes = lanes / 2;
+        Value first = e.lt(slice, e.idx(halfLanes));
+        Value partner =
+            e.select(first, e.add(ch0, half), e.sub(ch0, e.idx(half)));
+        Value xp = loadSlice(partner);
+        Value which = e.rem(slice, halfLanes);
+        Value inv = invFreq(b, cfg.ropeTheta, D, 0, E);
+        for (int64_t q = 1; q < halfLanes; ++q)
+          inv = e.select(e.cmp(arith::CmpIPredicate::eq, which, e.idx(q)),
+                         invFreq(b, cfg.ropeTheta, D, q * E, E), inv);
+        Value angle = e.fmul(e.splat(posF, E), inv);
+        auto [cs, sn] = a.cosSin(angle);
+        Value xc = e.fmul(x, cs), ps = e.fmul(xp, sn);
+        return e.select(first, e.fsub(xc, ps), e.fadd(xc, ps));
+      };
+      Value x = newSlice(t, pos, valid);
 
       // The page slot of (pos, h); only valid rows read the block table.
       Value page = e.ifElse(
@@ -420,10 +460,78 @@ gpu::GPUFuncOp kvopt::gpugen::buildAppendKernel(gpu::GPUModuleOp module,
         e.ifThen(valid, [&] { a.storeBytes(stored, off, m.storeBytes); });
         continue;
       }
+      written.push_back({valid, pos, h, ch0, stored});
       // Quantize the element-rounded values (what the reference sees).
       Value xr = e.decodeFloat(stored, E, c.element);
       const int64_t g = c.group;
       kv::QuantAttr q = c.quant;
+      if (c.channelAxis) {
+        // The token completing a group of g quantizes the whole group per
+        // channel: earlier tokens of this append from the input, older
+        // ones from their recent-ring copies (recent >= g - 1).
+        Value leader = arith::AndIOp::create(
+            b, valid,
+            e.cmp(arith::CmpIPredicate::eq, e.rem(pos, g), e.idx(g - 1)));
+        e.ifThen(leader, [&] {
+          Value first = e.sub(pos, e.idx(g - 1));
+          auto tokenSlice = [&](Value tok) {
+            Value isNew = e.cmp(arith::CmpIPredicate::sge, tok, start);
+            return e.ifElse(
+                isNew, e.vec(E, f32t),
+                [&] {
+                  Value fresh = newSlice(e.sub(tok, start), tok, isNew);
+                  return e.decodeFloat(a.toBytes(fresh, c.element), E,
+                                       c.element);
+                },
+                [&] {
+                  Value ring = e.add(e.rem(tok, c.recent), c.sinks);
+                  Value raw = e.loadBytes(pool, windowSlice(ring, h, ch0),
+                                          E * c.elementBytes, m.windowBytes);
+                  return e.decodeFloat(raw, E, c.element);
+                });
+          };
+          auto range = scf::ForOp::create(
+              b, c0, e.idx(g - 1), e.idx(1), ValueRange{xr, xr},
+              [&](OpBuilder &nested, Location, Value u, ValueRange it) {
+                OpBuilder::InsertionGuard guard(b);
+                b.setInsertionPoint(nested.getInsertionBlock(),
+                                    nested.getInsertionPoint());
+                Value v = tokenSlice(e.add(first, u));
+                scf::YieldOp::create(
+                    b, ValueRange{arith::MinimumFOp::create(b, it[0], v),
+                                  arith::MaximumFOp::create(b, it[1], v)});
+              });
+          cpu::QuantParams p = cpu::computeQuantParams(k, q, range.getResult(0),
+                                                       range.getResult(1));
+          // Codes of the group's tokens: one page (g divides the page).
+          Value firstSlot = e.rem(first, P);
+          auto encodeStore = [&](Value u, Value v) {
+            Value packed = cpu::packCodes(k, q, cpu::encodeCodes(k, q, v, p));
+            Value rr = e.add(e.mul(e.add(firstSlot, u), Hkv), h);
+            Value el = e.add(e.mul(rr, D), ch0);
+            a.storeBytes(
+                packed,
+                e.add(e.add(base, c.dataOffset), e.div(e.mul(el, c.bits), 8)),
+                m.storeBytes);
+          };
+          e.forLoop(c0, e.idx(g - 1), e.idx(1), [&](Value u) {
+            encodeStore(u, tokenSlice(e.add(first, u)));
+          });
+          encodeStore(e.idx(g - 1), xr);
+          // Per-channel scales (and zero points): [P/g][Hkv][D].
+          Value srow = e.add(e.mul(e.div(e.rem(pos, P), g), Hkv), h);
+          Value soff = e.mul(e.add(e.mul(srow, D), ch0), c.scaleBytes);
+          Type st = q.getScale();
+          a.storeBytes(a.toBytes(p.scale, st),
+                       e.add(e.add(base, c.scaleOffset), soff),
+                       m.channelScaleBytes);
+          if (c.hasZeros())
+            a.storeBytes(a.toBytes(p.zero, st),
+                         e.add(e.add(base, c.zeroOffset), soff),
+                         m.channelScaleBytes);
+        });
+        continue;
+      }
       SmallVector<cpu::QuantParams> params;
       Value codes;
       if (m.groupLanes == 1) {
@@ -475,6 +583,33 @@ gpu::GPUFuncOp kvopt::gpugen::buildAppendKernel(gpu::GPUModuleOp module,
                          e.add(e.add(base, c.zeroOffset), off), align);
         }
       });
+    }
+    // Full-precision copies: the sink slot (t < sinks) and the recent ring
+    // slot sinks + t % recent, after every channel-axis group of this
+    // append has read the ring slots these overwrite.
+    if (!c.hasWindow())
+      return;
+    if (c.quantized() && c.channelAxis)
+      e.barrier();
+    for (const Written &w : written) {
+      if (c.sinks > 0)
+        e.ifThen(arith::AndIOp::create(b, w.valid, e.lt(w.pos, e.idx(c.sinks))),
+                 [&] {
+                   a.storeBytes(w.stored, windowSlice(w.pos, w.h, w.ch0),
+                                m.windowBytes);
+                 });
+      // A token whose slot a later token of this append takes (t + recent
+      // < T) does not write it: every slot is stored once, by its last.
+      if (c.recent > 0)
+        e.ifThen(arith::AndIOp::create(b, w.valid,
+                                       e.cmp(arith::CmpIPredicate::sge,
+                                             e.add(w.pos, c.recent),
+                                             e.add(start, T))),
+                 [&] {
+                   Value ring = e.add(e.rem(w.pos, c.recent), c.sinks);
+                   a.storeBytes(w.stored, windowSlice(ring, w.h, w.ch0),
+                                m.windowBytes);
+                 });
     }
   };
 

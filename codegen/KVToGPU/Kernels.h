@@ -221,6 +221,9 @@ struct AppendConfig {
 /// alignment allows for a lane's data slice.
 struct AppendMapping {
   int64_t lanes = 0, elems = 0, groupLanes = 1, storeBytes = 1;
+  /// Piece sizes of a lane's window-slot row slice and (channel axis) of
+  /// its slice of per-channel scales / zero points.
+  int64_t windowBytes = 1, channelScaleBytes = 1;
 };
 
 /// The append kernel's shape.

@@ -6,7 +6,7 @@
 // RUN: %ptxas -v -arch=sm_80 %t/kernels.sm_80.ptx -o %t/k80.cubin 2>&1 | FileCheck %s
 // RUN: %ptxas -v -arch=sm_90 %t/kernels.sm_90.ptx -o %t/k90.cubin 2>&1 | FileCheck %s
 // CHECK-NOT: bytes stack frame, {{[1-9]}}
-// CHECK-COUNT-6: 0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+// CHECK-COUNT-8: 0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
 // CHECK-NOT: {{[1-9][0-9]* bytes (stack frame|spill)}}
 
 // int4 groups of 32 (8 lanes per group), RoPE on the keys, decode step.
@@ -42,5 +42,19 @@ func.func @d80_int4(%c: !kv.cache<kv_heads = 8, head_dim = 80, capacity = 4096, 
 // int2 head dim 4: one lane holds the whole rotated row.
 func.func @int2_d4_rope(%c: !kv.cache<kv_heads = 1, head_dim = 4, capacity = 256, element = f16, layout = #kv.layout<paged, page_size = 256>, key = #kv.quant<int2, scale = f32>, value = #kv.quant<int2, symmetric = false>>, %pos: tensor<?xi32>, %k: tensor<?x1x2x4xf16>, %v: tensor<?x1x2x4xf16>, %bt: tensor<?x1xi32>) {
   kv.append %c[%pos], %k, %v block_table %bt {rope_theta = 10000.0 : f64} : !kv.cache<kv_heads = 1, head_dim = 4, capacity = 256, element = f16, layout = #kv.layout<paged, page_size = 256>, key = #kv.quant<int2, scale = f32>, value = #kv.quant<int2, symmetric = false>>, tensor<?xi32>, tensor<?x1x2x4xf16>, tensor<?x1x2x4xf16>, tensor<?x1xi32>
+  return
+}
+
+// KIVI decode step: channel-axis int4 keys (groups of 16 tokens quantized
+// from the recent ring when complete) with RoPE, windowed int4 values.
+func.func @kivi_rope(%c: !kv.cache<kv_heads = 8, head_dim = 128, capacity = 4096, element = f16, layout = #kv.layout<paged, page_size = 16>, key = #kv.quant<int4, axis = channel, group = 16, symmetric = false, scale = f16, recent = 16>, value = #kv.quant<int4, group = 32, symmetric = false, scale = f16, recent = 16, sinks = 4>>, %pos: tensor<?xi32>, %k: tensor<?x8x1x128xf16>, %v: tensor<?x8x1x128xf16>, %bt: tensor<?x256xi32>) {
+  kv.append %c[%pos], %k, %v block_table %bt {rope_theta = 10000.0 : f64} : !kv.cache<kv_heads = 8, head_dim = 128, capacity = 4096, element = f16, layout = #kv.layout<paged, page_size = 16>, key = #kv.quant<int4, axis = channel, group = 16, symmetric = false, scale = f16, recent = 16>, value = #kv.quant<int4, group = 32, symmetric = false, scale = f16, recent = 16, sinks = 4>>, tensor<?xi32>, tensor<?x8x1x128xf16>, tensor<?x8x1x128xf16>, tensor<?x256xi32>
+  return
+}
+
+// A 20-token chunk into channel-axis int8 keys with sinks (one block per
+// sequence) and token-axis values with sinks.
+func.func @channel_chunk(%c: !kv.cache<kv_heads = 2, head_dim = 64, capacity = 4096, element = bf16, layout = #kv.layout<paged, page_size = 32>, key = #kv.quant<int8, axis = channel, group = 8, scale = f32, recent = 7, sinks = 3>, value = #kv.quant<int8, sinks = 4>>, %pos: tensor<?xi32>, %k: tensor<?x2x20x64xbf16>, %v: tensor<?x2x20x64xbf16>, %bt: tensor<?x128xi32>) {
+  kv.append %c[%pos], %k, %v block_table %bt : !kv.cache<kv_heads = 2, head_dim = 64, capacity = 4096, element = bf16, layout = #kv.layout<paged, page_size = 32>, key = #kv.quant<int8, axis = channel, group = 8, scale = f32, recent = 7, sinks = 3>, value = #kv.quant<int8, sinks = 4>>, tensor<?xi32>, tensor<?x2x20x64xbf16>, tensor<?x2x20x64xbf16>, tensor<?x128xi32>
   return
 }

@@ -21,24 +21,6 @@ func.func @contiguous(%c: !kv.cache<kv_heads = 2, head_dim = 64, capacity = 64, 
 
 // -----
 
-// Appends to channel-axis keys (KIVI: groups wait in the recent window).
-func.func @window(%c: !kv.cache<kv_heads = 2, head_dim = 64, capacity = 64, element = f16, layout = #kv.layout<paged, page_size = 16>, key = #kv.quant<int4, axis = channel, group = 16, recent = 16>>, %pos: tensor<2xi32>, %k: tensor<2x2x1x64xf16>, %v: tensor<2x2x1x64xf16>, %bt: tensor<2x4xi32>) {
-  // CHECK: error: 'kv.append' op GPU append does not support channel-axis scales (they need the full-precision recent window)
-  kv.append %c[%pos], %k, %v block_table %bt : !kv.cache<kv_heads = 2, head_dim = 64, capacity = 64, element = f16, layout = #kv.layout<paged, page_size = 16>, key = #kv.quant<int4, axis = channel, group = 16, recent = 16>>, tensor<2xi32>, tensor<2x2x1x64xf16>, tensor<2x2x1x64xf16>, tensor<2x4xi32>
-  return
-}
-
-// -----
-
-// Appends to a token-axis cache with sink tokens: the window is not written.
-func.func @append_sinks(%c: !kv.cache<kv_heads = 2, head_dim = 64, capacity = 64, element = f16, layout = #kv.layout<paged, page_size = 16>, value = #kv.quant<int8, sinks = 4>>, %pos: tensor<2xi32>, %k: tensor<2x2x1x64xf16>, %v: tensor<2x2x1x64xf16>, %bt: tensor<2x4xi32>) {
-  // CHECK: error: 'kv.append' op GPU append does not write full-precision windows (recent/sinks)
-  kv.append %c[%pos], %k, %v block_table %bt : !kv.cache<kv_heads = 2, head_dim = 64, capacity = 64, element = f16, layout = #kv.layout<paged, page_size = 16>, value = #kv.quant<int8, sinks = 4>>, tensor<2xi32>, tensor<2x2x1x64xf16>, tensor<2x2x1x64xf16>, tensor<2x4xi32>
-  return
-}
-
-// -----
-
 // A dynamic number of new tokens: the grid is sized at compile time.
 func.func @dynamic_tokens(%c: !kv.cache<kv_heads = 2, head_dim = 64, capacity = 64, element = f16, layout = #kv.layout<paged, page_size = 16>>, %pos: tensor<2xi32>, %k: tensor<2x2x?x64xf16>, %v: tensor<2x2x?x64xf16>, %bt: tensor<2x4xi32>) {
   // CHECK: error: 'kv.append' op GPU append needs a static number of new tokens

@@ -225,8 +225,32 @@ void check(const AppendCase &c) {
       table.pages[b * table.maxPages + i] = perm[next++];
   std::vector<uint8_t> before(numPages * layout.pageBytes, 0);
   ref::writePagedCache(f, before, table, kAll, vAll, c.start);
+  appendWindowRegion(before, c.element, H, D, c.key, c.value, kAll, vAll,
+                     c.start);
   std::vector<uint8_t> want(numPages * layout.pageBytes, 0);
   ref::writePagedCache(f, want, table, kWant, vWant, end);
+  appendWindowRegion(want, c.element, H, D, c.key, c.value, kWant, vWant, end);
+
+  // Bytes the append must store: each new row's page bytes (a channel-axis
+  // group's codes and scales by its last token) and window copies.
+  uint64_t storeBytes = 0;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) {
+      int64_t pos = c.start[b] + t;
+      for (const std::optional<Encoding> *e : {&c.key, &c.value}) {
+        if (!*e || (*e)->axis == ref::QuantAxis::Token)
+          storeBytes += H * rowBytes(c, *e);
+        else if (pos % (*e)->group == (*e)->group - 1)
+          storeBytes += H * ((*e)->group * D * ref::quantBits((*e)->kind) / 8 +
+                             D * ref::scalarBytes((*e)->scale) *
+                                 ((*e)->symmetric ? 1 : 2));
+        // The ring slot is written by the last new token that takes it.
+        if (*e)
+          storeBytes += H * D * ref::scalarBytes(c.element) *
+                        ((pos < (*e)->sinks) +
+                         ((*e)->recent > 0 && t + (*e)->recent >= T));
+      }
+    }
 
   struct Run {
     simt::Schedule schedule;
@@ -264,10 +288,8 @@ void check(const AppendCase &c) {
         simt::launch(*k->kernel, {uint32_t(k->gridX), uint32_t(B), 1},
                      {uint32_t(k->threads), 1, 1}, 0, p.data(), o);
     ASSERT_TRUE(r.ok()) << r.text();
-    // Each new row's page bytes are stored once, nothing else.
-    EXPECT_EQ(
-        r.counters.globalStoreBytes,
-        uint64_t(B * T * H * (rowBytes(c, c.key) + rowBytes(c, c.value))));
+    // Each byte the new rows own is stored once, nothing else.
+    EXPECT_EQ(r.counters.globalStoreBytes, storeBytes);
 
     std::vector<uint8_t> got(pool.get(), pool.get() + before.size());
     if (c.ropeTheta <= 0) {
@@ -464,3 +486,111 @@ TEST(GpuAppend, FusedRopeQuantizedKeys) {
 }
 
 } // namespace
+
+Encoding windowedEnc(Encoding e, int64_t recent, int64_t sinks) {
+  e.recent = recent;
+  e.sinks = sinks;
+  return e;
+}
+
+/// Starts such that every sequence ends on a multiple of `align` (so that
+/// every channel-axis group is complete and final after the append).
+std::vector<int64_t> alignedStarts(std::mt19937_64 &rng, int64_t batch,
+                                   int64_t tokens, int64_t align,
+                                   int64_t maxEnd) {
+  std::uniform_int_distribution<int64_t> d(1, maxEnd / align);
+  std::vector<int64_t> s;
+  for (int64_t b = 0; b < batch; ++b) {
+    int64_t end = d(rng) * align;
+    while (end < tokens)
+      end += align;
+    s.push_back(end - tokens);
+  }
+  return s;
+}
+
+// Full-precision windows, token axis: every new row is also copied, rounded
+// to the element, to its sink slot (t < sinks) and recent-ring slot, byte
+// for byte as the reference's window region.
+TEST(GpuAppend, TokenAxisWindows) {
+  for (uint64_t seed : seeds()) {
+    std::mt19937_64 rng(seed + 29);
+    struct {
+      int64_t D, P, T;
+      Encoding k, v;
+    } grid[] = {
+        {128, 16, 1, windowedEnc(enc(QuantKind::Int4, 32, false), 16, 0),
+         windowedEnc(enc(QuantKind::Int8, 0, true), 8, 4)},
+        {64, 1, 5, windowedEnc(enc(QuantKind::Int8, 0, true), 0, 6),
+         enc(QuantKind::Int2, 32, false)},
+        // More new tokens than the ring holds: later ones overwrite.
+        {64, 16, 23, windowedEnc(enc(QuantKind::Fp8E4M3, 0, true), 7, 2),
+         windowedEnc(enc(QuantKind::Int4, 16, false, ScalarType::BF16), 5, 0)},
+    };
+    int i = 0;
+    for (const auto &g : grid) {
+      AppendCase c;
+      c.headDim = g.D;
+      c.kvHeads = 1 + i % 2;
+      c.pageSize = g.P;
+      c.tokens = g.T;
+      c.element = i % 2 ? ScalarType::BF16 : ScalarType::F16;
+      c.key = g.k;
+      c.value = g.v;
+      c.start = randomStarts(rng, 3, 40);
+      c.start.push_back(0); // the first tokens: sinks
+      c.seed = seed;
+      check(c);
+      ++i;
+    }
+  }
+}
+
+// KIVI keys: channel-axis groups of g tokens quantized per channel when the
+// group's last token arrives, from the recent-ring copies of its earlier
+// tokens and the new rows of the same append (one block per sequence orders
+// the ring overwrites after the reads). Bit-exact against the reference's
+// pages and window region; several groups per append, T > recent, sinks.
+TEST(GpuAppend, ChannelAxisGroups) {
+  using A = ref::QuantAxis;
+  for (uint64_t seed : seeds()) {
+    std::mt19937_64 rng(seed + 31);
+    struct {
+      int64_t D, P, T, G;
+      Encoding k, v;
+    } grid[] = {
+        {128, 16, 1, 16,
+         windowedEnc(
+             Encoding{QuantKind::Int4, A::Channel, 16, false, ScalarType::F16},
+             16, 0),
+         windowedEnc(enc(QuantKind::Int4, 32, false), 16, 0)},
+        {64, 32, 20, 8,
+         windowedEnc(
+             Encoding{QuantKind::Int8, A::Channel, 8, true, ScalarType::F32}, 7,
+             3),
+         windowedEnc(
+             Encoding{QuantKind::Int2, A::Channel, 4, false, ScalarType::BF16},
+             5, 0)},
+        {96, 16, 3, 4,
+         windowedEnc(
+             Encoding{QuantKind::Int2, A::Channel, 4, false, ScalarType::F16},
+             3, 0),
+         enc(QuantKind::Int8, 0, true)},
+    };
+    int i = 0;
+    for (const auto &g : grid) {
+      AppendCase c;
+      c.headDim = g.D;
+      c.kvHeads = 2 + i % 2;
+      c.pageSize = g.P;
+      c.tokens = g.T;
+      c.element = i % 2 ? ScalarType::BF16 : ScalarType::F16;
+      c.key = g.k;
+      c.value = g.v;
+      c.start = alignedStarts(rng, 3, g.T, g.G, 96);
+      c.seed = seed;
+      check(c);
+      ++i;
+    }
+  }
+}

@@ -309,6 +309,56 @@ static void componentBytes(const DecodeCase &c,
   }
 }
 
+int64_t kvopt::gpu_test::windowBytes(reference::ScalarType element,
+                                     int64_t kvHeads, int64_t headDim,
+                                     const std::optional<Encoding> &key,
+                                     const std::optional<Encoding> &value) {
+  int64_t bytes = 0;
+  for (const std::optional<Encoding> *e : {&key, &value})
+    if (*e)
+      bytes += ((*e)->sinks + (*e)->recent) * kvHeads * headDim *
+               ref::scalarBytes(element);
+  return bytes;
+}
+
+void kvopt::gpu_test::appendWindowRegion(
+    std::vector<uint8_t> &pool, reference::ScalarType element, int64_t Hkv,
+    int64_t D, const std::optional<Encoding> &key,
+    const std::optional<Encoding> &value, const reference::Tensor &k,
+    const reference::Tensor &v, const std::vector<int64_t> &lengths) {
+  int64_t perSeq = windowBytes(element, Hkv, D, key, value);
+  if (!perSeq)
+    return;
+  int64_t B = lengths.size(), esize = ref::scalarBytes(element);
+  int64_t base = pool.size();
+  pool.resize(base + B * perSeq, 0);
+  int64_t offset = 0;
+  for (int side = 0; side < 2; ++side) {
+    const std::optional<Encoding> &e = side ? value : key;
+    if (!e || e->sinks + e->recent == 0)
+      continue;
+    const ref::Tensor &src = side ? v : k;
+    for (int64_t b = 0; b < B; ++b) {
+      auto put = [&](int64_t slot, int64_t t) {
+        for (int64_t hh = 0; hh < Hkv; ++hh)
+          for (int64_t x = 0; x < D; ++x) {
+            uint64_t bits = ref::toScalarBits(element, src.at({b, hh, t, x}));
+            std::memcpy(pool.data() + base + b * perSeq + offset +
+                            ((slot * Hkv + hh) * D + x) * esize,
+                        &bits, esize);
+          }
+      };
+      for (int64_t t = 0; t < std::min(e->sinks, lengths[b]); ++t)
+        put(t, t);
+      if (e->recent > 0)
+        for (int64_t t = std::max<int64_t>(0, lengths[b] - e->recent);
+             t < lengths[b]; ++t)
+          put(e->sinks + t % e->recent, t);
+    }
+    offset += (e->sinks + e->recent) * Hkv * D * esize;
+  }
+}
+
 DecodeData kvopt::gpu_test::makeDecodeData(const DecodeCase &c) {
   DecodeData d;
   int64_t B = c.lengths.size(), Hkv = c.kvHeads, D = c.headDim,
@@ -356,49 +406,23 @@ DecodeData kvopt::gpu_test::makeDecodeData(const DecodeCase &c) {
   // readPagedCache decodes the stored codes of every token.
   ref::KVTensors kv = ref::readPagedCache(f, d.pool, table, c.lengths);
 
-  // Full-precision windows: per sequence [K window][V window] at the end of
-  // the pool, each [sinks + recent][Hkv][D] elements, sinks then a ring by
-  // t % recent; attention sees those tokens exactly.
-  int64_t windowBytes = 0, esize = ref::scalarBytes(c.element);
-  for (const std::optional<Encoding> *e : {&c.key, &c.value})
-    if (*e)
-      windowBytes += ((*e)->sinks + (*e)->recent) * Hkv * D * esize;
-  if (windowBytes) {
-    int64_t base = d.pool.size();
-    d.pool.resize(base + B * windowBytes, 0);
-    int64_t offset = 0;
-    for (int side = 0; side < 2; ++side) {
-      const std::optional<Encoding> &e = side ? c.value : c.key;
-      if (!e || e->sinks + e->recent == 0)
-        continue;
-      ref::QuantEncoding enc = toReference(*e);
-      const ref::Tensor &src = side ? v : k;
-      ref::Tensor &seen = side ? kv.v : kv.k;
-      for (int64_t b = 0; b < B; ++b) {
-        auto put = [&](int64_t slot, int64_t t) {
+  // Full-precision windows at the end of the pool; attention sees those
+  // tokens exactly.
+  appendWindowRegion(d.pool, c.element, Hkv, D, c.key, c.value, k, v,
+                     c.lengths);
+  for (int side = 0; side < 2; ++side) {
+    const std::optional<Encoding> &e = side ? c.value : c.key;
+    if (!e || e->sinks + e->recent == 0)
+      continue;
+    ref::QuantEncoding enc = toReference(*e);
+    const ref::Tensor &src = side ? v : k;
+    ref::Tensor &seen = side ? kv.v : kv.k;
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t t = 0; t < c.lengths[b]; ++t)
+        if (ref::isFullPrecisionToken(enc, t, c.lengths[b]))
           for (int64_t hh = 0; hh < Hkv; ++hh)
-            for (int64_t x = 0; x < D; ++x) {
-              uint64_t bits =
-                  ref::toScalarBits(c.element, src.at({b, hh, t, x}));
-              std::memcpy(d.pool.data() + base + b * windowBytes + offset +
-                              ((slot * Hkv + hh) * D + x) * esize,
-                          &bits, esize);
-            }
-        };
-        for (int64_t t = 0; t < std::min(e->sinks, c.lengths[b]); ++t)
-          put(t, t);
-        if (e->recent > 0)
-          for (int64_t t = std::max<int64_t>(0, c.lengths[b] - e->recent);
-               t < c.lengths[b]; ++t)
-            put(e->sinks + t % e->recent, t);
-        for (int64_t t = 0; t < c.lengths[b]; ++t)
-          if (ref::isFullPrecisionToken(enc, t, c.lengths[b]))
-            for (int64_t hh = 0; hh < Hkv; ++hh)
-              for (int64_t x = 0; x < D; ++x)
-                seen.at({b, hh, t, x}) = src.at({b, hh, t, x});
-      }
-      offset += (e->sinks + e->recent) * Hkv * D * esize;
-    }
+            for (int64_t x = 0; x < D; ++x)
+              seen.at({b, hh, t, x}) = src.at({b, hh, t, x});
   }
   d.k = k;
   d.v = v;

@@ -76,6 +76,21 @@ double worstOutputError(const std::vector<uint8_t> &out,
                         const std::vector<double> &expectedLse, double tolLse,
                         std::string &where);
 
+/// Bytes of one sequence's full-precision window region (K then V).
+int64_t windowBytes(reference::ScalarType element, int64_t kvHeads,
+                    int64_t headDim, const std::optional<Encoding> &key,
+                    const std::optional<Encoding> &value);
+/// Appends the batch's window regions (docs/GPU.md) to `pool`: per
+/// sequence [K window][V window], each [sinks + recent][Hkv][D] elements of
+/// `element`, sinks then a ring by t % recent, from k and v ([B, Hkv, T, D])
+/// for tokens < lengths[b]; unused slots are zero.
+void appendWindowRegion(std::vector<uint8_t> &pool,
+                        reference::ScalarType element, int64_t Hkv, int64_t D,
+                        const std::optional<Encoding> &key,
+                        const std::optional<Encoding> &value,
+                        const reference::Tensor &k, const reference::Tensor &v,
+                        const std::vector<int64_t> &lengths);
+
 struct DecodeCase {
   int64_t kvHeads = 1, group = 1, headDim = 64, pageSize = 16, queryLen = 1;
   std::vector<int64_t> lengths; ///< batch = lengths.size()

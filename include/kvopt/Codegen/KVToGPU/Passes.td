@@ -50,18 +50,19 @@ def KVGPUKernels : Pass<"kv-gpu-kernels", "::mlir::ModuleOp"> {
 
     - `append_<n>`: grid (row blocks of the T x kv_heads new rows, batch);
       RoPE (rotate-half, cos/sin from a double-precision reduction, no
-      libdevice), rounding to the cache element, token-axis quantization
-      with the exact recipe of docs/Numerics.md (codes, scales and zero
-      points equal the reference's bit for bit) and the scatter into the
-      token's page slot through the block table, in one kernel.
+      libdevice), rounding to the cache element, quantization with the
+      exact recipe of docs/Numerics.md (codes, scales and zero points equal
+      the reference's bit for bit; a channel-axis group is quantized when
+      its last token arrives, from the recent-ring copies of the others)
+      and the scatter into the token's page slot through the block table,
+      plus the full-precision window copies, in one kernel.
 
     Host code (split planning, launch) goes through the runtime's kernel
     bundles, which `kvopt-gpu-bundle` writes (docs/GPU.md).
 
     Rejected with a diagnostic: contiguous caches, appends to latent
-    caches, full-precision windows (`recent`, `sinks`) in appends, prefill
-    and MLA decode (the decode kernel reads them), appends to channel-axis
-    scales, head dims that no lane
+    caches, full-precision windows (`recent`, `sinks`) in prefill and MLA
+    decode (append writes them, decode reads them), head dims that no lane
     split covers, dynamic query shapes or token counts, shapes that exceed
     the target's registers or shared memory.
   }];
