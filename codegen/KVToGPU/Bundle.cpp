@@ -5,6 +5,10 @@
 //===----------------------------------------------------------------------===//
 
 #include "kvopt/Codegen/KVToGPU/Bundle.h"
+#include "kvopt/Dialect/KV/KVOps.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/SymbolTable.h"
 
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/BuiltinTypes.h"
@@ -169,4 +173,155 @@ llvm::json::Object gpugen::makeManifest(StringRef target, StringRef format,
                             {"binary", binary},
                             {"cache_layout", std::move(cacheLayout)},
                             {"kernels", std::move(kernels)}};
+}
+
+//===----------------------------------------------------------------------===//
+// Graph schedules
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// The kernel `ref` (@kv_gpu::@name) names in `module`, or null.
+gpu::GPUFuncOp lookupKernel(ModuleOp module, Attribute ref) {
+  auto sym = dyn_cast<SymbolRefAttr>(ref);
+  if (!sym)
+    return {};
+  return dyn_cast_or_null<gpu::GPUFuncOp>(
+      SymbolTable::lookupSymbolIn(module, sym));
+}
+
+/// One function's steps, or the reason it has none.
+FailureOr<llvm::json::Object> functionSchedule(ModuleOp module, func::FuncOp f,
+                                               std::string &why) {
+  auto argIndex = [&](Value v, StringRef what,
+                      Operation *op) -> std::optional<int64_t> {
+    auto arg = dyn_cast<BlockArgument>(v);
+    if (!arg || arg.getOwner() != &f.getBody().front()) {
+      why = "operand '" + what.str() + "' of " +
+            op->getName().getStringRef().str() +
+            " is computed in the function; the graph runner launches kv "
+            "ops over the function's arguments only";
+      return std::nullopt;
+    }
+    return arg.getArgNumber();
+  };
+  func::ReturnOp ret;
+  for (Operation &op : f.getBody().front())
+    if (auto r = dyn_cast<func::ReturnOp>(&op))
+      ret = r;
+  auto resultIndex = [&](Value v) -> int64_t {
+    if (!ret || !v)
+      return -1;
+    for (auto [i, operand] : llvm::enumerate(ret.getOperands()))
+      if (operand == v)
+        return i;
+    return -1;
+  };
+  auto constant = [](gpu::GPUFuncOp k, StringRef name) -> int64_t {
+    auto a = k->getAttrOfType<IntegerAttr>(name);
+    return a ? a.getInt() : 0;
+  };
+
+  llvm::json::Array steps;
+  for (Operation &op : f.getBody().front()) {
+    if (isa<func::ReturnOp>(&op))
+      continue;
+    auto kernels = op.getAttrOfType<ArrayAttr>("kv.gpu_kernels");
+    if (!kernels) {
+      why = "it computes " + op.getName().getStringRef().str() +
+            " on the host; the graph runner launches kv ops only";
+      return failure();
+    }
+    llvm::json::Object operands;
+    auto bind = [&](StringRef name, Value v) {
+      auto i = argIndex(v, name, &op);
+      if (i)
+        operands[name] = *i;
+      return i.has_value();
+    };
+    llvm::json::Object step;
+    if (auto append = dyn_cast<kv::AppendOp>(&op)) {
+      if (!append.getValues() || !append.getBlockTable()) {
+        why = "kv.append without values or a block table";
+        return failure();
+      }
+      if (!bind("pool", append.getCache()) ||
+          !bind("positions", append.getPositions()) ||
+          !bind("keys", append.getKeys()) ||
+          !bind("values", append.getValues()) ||
+          !bind("block_table", append.getBlockTable()))
+        return failure();
+      step["op"] = "append";
+      step["kernel"] = cast<SymbolRefAttr>(kernels[0]).getLeafReference().str();
+    } else if (auto attention = dyn_cast<kv::AttentionOp>(&op)) {
+      gpu::GPUFuncOp decode = lookupKernel(module, kernels[0]);
+      if (kernels.size() != 2 || !decode ||
+          !decode.getName().starts_with("decode_")) {
+        why = "its kv.attention runs the tensor-core prefill kernel, which "
+              "the graph runner does not launch yet";
+        return failure();
+      }
+      if (!bind("q", attention.getQueries()) ||
+          !bind("pool", attention.getCache()) ||
+          !bind("seq_lens", attention.getSeqLens()) ||
+          !bind("block_table", attention.getBlockTable()))
+        return failure();
+      int64_t out = resultIndex(attention.getOutput());
+      if (out < 0) {
+        why = "the output of kv.attention is not returned by the function";
+        return failure();
+      }
+      auto cache = cast<kv::CacheType>(attention.getCache().getType());
+      step["op"] = "attention";
+      step["decode"] = decode.getName().str();
+      step["merge"] = cast<SymbolRefAttr>(kernels[1]).getLeafReference().str();
+      step["out"] = out;
+      step["lse"] = resultIndex(attention.getLse());
+      step["head_dim"] = cache.getHeadDim();
+      step["kv_heads"] = cache.getKvHeads();
+      step["page_size"] = cache.getPageSize();
+      for (StringRef c : {"tile_tokens", "max_splits", "sm_count",
+                          "blocks_per_sm", "min_chunk_tokens"})
+        step[c] = constant(decode, ("kv." + c).str());
+    } else {
+      why = "its " + op.getName().getStringRef().str() +
+            " has no graph-runner launch yet";
+      return failure();
+    }
+    step["operands"] = std::move(operands);
+    steps.push_back(std::move(step));
+  }
+  llvm::json::Object fn;
+  fn["name"] = f.getName().str();
+  fn["args"] = int64_t(f.getNumArguments());
+  fn["results"] = int64_t(f.getNumResults());
+  fn["steps"] = std::move(steps);
+  return fn;
+}
+
+} // namespace
+
+llvm::json::Object gpugen::graphSchedule(
+    ModuleOp module,
+    llvm::function_ref<void(StringRef function, StringRef why)> skipped) {
+  llvm::json::Array functions;
+  for (auto f : module.getOps<func::FuncOp>()) {
+    if (f.isExternal())
+      continue;
+    bool hasKv = false;
+    f.walk([&](Operation *op) { hasKv |= op->hasAttr("kv.gpu_kernels"); });
+    if (!hasKv)
+      continue;
+    std::string why;
+    auto fn = functionSchedule(module, f, why);
+    if (failed(fn)) {
+      skipped(f.getName(), why);
+      continue;
+    }
+    functions.push_back(std::move(*fn));
+  }
+  llvm::json::Object graph;
+  graph["abi_version"] = kBundleAbiVersion;
+  graph["functions"] = std::move(functions);
+  return graph;
 }

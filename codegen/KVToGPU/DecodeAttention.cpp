@@ -189,6 +189,9 @@ FailureOr<DecodeSchedule> kvopt::gpugen::chooseDecodeSchedule(
   int64_t N = s.tileTokens;
   s.tilePages = std::min(N, (N - 1) / l.pageSize + 2);
   s.maxSplits = t.maxSplits;
+  s.smCount = t.smCount;
+  s.blocksPerSM = t.decodeBlocksPerSM;
+  s.minChunkTokens = t.minChunkTokens;
 
   int64_t R = cfg.rows(), D = l.headDim;
   int64_t floats = R * D + R * N + 2 * R + s.value.rowsPerPass * D;
@@ -273,6 +276,9 @@ gpu::GPUFuncOp kvopt::gpugen::buildDecodeKernel(gpu::GPUModuleOp module,
   func.setKnownBlockSizeAttr(b.getDenseI32ArrayAttr({int32_t(T), 1, 1}));
   func->setAttr("kv.tile_tokens", b.getI64IntegerAttr(N));
   func->setAttr("kv.max_splits", b.getI64IntegerAttr(s.maxSplits));
+  func->setAttr("kv.sm_count", b.getI64IntegerAttr(s.smCount));
+  func->setAttr("kv.blocks_per_sm", b.getI64IntegerAttr(s.blocksPerSM));
+  func->setAttr("kv.min_chunk_tokens", b.getI64IntegerAttr(s.minChunkTokens));
   func->setAttr("kv.shared_bytes", b.getI64IntegerAttr(s.sharedBytes));
   func->setAttr(
       "kv.arg_names",

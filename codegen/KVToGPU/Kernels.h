@@ -101,6 +101,9 @@ struct DecodeSchedule {
   RowMapping key, value;
   int64_t sharedBytes = 0;
   int64_t maxSplits = 0;
+  /// The split plan's other limits (rt::DecodePlanLimits), recorded on the
+  /// kernel for host code.
+  int64_t smCount = 0, blocksPerSM = 0, minChunkTokens = 0;
 };
 
 mlir::FailureOr<DecodeSchedule> chooseDecodeSchedule(const TargetInfo &target,

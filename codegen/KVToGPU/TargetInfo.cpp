@@ -33,25 +33,20 @@ DecodeSplitPlan kvopt::gpugen::planDecodeSplits(const TargetInfo &target,
                                                 int64_t batch, int64_t kvHeads,
                                                 int64_t maxLength,
                                                 int64_t tileTokens) {
+  rt::DecodePlan p = rt::planDecodeSplits(decodePlanLimits(target), batch,
+                                          kvHeads, maxLength, tileTokens);
   DecodeSplitPlan plan;
-  int64_t tiles =
-      std::max<int64_t>(1, (maxLength + tileTokens - 1) / tileTokens);
-  int64_t minTiles = std::max<int64_t>(
-      1, (target.minChunkTokens + tileTokens - 1) / tileTokens);
-  int64_t maxGrid = target.smCount * target.decodeBlocksPerSM;
-  int64_t rows = std::max<int64_t>(1, batch * kvHeads);
-  // Smallest chunk (in tiles) whose grid fits in one wave; grids of many
-  // sequences get one chunk each.
-  int64_t chunk = tiles;
-  for (int64_t c = minTiles; c < tiles; ++c) {
-    int64_t splits = (tiles + c - 1) / c;
-    if (splits <= target.maxSplits && rows * splits <= maxGrid) {
-      chunk = c;
-      break;
-    }
-  }
-  chunk = std::max(chunk, (tiles + target.maxSplits - 1) / target.maxSplits);
-  plan.splits = (tiles + chunk - 1) / chunk;
-  plan.chunkTokens = chunk * tileTokens;
+  plan.splits = p.splits;
+  plan.chunkTokens = p.chunkTokens;
   return plan;
+}
+
+kvopt::rt::DecodePlanLimits
+kvopt::gpugen::decodePlanLimits(const TargetInfo &t) {
+  rt::DecodePlanLimits l;
+  l.smCount = t.smCount;
+  l.blocksPerSM = t.decodeBlocksPerSM;
+  l.maxSplits = t.maxSplits;
+  l.minChunkTokens = t.minChunkTokens;
+  return l;
 }

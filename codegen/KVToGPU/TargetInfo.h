@@ -10,6 +10,8 @@
 #ifndef KVOPT_CODEGEN_KVTOGPU_TARGETINFO_H
 #define KVOPT_CODEGEN_KVTOGPU_TARGETINFO_H
 
+#include "kvopt/runtime/decode_plan.h"
+
 #include "llvm/ADT/StringRef.h"
 
 #include <cstdint>
@@ -82,9 +84,14 @@ struct DecodeSplitPlan {
 /// FlashInfer-style plan: the smallest chunk (in tiles, at least
 /// minChunkTokens keys) such that batch * kvHeads * splits fills at most
 /// `smCount * decodeBlocksPerSM` blocks, never more than maxSplits.
+/// The runtime's plan (kvopt/runtime/decode_plan.h) on `target`.
 DecodeSplitPlan planDecodeSplits(const TargetInfo &target, int64_t batch,
                                  int64_t kvHeads, int64_t maxLength,
                                  int64_t tileTokens);
+
+/// The plan limits of `target` (the decode kernel's launch constants
+/// sm_count, blocks_per_sm, max_splits, min_chunk_tokens).
+rt::DecodePlanLimits decodePlanLimits(const TargetInfo &target);
 
 } // namespace kvopt::gpugen
 

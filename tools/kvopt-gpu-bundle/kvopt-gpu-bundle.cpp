@@ -2,17 +2,20 @@
 //
 // Writes the kernel bundles of the kv ops of a module into <out>:
 //   layout.json                          kv-export-layout's cache layout
-//   kernels.<chip>.ptx, manifest.<chip>.json, launch.<chip>.json
+//   kernels.<chip>.ptx, manifest.<chip>.json, launch.<chip>.json,
+//   graph.<chip>.json
 //        per chip (sm_80, sm_90):
 //        kv-lower-to-gpu{chip, kernels-only}, format "ptx" (CUDA backend)
-//   kernels.simt.ll, kernels.simt.so, manifest.simt.json, launch.simt.json
+//   kernels.simt.ll, kernels.simt.so, manifest.simt.json, launch.simt.json,
+//   graph.simt.json
 //        the same kernels
 //        (sized for --simt-sizing) through kv-simt-emulate, mlir-translate's
 //        LLVM IR export and `c++ -shared`, format "simt-so" (emulator backend)
 // Manifests follow docs/Runtime.md (ABI version 1). --ptx-only writes only
 // the PTX (modules whose caches differ have no single layout). launch.*.json
 // holds each kernel's launch constants (tile_tokens, max_splits, ...) that
-// the manifest schema has no field for.
+// the manifest schema has no field for; graph.*.json the host functions'
+// launch schedules, which the runtime's GraphRunner executes.
 //
 //===----------------------------------------------------------------------===//
 
@@ -133,10 +136,28 @@ struct Tool {
     PassManager pm(&ctx);
     kvopt::KVGPUKernelsOptions k;
     k.chip = chip.str();
-    k.kernelsOnly = true;
     pm.addPass(kvopt::createKVGPUKernels(k));
     if (failed(pm.run(*module)))
       return nullptr;
+    std::string target = simtPass ? "simt" : chip.str();
+    if (!ptxOnly) {
+      // The host functions' launches, before they are erased.
+      llvm::json::Object graph = kvopt::gpugen::graphSchedule(
+          *module, [&](llvm::StringRef f, llvm::StringRef why) {
+            llvm::errs() << "kvopt-gpu-bundle: warning: function @" << f
+                         << " is not in graph." << target << ".json: " << why
+                         << "\n";
+          });
+      std::string text;
+      llvm::raw_string_ostream os(text);
+      os << llvm::formatv("{0:2}", llvm::json::Value(std::move(graph))) << "\n";
+      if (!writeText(outDir + "/graph." + target + ".json", text))
+        return nullptr;
+    }
+    // Only the kernels go on (kernels-only).
+    for (Operation &op : llvm::make_early_inc_range(*module->getBody()))
+      if (!isa<gpu::GPUModuleOp>(op))
+        op.erase();
     auto gms = module->getOps<gpu::GPUModuleOp>();
     if (gms.empty()) {
       llvm::errs() << "no kv kernels in " << input << "\n";
@@ -153,7 +174,6 @@ struct Tool {
                 "{0:2}",
                 llvm::json::Value(kvopt::gpugen::kernelConstants(*gms.begin())))
          << "\n";
-      std::string target = simtPass ? "simt" : chip.str();
       if (!writeText(outDir + "/launch." + target + ".json", text))
         return nullptr;
     }

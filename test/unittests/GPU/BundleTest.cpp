@@ -14,6 +14,7 @@
 #include "kvopt/Codegen/KVToGPU/Bundle.h"
 #include "kvopt/Reference/Numeric.h"
 #include "kvopt/runtime/bundle.h"
+#include "kvopt/runtime/graph.h"
 #include "kvopt/runtime/memory.h"
 #include "kvopt/simt/RuntimeBackend.h"
 
@@ -320,6 +321,191 @@ TEST(GpuBundle, SimtSoDecodeAndMergeMatchReference) {
   checkAgainstReference(*bundle, *backend, *mem, "simt");
   EXPECT_EQ(launches, 4u);
   EXPECT_EQ(reports, 0u) << "race, divergence or bounds reports";
+}
+
+/// The serving step of bundleCase() through the compiled graph's host side:
+/// graph.simt.json's function @decode (append, then decode + merge) run by
+/// rt::Graph on the simt backend, from the function's argument and result
+/// buffers alone. The pool must then hold the reference's pages of all L
+/// tokens byte for byte and the output match the reference attention.
+struct GraphStep {
+  DecodeCase c = bundleCase();
+  DecodeData d = makeDecodeData(c);
+  std::vector<uint8_t> pool, kRows, vRows;
+  std::vector<int32_t> pos;
+
+  GraphStep() {
+    const int64_t B = c.lengths.size(), H = c.kvHeads, D = c.headDim,
+                  T = c.appendTokens;
+    std::vector<int64_t> before;
+    for (int64_t L : c.lengths) {
+      before.push_back(L - T);
+      pos.push_back(int32_t(L - T));
+    }
+    ref::BlockTable table;
+    table.batch = B;
+    table.maxPages = d.maxPages;
+    table.pages = d.table;
+    pool.assign(d.pool.size(), 0);
+    ref::writePagedCache(d.format, pool, table, d.k, d.v, before);
+    int64_t w = ref::scalarBytes(c.element);
+    kRows.resize(B * H * T * D * w);
+    vRows.resize(kRows.size());
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t t = 0; t < T; ++t)
+          for (int64_t e = 0; e < D; ++e) {
+            int64_t at = ((b * H + h) * T + t) * D + e;
+            ref::writeScalarBytes(c.element, d.k.at({b, h, before[b] + t, e}),
+                                  &kRows[at * w]);
+            ref::writeScalarBytes(c.element, d.v.at({b, h, before[b] + t, e}),
+                                  &vRows[at * w]);
+          }
+  }
+  int64_t rows() const {
+    return int64_t(c.lengths.size()) * c.kvHeads * c.group * c.queryLen;
+  }
+};
+
+struct SimtBundle {
+  size_t launches = 0, reports = 0;
+  std::unique_ptr<rt::LaunchBackend> backend =
+      simt::createRuntimeBackend({}, [this](const simt::LaunchResult &r) {
+        ++launches;
+        reports += r.reports.size();
+        EXPECT_TRUE(r.ok()) << r.text();
+      });
+  std::unique_ptr<rt::KernelBundle> bundle;
+  std::unique_ptr<rt::MemoryBackend> mem = rt::createHostMemory();
+  SimtBundle() {
+    rt::Status s = rt::KernelBundle::load(kDir + "/manifest.simt.json",
+                                          bundleLayout(), *backend, bundle);
+    EXPECT_TRUE(s.isOk()) << s.toString();
+  }
+};
+
+TEST(GpuBundle, SimtSoGraphRunsTheServingStep) {
+  SimtBundle sb;
+  ASSERT_TRUE(sb.bundle);
+  std::unique_ptr<rt::Graph> graph;
+  rt::Status s = rt::Graph::load(kDir + "/graph.simt.json", *sb.bundle, graph);
+  ASSERT_TRUE(s.isOk()) << s.toString();
+  ASSERT_EQ(graph->functions(), std::vector<std::string>{"decode"});
+
+  GraphStep g;
+  Buffers buf(*sb.mem);
+  rt::DeviceAddress poolAt = buf.upload(g.pool);
+  int64_t rows = g.rows(), D = g.c.headDim;
+  rt::DeviceAddress out = buf.upload(std::vector<uint16_t>(rows * D, 0xffff));
+  rt::DeviceAddress lse = buf.upload(std::vector<float>(rows, NAN));
+  // @decode(%q, %c, %lens, %bt, %pos, %k, %v) -> (%o, %l)
+  std::vector<rt::GraphBuffer> args = {
+      {buf.upload(g.d.q16), g.d.q16.size()},
+      {poolAt, g.pool.size()},
+      {buf.upload(g.d.lens), g.d.lens.size()},
+      {buf.upload(g.d.table), g.d.table.size()},
+      {buf.upload(g.pos), g.pos.size()},
+      {buf.upload(g.kRows), g.kRows.size() / 2},
+      {buf.upload(g.vRows), g.vRows.size() / 2}};
+  std::vector<rt::GraphBuffer> results = {{out, uint64_t(rows * D)},
+                                          {lse, uint64_t(rows)}};
+  s = graph->run("decode", args, results, *sb.mem, *sb.backend);
+  ASSERT_TRUE(s.isOk()) << s.toString();
+  EXPECT_EQ(sb.launches, 3u) << "append, decode, merge";
+  EXPECT_EQ(sb.reports, 0u) << "race, divergence or bounds reports";
+
+  std::vector<uint8_t> got(g.pool.size());
+  ASSERT_TRUE(sb.mem->copyToHost(got.data(), poolAt, got.size()).isOk());
+  EXPECT_TRUE(got == g.d.pool) << "pages after the graph's append";
+  DecodeRun r;
+  std::vector<uint16_t> out16(rows * D);
+  r.lse.assign(rows, 0);
+  ASSERT_TRUE(sb.mem->copyToHost(out16.data(), out, rows * D * 2).isOk());
+  ASSERT_TRUE(sb.mem->copyToHost(r.lse.data(), lse, rows * 4).isOk());
+  for (uint16_t bits : out16)
+    r.out.push_back(float(ref::fromScalarBits(g.c.output, bits)));
+  std::string where;
+  EXPECT_LE(worstError(g.c, g.d, r, where), 1.0) << where;
+}
+
+// Bad calls and bad graph files are errors naming what is wrong, and launch
+// nothing.
+TEST(GpuBundle, GraphRejectsBadCallsAndFiles) {
+  SimtBundle sb;
+  ASSERT_TRUE(sb.bundle);
+  std::unique_ptr<rt::Graph> graph;
+  ASSERT_TRUE(
+      rt::Graph::load(kDir + "/graph.simt.json", *sb.bundle, graph).isOk());
+  GraphStep g;
+  Buffers buf(*sb.mem);
+  std::vector<rt::GraphBuffer> args(7, rt::GraphBuffer{}), results(2);
+  rt::Status s = graph->run("decode", std::vector<rt::GraphBuffer>(6), results,
+                            *sb.mem, *sb.backend);
+  EXPECT_EQ(s.code(), rt::StatusCode::InvalidArgument) << s.toString();
+  EXPECT_NE(s.message().find("expected 7 argument and 2 result"),
+            std::string::npos)
+      << s.toString();
+  s = graph->run("prefill", args, results, *sb.mem, *sb.backend);
+  EXPECT_EQ(s.code(), rt::StatusCode::NotFound) << s.toString();
+  // A block table that is not batch x max_pages.
+  args = {{buf.upload(g.d.q16), g.d.q16.size()},
+          {buf.upload(g.pool), g.pool.size()},
+          {buf.upload(g.d.lens), g.d.lens.size()},
+          {buf.upload(g.d.table), g.d.table.size() - 1},
+          {buf.upload(g.pos), g.pos.size()},
+          {buf.upload(g.kRows), g.kRows.size() / 2},
+          {buf.upload(g.vRows), g.vRows.size() / 2}};
+  int64_t rows = g.rows(), D = g.c.headDim;
+  results = {{buf.upload(std::vector<uint16_t>(rows * D)), uint64_t(rows * D)},
+             {buf.upload(std::vector<float>(rows)), uint64_t(rows)}};
+  s = graph->run("decode", args, results, *sb.mem, *sb.backend);
+  EXPECT_EQ(s.code(), rt::StatusCode::InvalidArgument) << s.toString();
+  EXPECT_NE(s.message().find("block_table has"), std::string::npos)
+      << s.toString();
+  // An output of the wrong size.
+  args[3].elements = g.d.table.size();
+  results[0].elements -= 1;
+  s = graph->run("decode", args, results, *sb.mem, *sb.backend);
+  EXPECT_EQ(s.code(), rt::StatusCode::InvalidArgument) << s.toString();
+  EXPECT_NE(s.message().find("attention output needs"), std::string::npos)
+      << s.toString();
+  EXPECT_EQ(sb.launches, 0u) << "nothing launched on a bad call";
+
+  // Files: an unknown step, a kernel the bundle lacks, an operand out of
+  // range, a missing file.
+  std::string text = readFile(kDir + "/graph.simt.json");
+  auto loadText = [&](const std::string &t) {
+    std::string path = ::testing::TempDir() + "graph-bad.json";
+    std::ofstream(path) << t;
+    std::unique_ptr<rt::Graph> bad;
+    return rt::Graph::load(path, *sb.bundle, bad);
+  };
+  auto replaced = [&](const std::string &from, const std::string &to) {
+    std::string t = text;
+    size_t at = t.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    return at == std::string::npos ? t : t.replace(at, from.size(), to);
+  };
+  s = loadText(replaced("\"op\": \"append\"", "\"op\": \"copy\""));
+  EXPECT_EQ(s.code(), rt::StatusCode::ParseError) << s.toString();
+  EXPECT_NE(s.message().find("unknown step \"copy\""), std::string::npos)
+      << s.toString();
+  s = loadText(
+      replaced("\"decode\": \"decode_0\"", "\"decode\": \"decode_9\""));
+  EXPECT_EQ(s.code(), rt::StatusCode::NotFound) << s.toString();
+  EXPECT_NE(s.message().find("no kernel decode_9"), std::string::npos)
+      << s.toString();
+  s = loadText(replaced("\"q\": 0", "\"q\": 7"));
+  EXPECT_EQ(s.code(), rt::StatusCode::ParseError) << s.toString();
+  EXPECT_NE(s.message().find("argument index 7 out of range"),
+            std::string::npos)
+      << s.toString();
+  s = loadText(replaced("\"abi_version\": 1", "\"abi_version\": 2"));
+  EXPECT_EQ(s.code(), rt::StatusCode::AbiMismatch) << s.toString();
+  std::unique_ptr<rt::Graph> none;
+  s = rt::Graph::load(kDir + "/no-such-graph.json", *sb.bundle, none);
+  EXPECT_EQ(s.code(), rt::StatusCode::NotFound) << s.toString();
+  EXPECT_FALSE(none);
 }
 
 TEST(GpuBundle, AbiVersionMatchesTheRuntime) {

@@ -68,6 +68,18 @@ llvm::json::Object makeManifest(llvm::StringRef target, llvm::StringRef format,
                                 llvm::json::Value cacheLayout,
                                 llvm::json::Array kernels);
 
+/// The graph schedule (docs/Runtime.md, graph.<chip>.json) of `module`
+/// after kv-gpu-kernels (not kernels-only): per function whose kv ops were
+/// annotated with kernels, the launches in program order with each kernel
+/// operand bound to a function argument and each kv.attention output to a
+/// function result, and the decode split plan's constants. Functions the
+/// runner cannot run (host computation, prefill kernels, MLA) are reported
+/// to `skipped` with the reason and left out.
+llvm::json::Object graphSchedule(
+    mlir::ModuleOp module,
+    llvm::function_ref<void(llvm::StringRef function, llvm::StringRef why)>
+        skipped);
+
 } // namespace kvopt::gpugen
 
 #endif // KVOPT_CODEGEN_KVTOGPU_BUNDLE_H

@@ -1,0 +1,410 @@
+//===- graph.cc - Run a compiled graph's kv launches through a bundle -----===//
+
+#include "kvopt/runtime/graph.h"
+
+#include "json_reader.h"
+#include "kvopt/runtime/decode_plan.h"
+
+#include <fstream>
+#include <map>
+#include <sstream>
+
+namespace kvopt {
+namespace rt {
+
+using nlohmann::json;
+
+namespace {
+
+Status parseError(const std::string &message) {
+  return Status::error(StatusCode::ParseError, message);
+}
+Status invalid(const std::string &message) {
+  return Status::error(StatusCode::InvalidArgument, message);
+}
+
+/// Memref operands of each step kind, in the kernels' argument names.
+const char *const kAppendOperands[] = {"pool", "positions", "keys", "values",
+                                       "block_table"};
+const char *const kAttentionOperands[] = {"q", "pool", "seq_lens",
+                                          "block_table"};
+
+} // namespace
+
+struct Graph::Step {
+  enum Kind { Append, Attention } kind = Append;
+  std::string kernel, decode, merge;        ///< append: kernel; attention: both
+  std::map<std::string, uint32_t> operands; ///< memref name -> argument
+  int64_t out = -1, lse = -1;               ///< result indices
+  int64_t headDim = 0, kvHeads = 0, pageSize = 0, tileTokens = 0;
+  DecodePlanLimits limits;
+};
+
+struct Graph::Function {
+  std::string name;
+  uint32_t args = 0, results = 0;
+  std::vector<Step> steps;
+};
+
+Graph::~Graph() = default;
+
+std::vector<std::string> Graph::functions() const {
+  std::vector<std::string> names;
+  for (const Function &f : functions_)
+    names.push_back(f.name);
+  return names;
+}
+
+namespace {
+
+Status parseStep(const json &j, const std::string &where, uint32_t args,
+                 uint32_t results, Graph::Step &out) {
+  if (!j.is_object())
+    return parseError(where + ": expected an object");
+  detail::JsonObjectReader r(j, where);
+  std::string op;
+  r.getString("op", op, true);
+  const json *operands = r.field("operands", true);
+  auto integer = [&](const char *key, int64_t &v) {
+    uint64_t u = 0;
+    if (r.getUnsigned(key, u, true, UINT32_MAX))
+      v = int64_t(u);
+  };
+  auto result = [&](const char *key, int64_t &v, bool required) {
+    const json *x = r.field(key, required);
+    if (!x)
+      return;
+    if (!x->is_number_integer() || x->get<int64_t>() < -1 ||
+        x->get<int64_t>() >= int64_t(results))
+      r.fail(key,
+             "must be -1 or a result index below " + std::to_string(results));
+    else
+      v = x->get<int64_t>();
+  };
+  const char *const *names = kAppendOperands;
+  size_t count = 5;
+  if (op == "append") {
+    out.kind = Graph::Step::Append;
+    r.getString("kernel", out.kernel, true);
+  } else if (op == "attention") {
+    out.kind = Graph::Step::Attention;
+    names = kAttentionOperands;
+    count = 4;
+    r.getString("decode", out.decode, true);
+    r.getString("merge", out.merge, true);
+    result("out", out.out, true);
+    result("lse", out.lse, true);
+    integer("head_dim", out.headDim);
+    integer("kv_heads", out.kvHeads);
+    integer("page_size", out.pageSize);
+    integer("tile_tokens", out.tileTokens);
+    integer("max_splits", out.limits.maxSplits);
+    integer("sm_count", out.limits.smCount);
+    integer("blocks_per_sm", out.limits.blocksPerSM);
+    integer("min_chunk_tokens", out.limits.minChunkTokens);
+  } else if (r.ok()) {
+    return parseError(where + ".op: unknown step \"" + op +
+                      "\" (append, attention)");
+  }
+  KVOPT_RT_RETURN_IF_ERROR(r.finish());
+  if (out.kind == Graph::Step::Attention &&
+      (out.out < 0 || out.headDim < 1 || out.kvHeads < 1 || out.pageSize < 1 ||
+       out.tileTokens < 1 || out.limits.maxSplits < 1 ||
+       out.limits.smCount < 1 || out.limits.blocksPerSM < 1))
+    return parseError(where + ": out, head_dim, kv_heads, page_size, "
+                              "tile_tokens and the plan limits must be "
+                              "given and positive");
+  detail::JsonObjectReader o(*operands, where + ".operands");
+  for (size_t i = 0; i < count; ++i) {
+    uint32_t a = 0;
+    if (o.getUInt32(names[i], a, true)) {
+      if (a >= args)
+        o.fail(names[i], "argument index " + std::to_string(a) +
+                             " out of range (the function has " +
+                             std::to_string(args) + ")");
+      out.operands[names[i]] = a;
+    }
+  }
+  return o.finish();
+}
+
+/// Whether kernel `name`'s every argument has a binding in a step of `kind`.
+Status checkKernel(const KernelBundle &bundle, const std::string &name,
+                   const std::vector<std::string> &memrefs,
+                   const std::vector<std::string> &scalars,
+                   const std::string &where) {
+  const KernelInfo *k = nullptr;
+  Status s = bundle.manifest().findKernel(name, k);
+  if (!s.isOk())
+    return Status::error(StatusCode::NotFound,
+                         where + ": the bundle has no kernel " + name);
+  for (const KernelArg &a : k->args) {
+    bool bound = false;
+    for (const std::string &m : memrefs)
+      for (const char *suffix : {"", "_alloc", "_offset", "_size", "_stride"})
+        bound |= a.name == m + suffix;
+    for (const std::string &n : scalars)
+      bound |= a.name == n;
+    if (!bound)
+      return Status::error(StatusCode::NotFound, where + ": argument " +
+                                                     a.name + " of kernel " +
+                                                     name + " has no binding");
+  }
+  return Status::ok();
+}
+
+/// 8-byte argument slots in a kernel's expanded ABI order.
+class Params {
+public:
+  /// Packs kernel `k` from `memrefs` (name -> buffer) and `scalars`.
+  Status pack(const KernelInfo &k,
+              const std::map<std::string, GraphBuffer> &memrefs,
+              const std::map<std::string, int64_t> &scalars) {
+    slots_.clear();
+    for (const KernelArg &a : k.args) {
+      uint64_t v = 0;
+      bool found = false;
+      for (const auto &[name, buf] : memrefs) {
+        if (a.name == name || a.name == name + "_alloc") {
+          v = buf.address;
+        } else if (a.name == name + "_offset") {
+          v = 0;
+        } else if (a.name == name + "_size") {
+          v = buf.elements;
+        } else if (a.name == name + "_stride") {
+          v = 1;
+        } else {
+          continue;
+        }
+        found = true;
+        break;
+      }
+      if (!found) {
+        auto it = scalars.find(a.name);
+        if (it == scalars.end())
+          return invalid("kernel " + k.name + ": argument " + a.name +
+                         " has no binding");
+        v = a.type == ArgType::I32 ? uint64_t(uint32_t(int32_t(it->second)))
+                                   : uint64_t(it->second);
+      }
+      slots_.push_back(v);
+    }
+    pointers_.clear();
+    for (uint64_t &s : slots_)
+      pointers_.push_back(&s);
+    return Status::ok();
+  }
+  void **data() { return pointers_.data(); }
+
+private:
+  std::vector<uint64_t> slots_;
+  std::vector<void *> pointers_;
+};
+
+/// Workspace allocations released on scope exit.
+struct Workspace {
+  explicit Workspace(MemoryBackend &m) : memory(m) {}
+  ~Workspace() {
+    for (DeviceAddress a : owned)
+      memory.release(a);
+  }
+  Status allocate(uint64_t bytes, DeviceAddress &out) {
+    KVOPT_RT_RETURN_IF_ERROR(
+        memory.allocate(std::max<uint64_t>(bytes, 4), out));
+    owned.push_back(out);
+    return Status::ok();
+  }
+  MemoryBackend &memory;
+  std::vector<DeviceAddress> owned;
+};
+
+} // namespace
+
+Status Graph::load(const std::string &graphPath, const KernelBundle &bundle,
+                   std::unique_ptr<Graph> &out) {
+  std::ifstream is(graphPath);
+  if (!is)
+    return Status::error(StatusCode::NotFound,
+                         "cannot read graph file " + graphPath);
+  std::stringstream ss;
+  ss << is.rdbuf();
+  json j;
+  KVOPT_RT_RETURN_IF_ERROR(detail::parseJsonText(ss.str(), "graph", j));
+  if (!j.is_object())
+    return parseError("graph: expected a JSON object");
+  detail::JsonObjectReader r(j, "graph");
+  uint32_t abi = 0;
+  r.getUInt32("abi_version", abi, true);
+  const json *functions = r.field("functions", true);
+  KVOPT_RT_RETURN_IF_ERROR(r.finish());
+  if (abi != kKernelAbiVersion)
+    return Status::error(StatusCode::AbiMismatch,
+                         "graph ABI version " + std::to_string(abi) +
+                             " does not match the runtime's ABI version " +
+                             std::to_string(kKernelAbiVersion));
+  if (!functions->is_array())
+    return parseError("graph.functions: expected an array");
+  std::unique_ptr<Graph> g(new Graph());
+  g->bundle_ = &bundle;
+  for (size_t i = 0; i < functions->size(); ++i) {
+    std::string where = "graph.functions[" + std::to_string(i) + "]";
+    const json &fj = (*functions)[i];
+    if (!fj.is_object())
+      return parseError(where + ": expected an object");
+    Function f;
+    detail::JsonObjectReader fr(fj, where);
+    fr.getString("name", f.name, true);
+    fr.getUInt32("args", f.args, true);
+    fr.getUInt32("results", f.results, true);
+    const json *steps = fr.field("steps", true);
+    KVOPT_RT_RETURN_IF_ERROR(fr.finish());
+    if (!steps->is_array())
+      return parseError(where + ".steps: expected an array");
+    for (size_t k = 0; k < steps->size(); ++k) {
+      std::string sw = where + ".steps[" + std::to_string(k) + "]";
+      Step s;
+      KVOPT_RT_RETURN_IF_ERROR(
+          parseStep((*steps)[k], sw, f.args, f.results, s));
+      if (s.kind == Step::Append) {
+        KVOPT_RT_RETURN_IF_ERROR(
+            checkKernel(bundle, s.kernel,
+                        {"pool", "positions", "keys", "values", "block_table"},
+                        {"max_pages"}, sw));
+      } else {
+        KVOPT_RT_RETURN_IF_ERROR(checkKernel(
+            bundle, s.decode,
+            {"q", "pool", "block_table", "seq_lens", "part_out", "part_lse"},
+            {"max_pages", "splits", "chunk_tokens"}, sw));
+        KVOPT_RT_RETURN_IF_ERROR(
+            checkKernel(bundle, s.merge, {"part_out", "part_lse", "out", "lse"},
+                        {"splits"}, sw));
+      }
+      f.steps.push_back(std::move(s));
+    }
+    g->functions_.push_back(std::move(f));
+  }
+  out = std::move(g);
+  return Status::ok();
+}
+
+Status Graph::run(const std::string &name, const std::vector<GraphBuffer> &args,
+                  const std::vector<GraphBuffer> &results,
+                  MemoryBackend &workspace, LaunchBackend &backend,
+                  StreamHandle stream) const {
+  const Function *f = nullptr;
+  for (const Function &fn : functions_)
+    if (fn.name == name)
+      f = &fn;
+  if (!f)
+    return Status::error(StatusCode::NotFound, "graph has no function " + name);
+  if (args.size() != f->args || results.size() != f->results)
+    return invalid("run " + name + ": expected " + std::to_string(f->args) +
+                   " argument and " + std::to_string(f->results) +
+                   " result buffers, got " + std::to_string(args.size()) +
+                   " and " + std::to_string(results.size()));
+  const Manifest &m = bundle_->manifest();
+  auto kernel = [&](const std::string &k) {
+    const KernelInfo *info = nullptr;
+    (void)m.findKernel(k, info); // checked by load()
+    return info;
+  };
+
+  // Check every step's shapes before launching anything.
+  struct Planned {
+    int64_t batch = 0, maxPages = 0, rows = 0;
+    DecodePlan plan;
+  };
+  std::vector<Planned> planned(f->steps.size());
+  for (size_t i = 0; i < f->steps.size(); ++i) {
+    const Step &s = f->steps[i];
+    std::string where = "run " + name + " step " + std::to_string(i);
+    auto buf = [&](const char *operand) {
+      return args[s.operands.at(operand)];
+    };
+    Planned &p = planned[i];
+    const char *batchOperand =
+        s.kind == Step::Append ? "positions" : "seq_lens";
+    p.batch = int64_t(buf(batchOperand).elements);
+    uint64_t tableEntries = buf("block_table").elements;
+    if (p.batch < 1 || tableEntries % uint64_t(p.batch))
+      return invalid(where + ": block_table has " +
+                     std::to_string(tableEntries) +
+                     " entries, not a multiple of the batch " +
+                     std::to_string(p.batch) + " (" + batchOperand + ")");
+    p.maxPages = int64_t(tableEntries / uint64_t(p.batch));
+    if (s.kind == Step::Append)
+      continue;
+    uint64_t qElems = buf("q").elements;
+    if (qElems % uint64_t(s.headDim))
+      return invalid(where + ": q has " + std::to_string(qElems) +
+                     " elements, not a multiple of head_dim " +
+                     std::to_string(s.headDim));
+    p.rows = int64_t(qElems / uint64_t(s.headDim));
+    if (results[s.out].elements != qElems)
+      return invalid(where + ": result " + std::to_string(s.out) + " has " +
+                     std::to_string(results[s.out].elements) +
+                     " elements, the attention output needs " +
+                     std::to_string(qElems));
+    if (s.lse >= 0 && results[s.lse].elements != uint64_t(p.rows))
+      return invalid(where + ": result " + std::to_string(s.lse) + " has " +
+                     std::to_string(results[s.lse].elements) +
+                     " elements, the log-sum-exp needs " +
+                     std::to_string(p.rows));
+    // Planned from the capacity the block table covers (lengths live on
+    // the device): chunks past a sequence's end are empty and skipped by
+    // the merge.
+    p.plan = planDecodeSplits(s.limits, p.batch, s.kvHeads,
+                              p.maxPages * s.pageSize, s.tileTokens);
+  }
+
+  Workspace ws(workspace);
+  for (size_t i = 0; i < f->steps.size(); ++i) {
+    const Step &s = f->steps[i];
+    const Planned &p = planned[i];
+    std::map<std::string, GraphBuffer> memrefs;
+    for (const auto &[operand, arg] : s.operands)
+      memrefs[operand] = args[arg];
+    Params params;
+    if (s.kind == Step::Append) {
+      KVOPT_RT_RETURN_IF_ERROR(
+          params.pack(*kernel(s.kernel), memrefs, {{"max_pages", p.maxPages}}));
+      KVOPT_RT_RETURN_IF_ERROR(
+          bundle_->launch(s.kernel, params.data(), stream));
+      continue;
+    }
+    uint64_t parts = uint64_t(p.rows) * uint64_t(p.plan.splits);
+    GraphBuffer partOut{0, parts * uint64_t(s.headDim)}, partLse{0, parts};
+    KVOPT_RT_RETURN_IF_ERROR(
+        ws.allocate(partOut.elements * 4, partOut.address));
+    KVOPT_RT_RETURN_IF_ERROR(
+        ws.allocate(partLse.elements * 4, partLse.address));
+    memrefs["part_out"] = partOut;
+    memrefs["part_lse"] = partLse;
+    KVOPT_RT_RETURN_IF_ERROR(
+        params.pack(*kernel(s.decode), memrefs,
+                    {{"max_pages", p.maxPages},
+                     {"splits", p.plan.splits},
+                     {"chunk_tokens", p.plan.chunkTokens}}));
+    KVOPT_RT_RETURN_IF_ERROR(bundle_->launch(s.decode, params.data(), stream));
+    GraphBuffer lse;
+    if (s.lse >= 0) {
+      lse = results[s.lse];
+    } else {
+      lse.elements = uint64_t(p.rows);
+      KVOPT_RT_RETURN_IF_ERROR(ws.allocate(lse.elements * 4, lse.address));
+    }
+    std::map<std::string, GraphBuffer> mm = {{"part_out", partOut},
+                                             {"part_lse", partLse},
+                                             {"out", results[s.out]},
+                                             {"lse", lse}};
+    Params mp;
+    KVOPT_RT_RETURN_IF_ERROR(
+        mp.pack(*kernel(s.merge), mm, {{"splits", p.plan.splits}}));
+    KVOPT_RT_RETURN_IF_ERROR(bundle_->launch(s.merge, mp.data(), stream));
+  }
+  // The workspace is released when this returns: wait for the step.
+  return backend.synchronize(stream);
+}
+
+} // namespace rt
+} // namespace kvopt
