@@ -254,11 +254,12 @@ FailureOr<llvm::json::Object> functionSchedule(ModuleOp module, func::FuncOp f,
       step["op"] = "append";
       step["kernel"] = cast<SymbolRefAttr>(kernels[0]).getLeafReference().str();
     } else if (auto attention = dyn_cast<kv::AttentionOp>(&op)) {
-      gpu::GPUFuncOp decode = lookupKernel(module, kernels[0]);
-      if (kernels.size() != 2 || !decode ||
-          !decode.getName().starts_with("decode_")) {
-        why = "its kv.attention runs the tensor-core prefill kernel, which "
-              "the graph runner does not launch yet";
+      gpu::GPUFuncOp first = lookupKernel(module, kernels[0]);
+      bool prefill = first && kernels.size() == 1 &&
+                     first.getName().starts_with("prefill_");
+      if (!first || (!prefill && (kernels.size() != 2 ||
+                                  !first.getName().starts_with("decode_")))) {
+        why = "its kv.attention has kernels the graph runner does not know";
         return failure();
       }
       if (!bind("q", attention.getQueries()) ||
@@ -272,6 +273,18 @@ FailureOr<llvm::json::Object> functionSchedule(ModuleOp module, func::FuncOp f,
         return failure();
       }
       auto cache = cast<kv::CacheType>(attention.getCache().getType());
+      if (prefill) {
+        // One tensor-core kernel writes the output and log-sum-exp.
+        step["op"] = "prefill";
+        step["kernel"] = first.getName().str();
+        step["out"] = out;
+        step["lse"] = resultIndex(attention.getLse());
+        step["head_dim"] = cache.getHeadDim();
+        step["operands"] = std::move(operands);
+        steps.push_back(std::move(step));
+        continue;
+      }
+      gpu::GPUFuncOp decode = first;
       step["op"] = "attention";
       step["decode"] = decode.getName().str();
       step["merge"] = cast<SymbolRefAttr>(kernels[1]).getLeafReference().str();

@@ -32,8 +32,9 @@ const char *const kAttentionOperands[] = {"q", "pool", "seq_lens",
 } // namespace
 
 struct Graph::Step {
-  enum Kind { Append, Attention } kind = Append;
-  std::string kernel, decode, merge;        ///< append: kernel; attention: both
+  enum Kind { Append, Attention, Prefill } kind = Append;
+  /// append, prefill: kernel; attention: decode and merge.
+  std::string kernel, decode, merge;
   std::map<std::string, uint32_t> operands; ///< memref name -> argument
   int64_t out = -1, lse = -1;               ///< result indices
   int64_t headDim = 0, kvHeads = 0, pageSize = 0, tileTokens = 0;
@@ -102,11 +103,21 @@ Status parseStep(const json &j, const std::string &where, uint32_t args,
     integer("sm_count", out.limits.smCount);
     integer("blocks_per_sm", out.limits.blocksPerSM);
     integer("min_chunk_tokens", out.limits.minChunkTokens);
+  } else if (op == "prefill") {
+    out.kind = Graph::Step::Prefill;
+    names = kAttentionOperands;
+    count = 4;
+    r.getString("kernel", out.kernel, true);
+    result("out", out.out, true);
+    result("lse", out.lse, true);
+    integer("head_dim", out.headDim);
   } else if (r.ok()) {
     return parseError(where + ".op: unknown step \"" + op +
-                      "\" (append, attention)");
+                      "\" (append, attention, prefill)");
   }
   KVOPT_RT_RETURN_IF_ERROR(r.finish());
+  if (out.kind == Graph::Step::Prefill && (out.out < 0 || out.headDim < 1))
+    return parseError(where + ": out and head_dim must be given");
   if (out.kind == Graph::Step::Attention &&
       (out.out < 0 || out.headDim < 1 || out.kvHeads < 1 || out.pageSize < 1 ||
        out.tileTokens < 1 || out.limits.maxSplits < 1 ||
@@ -270,6 +281,11 @@ Status Graph::load(const std::string &graphPath, const KernelBundle &bundle,
             checkKernel(bundle, s.kernel,
                         {"pool", "positions", "keys", "values", "block_table"},
                         {"max_pages"}, sw));
+      } else if (s.kind == Step::Prefill) {
+        KVOPT_RT_RETURN_IF_ERROR(
+            checkKernel(bundle, s.kernel,
+                        {"q", "pool", "block_table", "seq_lens", "out", "lse"},
+                        {"max_pages"}, sw));
       } else {
         KVOPT_RT_RETURN_IF_ERROR(checkKernel(
             bundle, s.decode,
@@ -350,6 +366,8 @@ Status Graph::run(const std::string &name, const std::vector<GraphBuffer> &args,
                      std::to_string(results[s.lse].elements) +
                      " elements, the log-sum-exp needs " +
                      std::to_string(p.rows));
+    if (s.kind == Step::Prefill)
+      continue;
     // Planned from the capacity the block table covers (lengths live on
     // the device): chunks past a sequence's end are empty and skipped by
     // the merge.
@@ -372,6 +390,22 @@ Status Graph::run(const std::string &name, const std::vector<GraphBuffer> &args,
           bundle_->launch(s.kernel, params.data(), stream));
       continue;
     }
+    GraphBuffer lse;
+    if (s.lse >= 0) {
+      lse = results[s.lse];
+    } else {
+      lse.elements = uint64_t(p.rows);
+      KVOPT_RT_RETURN_IF_ERROR(ws.allocate(lse.elements * 4, lse.address));
+    }
+    if (s.kind == Step::Prefill) {
+      memrefs["out"] = results[s.out];
+      memrefs["lse"] = lse;
+      KVOPT_RT_RETURN_IF_ERROR(
+          params.pack(*kernel(s.kernel), memrefs, {{"max_pages", p.maxPages}}));
+      KVOPT_RT_RETURN_IF_ERROR(
+          bundle_->launch(s.kernel, params.data(), stream));
+      continue;
+    }
     uint64_t parts = uint64_t(p.rows) * uint64_t(p.plan.splits);
     GraphBuffer partOut{0, parts * uint64_t(s.headDim)}, partLse{0, parts};
     KVOPT_RT_RETURN_IF_ERROR(
@@ -386,13 +420,6 @@ Status Graph::run(const std::string &name, const std::vector<GraphBuffer> &args,
                      {"splits", p.plan.splits},
                      {"chunk_tokens", p.plan.chunkTokens}}));
     KVOPT_RT_RETURN_IF_ERROR(bundle_->launch(s.decode, params.data(), stream));
-    GraphBuffer lse;
-    if (s.lse >= 0) {
-      lse = results[s.lse];
-    } else {
-      lse.elements = uint64_t(p.rows);
-      KVOPT_RT_RETURN_IF_ERROR(ws.allocate(lse.elements * 4, lse.address));
-    }
     std::map<std::string, GraphBuffer> mm = {{"part_out", partOut},
                                              {"part_lse", partLse},
                                              {"out", results[s.out]},

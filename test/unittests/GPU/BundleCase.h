@@ -36,6 +36,19 @@ inline DecodeCase bundleCase() {
   return c;
 }
 
+/// A chunked-prefill step over the same kind of cache: 16 new tokens of each
+/// sequence appended, then attended by 16 causal query rows per head (64
+/// rows per KV head: the tensor-core prefill kernel).
+inline DecodeCase prefillBundleCase() {
+  DecodeCase c = bundleCase();
+  c.lengths = {40, 100, 16};
+  c.queryLen = 16;
+  c.causal = true;
+  c.appendTokens = 16;
+  c.seed = 12;
+  return c;
+}
+
 } // namespace kvopt::gpu_test
 
 #endif // KVOPT_TEST_GPU_BUNDLECASE_H

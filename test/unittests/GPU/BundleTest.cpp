@@ -329,12 +329,13 @@ TEST(GpuBundle, SimtSoDecodeAndMergeMatchReference) {
 /// buffers alone. The pool must then hold the reference's pages of all L
 /// tokens byte for byte and the output match the reference attention.
 struct GraphStep {
-  DecodeCase c = bundleCase();
-  DecodeData d = makeDecodeData(c);
+  DecodeCase c;
+  DecodeData d;
   std::vector<uint8_t> pool, kRows, vRows;
   std::vector<int32_t> pos;
 
-  GraphStep() {
+  explicit GraphStep(DecodeCase cs = bundleCase())
+      : c(std::move(cs)), d(makeDecodeData(c)) {
     const int64_t B = c.lengths.size(), H = c.kvHeads, D = c.headDim,
                   T = c.appendTokens;
     std::vector<int64_t> before;
@@ -368,6 +369,7 @@ struct GraphStep {
 };
 
 struct SimtBundle {
+  std::string dir;
   size_t launches = 0, reports = 0;
   std::unique_ptr<rt::LaunchBackend> backend =
       simt::createRuntimeBackend({}, [this](const simt::LaunchResult &r) {
@@ -377,22 +379,28 @@ struct SimtBundle {
       });
   std::unique_ptr<rt::KernelBundle> bundle;
   std::unique_ptr<rt::MemoryBackend> mem = rt::createHostMemory();
-  SimtBundle() {
-    rt::Status s = rt::KernelBundle::load(kDir + "/manifest.simt.json",
-                                          bundleLayout(), *backend, bundle);
+  explicit SimtBundle(std::string d = kDir) : dir(std::move(d)) {
+    rt::CacheLayout layout;
+    rt::Status s =
+        rt::CacheLayout::fromJson(readFile(dir + "/layout.json"), layout);
+    EXPECT_TRUE(s.isOk()) << s.toString();
+    s = rt::KernelBundle::load(dir + "/manifest.simt.json", layout, *backend,
+                               bundle);
     EXPECT_TRUE(s.isOk()) << s.toString();
   }
 };
 
-TEST(GpuBundle, SimtSoGraphRunsTheServingStep) {
-  SimtBundle sb;
+/// Runs `g` through graph.simt.json's @decode of `sb` and checks pages and
+/// outputs against the reference; `launches` kernels expected.
+void runGraphStep(SimtBundle &sb, GraphStep &g, size_t launches,
+                  bool prefill = false) {
   ASSERT_TRUE(sb.bundle);
   std::unique_ptr<rt::Graph> graph;
-  rt::Status s = rt::Graph::load(kDir + "/graph.simt.json", *sb.bundle, graph);
+  rt::Status s =
+      rt::Graph::load(sb.dir + "/graph.simt.json", *sb.bundle, graph);
   ASSERT_TRUE(s.isOk()) << s.toString();
   ASSERT_EQ(graph->functions(), std::vector<std::string>{"decode"});
 
-  GraphStep g;
   Buffers buf(*sb.mem);
   rt::DeviceAddress poolAt = buf.upload(g.pool);
   int64_t rows = g.rows(), D = g.c.headDim;
@@ -411,7 +419,7 @@ TEST(GpuBundle, SimtSoGraphRunsTheServingStep) {
                                           {lse, uint64_t(rows)}};
   s = graph->run("decode", args, results, *sb.mem, *sb.backend);
   ASSERT_TRUE(s.isOk()) << s.toString();
-  EXPECT_EQ(sb.launches, 3u) << "append, decode, merge";
+  EXPECT_EQ(sb.launches, launches);
   EXPECT_EQ(sb.reports, 0u) << "race, divergence or bounds reports";
 
   std::vector<uint8_t> got(g.pool.size());
@@ -425,7 +433,33 @@ TEST(GpuBundle, SimtSoGraphRunsTheServingStep) {
   for (uint16_t bits : out16)
     r.out.push_back(float(ref::fromScalarBits(g.c.output, bits)));
   std::string where;
-  EXPECT_LE(worstError(g.c, g.d, r, where), 1.0) << where;
+  if (!prefill) {
+    EXPECT_LE(worstError(g.c, g.d, r, where), 1.0) << where;
+    return;
+  }
+  double tolOut = 0, tolLse = 0;
+  prefillTolerance(g.c, g.d, tolOut, tolLse);
+  std::vector<uint8_t> outBytes(rows * D * 2);
+  std::memcpy(outBytes.data(), out16.data(), outBytes.size());
+  EXPECT_LE(worstOutputError(outBytes, g.c.output, g.d.expected.out.values(),
+                             tolOut, r.lse, g.d.expected.lse.values(), tolLse,
+                             where),
+            1.0)
+      << where;
+}
+
+TEST(GpuBundle, SimtSoGraphRunsTheServingStep) {
+  SimtBundle sb;
+  GraphStep g;
+  runGraphStep(sb, g, 3); // append, decode, merge
+}
+
+// A chunked-prefill step (16 new tokens appended, 16 causal query rows per
+// head): the graph's prefill step runs the tensor-core kernel.
+TEST(GpuBundle, SimtSoGraphRunsChunkedPrefill) {
+  SimtBundle sb(KVOPT_GPU_PREFILL_BUNDLE_DIR);
+  GraphStep g(prefillBundleCase());
+  runGraphStep(sb, g, 2, /*prefill=*/true); // append, prefill
 }
 
 // Bad calls and bad graph files are errors naming what is wrong, and launch

@@ -359,6 +359,33 @@ void kvopt::gpu_test::appendWindowRegion(
   }
 }
 
+void kvopt::gpu_test::prefillTolerance(const DecodeCase &c, const DecodeData &d,
+                                       double &tolOut, double &tolLse) {
+  // P is rounded to the multiplicand type before P V: at most one unit
+  // roundoff of each weight, so u_h * max|v| on the normalized output.
+  double uh = c.element == ref::ScalarType::BF16 ? 0x1p-8 : 0x1p-11;
+  double maxV = 0;
+  for (double x : d.v.values())
+    maxV = std::max(maxV, std::fabs(x));
+  tolOut = d.tol.out + uh * maxV;
+  tolLse = d.tol.lse;
+  if (c.key || c.value) {
+    // Dequantized K and V are rounded to the element type in shared memory
+    // (the reference reads them exact): scores move by at most
+    // delta = u_h * max scale * sum |q k| and the softmax weights by a
+    // factor within e^(2 delta), so out by 2 delta max|v| more, plus u_h
+    // max|v| for V's own rounding, and lse by delta. Dequantized values stay
+    // within 10% of the inputs' range here.
+    double maxQ = 0;
+    for (float x : d.q)
+      maxQ = std::max(maxQ, double(std::fabs(x)));
+    double D = double(c.headDim);
+    double delta = uh * (1.0 / std::sqrt(D)) * D * maxQ * 2.2;
+    tolOut += (uh + 2 * delta) * 1.1 * maxV;
+    tolLse += delta;
+  }
+}
+
 DecodeData kvopt::gpu_test::makeDecodeData(const DecodeCase &c) {
   DecodeData d;
   int64_t B = c.lengths.size(), Hkv = c.kvHeads, D = c.headDim,

@@ -144,6 +144,12 @@ struct DecodeData {
 };
 DecodeData makeDecodeData(const DecodeCase &c);
 
+/// The tensor-core prefill kernel's bound on |out - expected| and |lse -
+/// expected|: d.tol plus the rounding of P (and of dequantized K and V) to
+/// the multiplicand type (derivation in the body).
+void prefillTolerance(const DecodeCase &c, const DecodeData &d, double &tolOut,
+                      double &tolLse);
+
 struct DecodeRun {
   std::vector<float> out, lse;
   simt::LaunchResult decode, merge;

@@ -80,27 +80,8 @@ void check(const DecodeCase &c) {
   DecodeData d = makeDecodeData(c);
   const int64_t B = c.lengths.size(), Hkv = c.kvHeads, D = c.headDim,
                 rows = B * Hkv * c.group * c.queryLen;
-  // P is rounded to the multiplicand type before P V: at most one unit
-  // roundoff of each weight, so u_h * max|v| on the normalized output.
-  double uh = c.element == ref::ScalarType::BF16 ? 0x1p-8 : 0x1p-11;
-  double maxV = 0;
-  for (double x : d.v.values())
-    maxV = std::max(maxV, std::fabs(x));
-  double tolOut = d.tol.out + uh * maxV, tolLse = d.tol.lse;
-  if (c.key || c.value) {
-    // Dequantized K and V are rounded to the element type in shared memory
-    // (the reference reads them exact): scores move by at most
-    // delta = u_h * max scale * sum |q k| and the softmax weights by a
-    // factor within e^(2 delta), so out by 2 delta max|v| more, plus u_h
-    // max|v| for V's own rounding, and lse by delta. Dequantized values stay
-    // within 10% of the inputs' range here.
-    double maxQ = 0;
-    for (float x : d.q)
-      maxQ = std::max(maxQ, double(std::fabs(x)));
-    double delta = uh * (1.0 / std::sqrt(double(D))) * D * maxQ * 2.2;
-    tolOut += (uh + 2 * delta) * 1.1 * maxV;
-    tolLse += delta;
-  }
+  double tolOut = 0, tolLse = 0;
+  prefillTolerance(c, d, tolOut, tolLse);
   for (simt::Schedule s : {simt::Schedule::Forward, simt::Schedule::Reverse}) {
     SCOPED_TRACE(std::string("schedule ") + simt::scheduleName(s));
     size_t poolBytes = (d.pool.size() + 255) / 256 * 256;
