@@ -296,6 +296,38 @@ FailureOr<llvm::json::Object> functionSchedule(ModuleOp module, func::FuncOp f,
       for (StringRef c : {"tile_tokens", "max_splits", "sm_count",
                           "blocks_per_sm", "min_chunk_tokens"})
         step[c] = constant(decode, ("kv." + c).str());
+    } else if (auto mla = dyn_cast<kv::MLAAttentionOp>(&op)) {
+      gpu::GPUFuncOp decode = lookupKernel(module, kernels[0]);
+      if (kernels.size() != 2 || !decode) {
+        why = "its kv.mla_attention has kernels the graph runner does not "
+              "know";
+        return failure();
+      }
+      if (!bind("q_latent", mla.getQLatent()) ||
+          !bind("q_rope", mla.getQRope()) || !bind("pool", mla.getCache()) ||
+          !bind("seq_lens", mla.getSeqLens()) ||
+          !bind("block_table", mla.getBlockTable()))
+        return failure();
+      int64_t out = resultIndex(mla.getOutput());
+      if (out < 0) {
+        why = "the output of kv.mla_attention is not returned by the "
+              "function";
+        return failure();
+      }
+      auto cache = cast<kv::LatentCacheType>(mla.getCache().getType());
+      auto grid = decode->getAttrOfType<ArrayAttr>("kv.grid");
+      step["op"] = "mla";
+      step["decode"] = decode.getName().str();
+      step["merge"] = cast<SymbolRefAttr>(kernels[1]).getLeafReference().str();
+      step["out"] = out;
+      step["lse"] = resultIndex(mla.getLse());
+      step["latent_dim"] = cache.getLatentDim();
+      // grid.y: blocks of query rows, the plan's "heads".
+      step["row_blocks"] = cast<IntegerAttr>(grid[1]).getInt();
+      step["page_size"] = cache.getPageSize();
+      for (StringRef c : {"tile_tokens", "max_splits", "sm_count",
+                          "blocks_per_sm", "min_chunk_tokens"})
+        step[c] = constant(decode, ("kv." + c).str());
     } else {
       why = "its " + op.getName().getStringRef().str() +
             " has no graph-runner launch yet";

@@ -182,6 +182,8 @@ mlir::FailureOr<MLADecodeConfig> computeLatentLayout(kv::LatentCacheType type,
 struct MLADecodeSchedule {
   int64_t threads = 0, warps = 0;
   int64_t tileTokens = 0, tilePages = 0, maxSplits = 0;
+  /// The split plan's other limits (rt::DecodePlanLimits), for host code.
+  int64_t smCount = 0, blocksPerSM = 0, minChunkTokens = 0;
   int64_t rowsPerBlock = 0; ///< query rows (heads x Tq) per block
   int64_t sharedBytes = 0;
   RowMapping key, value;

@@ -133,6 +133,9 @@ FailureOr<MLADecodeSchedule> kvopt::gpugen::chooseMLADecodeSchedule(
   int64_t N = s.tileTokens;
   s.tilePages = std::min(N, (N - 1) / cfg.pageSize + 2);
   s.maxSplits = t.maxSplits;
+  s.smCount = t.smCount;
+  s.blocksPerSM = t.decodeBlocksPerSM;
+  s.minChunkTokens = t.minChunkTokens;
   // Rows per block: as many as the accumulators (half the registers) and
   // the static shared memory allow, at most the rows there are.
   int64_t budget = t.decodeRegisterBudget() / 2;
@@ -200,6 +203,9 @@ gpu::GPUFuncOp kvopt::gpugen::buildMLADecodeKernel(gpu::GPUModuleOp module,
   func.setKnownBlockSizeAttr(b.getDenseI32ArrayAttr({int32_t(T), 1, 1}));
   func->setAttr("kv.tile_tokens", b.getI64IntegerAttr(N));
   func->setAttr("kv.max_splits", b.getI64IntegerAttr(s.maxSplits));
+  func->setAttr("kv.sm_count", b.getI64IntegerAttr(s.smCount));
+  func->setAttr("kv.blocks_per_sm", b.getI64IntegerAttr(s.blocksPerSM));
+  func->setAttr("kv.min_chunk_tokens", b.getI64IntegerAttr(s.minChunkTokens));
   func->setAttr("kv.shared_bytes", b.getI64IntegerAttr(s.sharedBytes));
   func->setAttr("kv.rows_per_block", b.getI64IntegerAttr(Rb));
   func->setAttr("kv.arg_names",

@@ -28,11 +28,13 @@ const char *const kAppendOperands[] = {"pool", "positions", "keys", "values",
                                        "block_table"};
 const char *const kAttentionOperands[] = {"q", "pool", "seq_lens",
                                           "block_table"};
+const char *const kMlaOperands[] = {"q_latent", "q_rope", "pool", "seq_lens",
+                                    "block_table"};
 
 } // namespace
 
 struct Graph::Step {
-  enum Kind { Append, Attention, Prefill } kind = Append;
+  enum Kind { Append, Attention, Prefill, Mla } kind = Append;
   /// append, prefill: kernel; attention: decode and merge.
   std::string kernel, decode, merge;
   std::map<std::string, uint32_t> operands; ///< memref name -> argument
@@ -103,6 +105,24 @@ Status parseStep(const json &j, const std::string &where, uint32_t args,
     integer("sm_count", out.limits.smCount);
     integer("blocks_per_sm", out.limits.blocksPerSM);
     integer("min_chunk_tokens", out.limits.minChunkTokens);
+  } else if (op == "mla") {
+    // Decode over a latent cache: "head_dim" is the latent width (the
+    // output and partial rows), "kv_heads" the row blocks of the grid.
+    out.kind = Graph::Step::Mla;
+    names = kMlaOperands;
+    count = 5;
+    r.getString("decode", out.decode, true);
+    r.getString("merge", out.merge, true);
+    result("out", out.out, true);
+    result("lse", out.lse, true);
+    integer("latent_dim", out.headDim);
+    integer("row_blocks", out.kvHeads);
+    integer("page_size", out.pageSize);
+    integer("tile_tokens", out.tileTokens);
+    integer("max_splits", out.limits.maxSplits);
+    integer("sm_count", out.limits.smCount);
+    integer("blocks_per_sm", out.limits.blocksPerSM);
+    integer("min_chunk_tokens", out.limits.minChunkTokens);
   } else if (op == "prefill") {
     out.kind = Graph::Step::Prefill;
     names = kAttentionOperands;
@@ -113,12 +133,12 @@ Status parseStep(const json &j, const std::string &where, uint32_t args,
     integer("head_dim", out.headDim);
   } else if (r.ok()) {
     return parseError(where + ".op: unknown step \"" + op +
-                      "\" (append, attention, prefill)");
+                      "\" (append, attention, prefill, mla)");
   }
   KVOPT_RT_RETURN_IF_ERROR(r.finish());
   if (out.kind == Graph::Step::Prefill && (out.out < 0 || out.headDim < 1))
     return parseError(where + ": out and head_dim must be given");
-  if (out.kind == Graph::Step::Attention &&
+  if ((out.kind == Graph::Step::Attention || out.kind == Graph::Step::Mla) &&
       (out.out < 0 || out.headDim < 1 || out.kvHeads < 1 || out.pageSize < 1 ||
        out.tileTokens < 1 || out.limits.maxSplits < 1 ||
        out.limits.smCount < 1 || out.limits.blocksPerSM < 1))
@@ -286,6 +306,15 @@ Status Graph::load(const std::string &graphPath, const KernelBundle &bundle,
             checkKernel(bundle, s.kernel,
                         {"q", "pool", "block_table", "seq_lens", "out", "lse"},
                         {"max_pages"}, sw));
+      } else if (s.kind == Step::Mla) {
+        KVOPT_RT_RETURN_IF_ERROR(
+            checkKernel(bundle, s.decode,
+                        {"q_latent", "q_rope", "pool", "block_table",
+                         "seq_lens", "part_out", "part_lse"},
+                        {"max_pages", "splits", "chunk_tokens"}, sw));
+        KVOPT_RT_RETURN_IF_ERROR(
+            checkKernel(bundle, s.merge, {"part_out", "part_lse", "out", "lse"},
+                        {"splits"}, sw));
       } else {
         KVOPT_RT_RETURN_IF_ERROR(checkKernel(
             bundle, s.decode,
@@ -350,10 +379,10 @@ Status Graph::run(const std::string &name, const std::vector<GraphBuffer> &args,
     p.maxPages = int64_t(tableEntries / uint64_t(p.batch));
     if (s.kind == Step::Append)
       continue;
-    uint64_t qElems = buf("q").elements;
+    uint64_t qElems = buf(s.kind == Step::Mla ? "q_latent" : "q").elements;
     if (qElems % uint64_t(s.headDim))
       return invalid(where + ": q has " + std::to_string(qElems) +
-                     " elements, not a multiple of head_dim " +
+                     " elements, not a multiple of the row width " +
                      std::to_string(s.headDim));
     p.rows = int64_t(qElems / uint64_t(s.headDim));
     if (results[s.out].elements != qElems)

@@ -11,6 +11,7 @@
 #define KVOPT_TEST_GPU_BUNDLECASE_H
 
 #include "DecodeHarness.h"
+#include "MLAHarness.h"
 
 namespace kvopt::gpu_test {
 
@@ -46,6 +47,17 @@ inline DecodeCase prefillBundleCase() {
   c.causal = true;
   c.appendTokens = 16;
   c.seed = 12;
+  return c;
+}
+
+/// MLA decode over a paged int8 latent cache (DeepSeek's 512 + 64, 16
+/// heads, page 64): the bundle holds mla_decode and merge kernels.
+inline MLACase mlaBundleCase() {
+  MLACase c;
+  c.lengths = {70, 200, 1};
+  c.quant = Encoding{reference::QuantKind::Int8, reference::QuantAxis::Token, 0,
+                     true, reference::ScalarType::F32};
+  c.seed = 13;
   return c;
 }
 

@@ -1,8 +1,8 @@
 //===- BundleCaseMain.cpp - print the bundle test's module ----------------===//
 //
 // Writes decodeModuleText(bundleCase()) to argv[1], or of
-// prefillBundleCase() with argv[2] = "prefill" (build steps of
-// kvopt-gpu-bundle-tests).
+// prefillBundleCase() with argv[2] = "prefill", or mlaBundleCase()'s module
+// with "mla" (build steps of kvopt-gpu-bundle-tests).
 //
 //===----------------------------------------------------------------------===//
 
@@ -13,14 +13,18 @@
 #include <string>
 
 int main(int argc, char **argv) {
-  bool prefill = argc == 3 && std::string(argv[2]) == "prefill";
-  if (argc != 2 && !prefill) {
-    std::cerr << "usage: kvopt-gpu-bundle-case OUT.mlir [prefill]\n";
+  std::string which = argc == 3 ? argv[2] : "";
+  if ((argc != 2 && argc != 3) ||
+      (argc == 3 && which != "prefill" && which != "mla")) {
+    std::cerr << "usage: kvopt-gpu-bundle-case OUT.mlir [prefill|mla]\n";
     return 1;
   }
   std::ofstream os(argv[1]);
-  os << kvopt::gpu_test::decodeModuleText(
-      prefill ? kvopt::gpu_test::prefillBundleCase()
-              : kvopt::gpu_test::bundleCase());
+  using namespace kvopt::gpu_test;
+  if (which == "mla")
+    os << mlaBundleCase().moduleText();
+  else
+    os << decodeModuleText(which == "prefill" ? prefillBundleCase()
+                                              : bundleCase());
   return os ? 0 : 1;
 }

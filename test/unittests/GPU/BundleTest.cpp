@@ -462,6 +462,48 @@ TEST(GpuBundle, SimtSoGraphRunsChunkedPrefill) {
   runGraphStep(sb, g, 2, /*prefill=*/true); // append, prefill
 }
 
+// MLA decode over a paged latent cache through the graph's mla step
+// (mla_decode + merge with the runtime's split plan).
+TEST(GpuBundle, SimtSoGraphRunsMLA) {
+  SimtBundle sb(KVOPT_GPU_MLA_BUNDLE_DIR);
+  ASSERT_TRUE(sb.bundle);
+  std::unique_ptr<rt::Graph> graph;
+  rt::Status s =
+      rt::Graph::load(sb.dir + "/graph.simt.json", *sb.bundle, graph);
+  ASSERT_TRUE(s.isOk()) << s.toString();
+  ASSERT_EQ(graph->functions(), std::vector<std::string>{"mla"});
+  MLACase c = mlaBundleCase();
+  MLAData d = makeMLAData(c);
+  int64_t rows = c.batch() * c.heads * c.queryLen,
+          qb = ref::scalarBytes(c.query), ob = ref::scalarBytes(c.output);
+  Buffers buf(*sb.mem);
+  rt::DeviceAddress out =
+      buf.upload(std::vector<uint8_t>(rows * c.latent * ob, 0xff));
+  rt::DeviceAddress lse = buf.upload(std::vector<float>(rows, NAN));
+  // @mla(%ql, %qr, %c, %lens, %bt) -> (%o, %l)
+  std::vector<rt::GraphBuffer> args = {{buf.upload(d.ql), d.ql.size() / qb},
+                                       {buf.upload(d.qr), d.qr.size() / qb},
+                                       {buf.upload(d.pool), d.pool.size()},
+                                       {buf.upload(d.lens), d.lens.size()},
+                                       {buf.upload(d.table), d.table.size()}};
+  std::vector<rt::GraphBuffer> results = {{out, uint64_t(rows * c.latent)},
+                                          {lse, uint64_t(rows)}};
+  s = graph->run("mla", args, results, *sb.mem, *sb.backend);
+  ASSERT_TRUE(s.isOk()) << s.toString();
+  EXPECT_EQ(sb.launches, 2u) << "mla_decode, merge";
+  EXPECT_EQ(sb.reports, 0u);
+  std::vector<uint8_t> outHost(rows * c.latent * ob);
+  std::vector<float> lseHost(rows);
+  ASSERT_TRUE(sb.mem->copyToHost(outHost.data(), out, outHost.size()).isOk());
+  ASSERT_TRUE(sb.mem->copyToHost(lseHost.data(), lse, rows * 4).isOk());
+  std::string where;
+  EXPECT_LE(worstOutputError(outHost, c.output, d.expected.out.values(),
+                             d.tol.out, lseHost, d.expected.lse.values(),
+                             d.tol.lse, where),
+            1.0)
+      << where;
+}
+
 // Bad calls and bad graph files are errors naming what is wrong, and launch
 // nothing.
 TEST(GpuBundle, GraphRejectsBadCallsAndFiles) {

@@ -73,7 +73,7 @@ llvm::json::Object makeManifest(llvm::StringRef target, llvm::StringRef format,
 /// annotated with kernels, the launches in program order with each kernel
 /// operand bound to a function argument and each kv.attention output to a
 /// function result, and the decode split plan's constants. Functions the
-/// runner cannot run (host computation, MLA) are reported
+/// runner cannot run (host computation) are reported
 /// to `skipped` with the reason and left out.
 llvm::json::Object graphSchedule(
     mlir::ModuleOp module,
