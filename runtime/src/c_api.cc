@@ -10,6 +10,7 @@
 
 #include "kvopt/runtime/bundle.h"
 #include "kvopt/runtime/cache_pool.h"
+#include "kvopt/runtime/graph.h"
 
 #include <new>
 #include <string>
@@ -24,6 +25,9 @@ struct kvopt_backend {
 };
 struct kvopt_bundle {
   std::unique_ptr<KernelBundle> bundle;
+};
+struct kvopt_graph {
+  std::unique_ptr<Graph> graph;
 };
 
 static thread_local std::string lastError;
@@ -365,6 +369,46 @@ kvopt_status kvopt_bundle_launch(const kvopt_bundle *bundle, const char *name,
     KVOPT_C_REQUIRE(bundle);
     KVOPT_C_REQUIRE(name);
     return bundle->bundle->launch(name, params, stream);
+  });
+}
+
+kvopt_status kvopt_graph_load(const char *graph_path,
+                              const kvopt_bundle *bundle, kvopt_graph **out) {
+  return guard([&] {
+    KVOPT_C_REQUIRE(graph_path);
+    KVOPT_C_REQUIRE(bundle);
+    KVOPT_C_REQUIRE(out);
+    *out = nullptr;
+    std::unique_ptr<Graph> g;
+    KVOPT_RT_RETURN_IF_ERROR(Graph::load(graph_path, *bundle->bundle, g));
+    *out = new kvopt_graph{std::move(g)};
+    return Status::ok();
+  });
+}
+
+void kvopt_graph_destroy(kvopt_graph *graph) { delete graph; }
+
+kvopt_status kvopt_graph_run(const kvopt_graph *graph, const char *name,
+                             const kvopt_graph_buffer *args, size_t num_args,
+                             const kvopt_graph_buffer *results,
+                             size_t num_results, const kvopt_pool *pool,
+                             kvopt_backend *backend, kvopt_stream stream) {
+  return guard([&] {
+    KVOPT_C_REQUIRE(graph);
+    KVOPT_C_REQUIRE(name);
+    KVOPT_C_REQUIRE(pool);
+    KVOPT_C_REQUIRE(backend);
+    if (num_args)
+      KVOPT_C_REQUIRE(args);
+    if (num_results)
+      KVOPT_C_REQUIRE(results);
+    std::vector<GraphBuffer> a(num_args), r(num_results);
+    for (size_t i = 0; i < num_args; ++i)
+      a[i] = {args[i].address, args[i].elements};
+    for (size_t i = 0; i < num_results; ++i)
+      r[i] = {results[i].address, results[i].elements};
+    return graph->graph->run(name, a, r, pool->pool->memory(),
+                             *backend->backend, stream);
   });
 }
 

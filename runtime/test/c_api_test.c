@@ -284,6 +284,51 @@ static void testBundle(const char *kernels, const char *dir) {
   CHECK_STATUS(kvopt_bundle_launch(bundle, "nope", params, NULL),
                KVOPT_ERR_NOT_FOUND);
   CHECK_STATUS(kvopt_backend_synchronize(backend, NULL), KVOPT_OK);
+
+  /* Graphs: a missing file, a step whose kernel arguments have no binding,
+   * and an empty graph whose functions are unknown. */
+  kvopt_graph *graph = NULL;
+  snprintf(path, sizeof path, "%s/c_api_no_graph.json", dir);
+  CHECK_STATUS(kvopt_graph_load(path, bundle, &graph), KVOPT_ERR_NOT_FOUND);
+  CHECK(graph == NULL);
+  CHECK_STATUS(kvopt_graph_load(NULL, bundle, &graph),
+               KVOPT_ERR_INVALID_ARGUMENT);
+  snprintf(path, sizeof path, "%s/c_api_graph_bad.json", dir);
+  {
+    FILE *f = fopen(path, "w");
+    if (f) {
+      fprintf(f, "{\"abi_version\": %d, \"functions\": [{\"name\": \"f\", "
+                 "\"args\": 5, \"results\": 0, \"steps\": [{\"op\": "
+                 "\"append\", \"kernel\": \"axpy\", \"operands\": "
+                 "{\"pool\": 0, \"positions\": 1, \"keys\": 2, "
+                 "\"values\": 3, \"block_table\": 4}}]}]}",
+              KVOPT_KERNEL_ABI_VERSION);
+      fclose(f);
+    }
+  }
+  CHECK_STATUS(kvopt_graph_load(path, bundle, &graph), KVOPT_ERR_NOT_FOUND);
+  CHECK(strstr(kvopt_last_error(), "argument y of kernel axpy") != NULL);
+  CHECK(graph == NULL);
+  snprintf(path, sizeof path, "%s/c_api_graph_empty.json", dir);
+  {
+    FILE *f = fopen(path, "w");
+    if (f) {
+      fprintf(f, "{\"abi_version\": %d, \"functions\": []}",
+              KVOPT_KERNEL_ABI_VERSION);
+      fclose(f);
+    }
+  }
+  CHECK_STATUS(kvopt_graph_load(path, bundle, &graph), KVOPT_OK);
+  if (graph) {
+    CHECK_STATUS(kvopt_graph_run(graph, "f", NULL, 0, NULL, 0, pool, backend,
+                                 NULL),
+                 KVOPT_ERR_NOT_FOUND);
+    CHECK(strstr(kvopt_last_error(), "no function f") != NULL);
+    CHECK_STATUS(kvopt_graph_run(graph, "f", NULL, 1, NULL, 0, pool, backend,
+                                 NULL),
+                 KVOPT_ERR_INVALID_ARGUMENT);
+    kvopt_graph_destroy(graph);
+  }
   kvopt_bundle_destroy(bundle);
   kvopt_backend_destroy(backend);
   kvopt_pool_destroy(pool);

@@ -44,6 +44,7 @@ typedef enum kvopt_status {
 typedef struct kvopt_pool kvopt_pool;       /**< a cache pool */
 typedef struct kvopt_backend kvopt_backend; /**< a kernel launch backend */
 typedef struct kvopt_bundle kvopt_bundle;   /**< a loaded kernel bundle */
+typedef struct kvopt_graph kvopt_graph;     /**< a compiled graph's launches */
 typedef void *kvopt_stream;                 /**< NULL: default stream */
 typedef uint64_t kvopt_seq_id;
 
@@ -189,6 +190,28 @@ const char *kvopt_bundle_kernel_name(const kvopt_bundle *bundle, size_t index);
 /** Launches kernel `name`; params[i] points at argument i's value. */
 kvopt_status kvopt_bundle_launch(const kvopt_bundle *bundle, const char *name,
                                  void **params, kvopt_stream stream);
+
+/* Compiled graphs (graph.<target>.json beside a bundle's manifest) -------- */
+
+/** A dense device buffer: address and element count (bytes for a pool). */
+typedef struct kvopt_graph_buffer {
+  uint64_t address;
+  uint64_t elements;
+} kvopt_graph_buffer;
+
+/** Loads `graph_path` and checks it against `bundle`, which must outlive
+ *  the graph. */
+kvopt_status kvopt_graph_load(const char *graph_path,
+                              const kvopt_bundle *bundle, kvopt_graph **out);
+void kvopt_graph_destroy(kvopt_graph *graph);
+/** Runs function `name` of the graph: one buffer per function argument and
+ *  result; split-KV workspace from `pool`'s memory backend; launches on
+ *  `stream` of `backend` (the bundle's) and returns when the step is done. */
+kvopt_status kvopt_graph_run(const kvopt_graph *graph, const char *name,
+                             const kvopt_graph_buffer *args, size_t num_args,
+                             const kvopt_graph_buffer *results,
+                             size_t num_results, const kvopt_pool *pool,
+                             kvopt_backend *backend, kvopt_stream stream);
 
 #ifdef __cplusplus
 }
