@@ -392,16 +392,15 @@ struct SimtBundle {
 
 /// Runs `g` through graph.simt.json's @decode of `sb` and checks pages and
 /// outputs against the reference; `launches` kernels expected.
-void runGraphStep(SimtBundle &sb, GraphStep &g, size_t launches,
-                  bool prefill = false) {
-  ASSERT_TRUE(sb.bundle);
+void runGraphStep(const rt::KernelBundle &bundle, rt::LaunchBackend &backend,
+                  rt::MemoryBackend &mem, const std::string &graphPath,
+                  GraphStep &g, bool prefill = false) {
   std::unique_ptr<rt::Graph> graph;
-  rt::Status s =
-      rt::Graph::load(sb.dir + "/graph.simt.json", *sb.bundle, graph);
+  rt::Status s = rt::Graph::load(graphPath, bundle, graph);
   ASSERT_TRUE(s.isOk()) << s.toString();
   ASSERT_EQ(graph->functions(), std::vector<std::string>{"decode"});
 
-  Buffers buf(*sb.mem);
+  Buffers buf(mem);
   rt::DeviceAddress poolAt = buf.upload(g.pool);
   int64_t rows = g.rows(), D = g.c.headDim;
   rt::DeviceAddress out = buf.upload(std::vector<uint16_t>(rows * D, 0xffff));
@@ -417,19 +416,17 @@ void runGraphStep(SimtBundle &sb, GraphStep &g, size_t launches,
       {buf.upload(g.vRows), g.vRows.size() / 2}};
   std::vector<rt::GraphBuffer> results = {{out, uint64_t(rows * D)},
                                           {lse, uint64_t(rows)}};
-  s = graph->run("decode", args, results, *sb.mem, *sb.backend);
+  s = graph->run("decode", args, results, mem, backend);
   ASSERT_TRUE(s.isOk()) << s.toString();
-  EXPECT_EQ(sb.launches, launches);
-  EXPECT_EQ(sb.reports, 0u) << "race, divergence or bounds reports";
 
   std::vector<uint8_t> got(g.pool.size());
-  ASSERT_TRUE(sb.mem->copyToHost(got.data(), poolAt, got.size()).isOk());
+  ASSERT_TRUE(mem.copyToHost(got.data(), poolAt, got.size()).isOk());
   EXPECT_TRUE(got == g.d.pool) << "pages after the graph's append";
   DecodeRun r;
   std::vector<uint16_t> out16(rows * D);
   r.lse.assign(rows, 0);
-  ASSERT_TRUE(sb.mem->copyToHost(out16.data(), out, rows * D * 2).isOk());
-  ASSERT_TRUE(sb.mem->copyToHost(r.lse.data(), lse, rows * 4).isOk());
+  ASSERT_TRUE(mem.copyToHost(out16.data(), out, rows * D * 2).isOk());
+  ASSERT_TRUE(mem.copyToHost(r.lse.data(), lse, rows * 4).isOk());
   for (uint16_t bits : out16)
     r.out.push_back(float(ref::fromScalarBits(g.c.output, bits)));
   std::string where;
@@ -450,16 +447,24 @@ void runGraphStep(SimtBundle &sb, GraphStep &g, size_t launches,
 
 TEST(GpuBundle, SimtSoGraphRunsTheServingStep) {
   SimtBundle sb;
+  ASSERT_TRUE(sb.bundle);
   GraphStep g;
-  runGraphStep(sb, g, 3); // append, decode, merge
+  runGraphStep(*sb.bundle, *sb.backend, *sb.mem, sb.dir + "/graph.simt.json",
+               g);
+  EXPECT_EQ(sb.launches, 3u) << "append, decode, merge";
+  EXPECT_EQ(sb.reports, 0u) << "race, divergence or bounds reports";
 }
 
 // A chunked-prefill step (16 new tokens appended, 16 causal query rows per
 // head): the graph's prefill step runs the tensor-core kernel.
 TEST(GpuBundle, SimtSoGraphRunsChunkedPrefill) {
   SimtBundle sb(KVOPT_GPU_PREFILL_BUNDLE_DIR);
+  ASSERT_TRUE(sb.bundle);
   GraphStep g(prefillBundleCase());
-  runGraphStep(sb, g, 2, /*prefill=*/true); // append, prefill
+  runGraphStep(*sb.bundle, *sb.backend, *sb.mem, sb.dir + "/graph.simt.json", g,
+               /*prefill=*/true);
+  EXPECT_EQ(sb.launches, 2u) << "append, prefill";
+  EXPECT_EQ(sb.reports, 0u) << "race, divergence or bounds reports";
 }
 
 // MLA decode over a paged latent cache through the graph's mla step
@@ -665,6 +670,9 @@ TEST(GpuBundle, RealGpuMatchesReference) {
   ASSERT_TRUE(s.isOk()) << s.toString();
   checkAppend(*bundle, *cuda, *mem);
   checkAgainstReference(*bundle, *cuda, *mem, "sm_80");
+  // The host side: the same serving step through graph.sm_80.json.
+  GraphStep g;
+  runGraphStep(*bundle, *cuda, *mem, kDir + "/graph.sm_80.json", g);
 }
 
 } // namespace
