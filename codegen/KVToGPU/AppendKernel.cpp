@@ -132,8 +132,19 @@ FailureOr<AppendSchedule> kvopt::gpugen::chooseAppendSchedule(
   // window copies of its earlier tokens; later tokens of the same append
   // overwrite ring slots. One block per sequence orders the two with a
   // barrier.
-  if (channelAxis)
+  if (channelAxis) {
     s.rowsPerBlock = cfg.tokens * l.kvHeads;
+    int64_t lanes = std::max(s.key.lanes, s.value.lanes);
+    int64_t passes = (s.rowsPerBlock * lanes + s.threads - 1) / s.threads;
+    if (passes > t.appendMaxChannelPasses)
+      return emitError() << "GPU append to channel-axis scales writes all "
+                         << cfg.tokens << " x " << l.kvHeads
+                         << " new rows of a sequence in one block: " << passes
+                         << " passes of " << s.threads
+                         << " threads, more than the "
+                         << t.appendMaxChannelPasses << " of " << t.chip
+                         << " (append fewer tokens per kv.append)";
+  }
   return s;
 }
 
@@ -490,19 +501,25 @@ gpu::GPUFuncOp kvopt::gpugen::buildAppendKernel(gpu::GPUModuleOp module,
                   return e.decodeFloat(raw, E, c.element);
                 });
           };
-          auto range = scf::ForOp::create(
-              b, c0, e.idx(g - 1), e.idx(1), ValueRange{xr, xr},
-              [&](OpBuilder &nested, Location, Value u, ValueRange it) {
-                OpBuilder::InsertionGuard guard(b);
-                b.setInsertionPoint(nested.getInsertionBlock(),
-                                    nested.getInsertionPoint());
-                Value v = tokenSlice(e.add(first, u));
-                scf::YieldOp::create(
-                    b, ValueRange{arith::MinimumFOp::create(b, it[0], v),
-                                  arith::MaximumFOp::create(b, it[1], v)});
-              });
-          cpu::QuantParams p = cpu::computeQuantParams(k, q, range.getResult(0),
-                                                       range.getResult(1));
+          // A group of one token has no earlier tokens (and may have no
+          // window): only its own row.
+          Value lo = xr, hi = xr;
+          if (g > 1) {
+            auto range = scf::ForOp::create(
+                b, c0, e.idx(g - 1), e.idx(1), ValueRange{xr, xr},
+                [&](OpBuilder &nested, Location, Value u, ValueRange it) {
+                  OpBuilder::InsertionGuard guard(b);
+                  b.setInsertionPoint(nested.getInsertionBlock(),
+                                      nested.getInsertionPoint());
+                  Value v = tokenSlice(e.add(first, u));
+                  scf::YieldOp::create(
+                      b, ValueRange{arith::MinimumFOp::create(b, it[0], v),
+                                    arith::MaximumFOp::create(b, it[1], v)});
+                });
+            lo = range.getResult(0);
+            hi = range.getResult(1);
+          }
+          cpu::QuantParams p = cpu::computeQuantParams(k, q, lo, hi);
           // Codes of the group's tokens: one page (g divides the page).
           Value firstSlot = e.rem(first, P);
           auto encodeStore = [&](Value u, Value v) {
@@ -514,9 +531,10 @@ gpu::GPUFuncOp kvopt::gpugen::buildAppendKernel(gpu::GPUModuleOp module,
                 e.add(e.add(base, c.dataOffset), e.div(e.mul(el, c.bits), 8)),
                 m.storeBytes);
           };
-          e.forLoop(c0, e.idx(g - 1), e.idx(1), [&](Value u) {
-            encodeStore(u, tokenSlice(e.add(first, u)));
-          });
+          if (g > 1)
+            e.forLoop(c0, e.idx(g - 1), e.idx(1), [&](Value u) {
+              encodeStore(u, tokenSlice(e.add(first, u)));
+            });
           encodeStore(e.idx(g - 1), xr);
           // Per-channel scales (and zero points): [P/g][Hkv][D].
           Value srow = e.add(e.mul(e.div(e.rem(pos, P), g), Hkv), h);

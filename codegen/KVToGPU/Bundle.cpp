@@ -13,7 +13,10 @@
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/BuiltinTypes.h"
 
+#include "llvm/ADT/SmallPtrSet.h"
 #include "llvm/ADT/StringMap.h"
+
+#include <cmath>
 
 using namespace mlir;
 using namespace kvopt;
@@ -240,6 +243,18 @@ FailureOr<llvm::json::Object> functionSchedule(ModuleOp module, func::FuncOp f,
       return i.has_value();
     };
     llvm::json::Object step;
+    // The pool: whole pages, then the batch's window regions.
+    auto poolOf = [&](Value cache) {
+      auto t = cast<kv::KVCacheTypeInterface>(cache.getType());
+      step["page_bytes"] =
+          int64_t(std::llround(t.getBytesPerToken() * double(t.getPageSize())));
+      step["window_bytes"] = t.getFixedBytesPerSequence();
+    };
+    // Query heads x query rows of a [B, H, Tq, D] query tensor.
+    auto rowsPerSequence = [](Value q) {
+      auto t = cast<RankedTensorType>(q.getType());
+      return t.getDimSize(1) * t.getDimSize(2);
+    };
     if (auto append = dyn_cast<kv::AppendOp>(&op)) {
       if (!append.getValues() || !append.getBlockTable()) {
         why = "kv.append without values or a block table";
@@ -253,6 +268,11 @@ FailureOr<llvm::json::Object> functionSchedule(ModuleOp module, func::FuncOp f,
         return failure();
       step["op"] = "append";
       step["kernel"] = cast<SymbolRefAttr>(kernels[0]).getLeafReference().str();
+      auto rows = cast<RankedTensorType>(append.getKeys().getType());
+      step["kv_heads"] = rows.getDimSize(1);
+      step["tokens"] = rows.getDimSize(2);
+      step["head_dim"] = rows.getDimSize(3);
+      poolOf(append.getCache());
     } else if (auto attention = dyn_cast<kv::AttentionOp>(&op)) {
       gpu::GPUFuncOp first = lookupKernel(module, kernels[0]);
       bool prefill = first && kernels.size() == 1 &&
@@ -280,6 +300,8 @@ FailureOr<llvm::json::Object> functionSchedule(ModuleOp module, func::FuncOp f,
         step["out"] = out;
         step["lse"] = resultIndex(attention.getLse());
         step["head_dim"] = cache.getHeadDim();
+        step["rows_per_sequence"] = rowsPerSequence(attention.getQueries());
+        poolOf(attention.getCache());
         step["operands"] = std::move(operands);
         steps.push_back(std::move(step));
         continue;
@@ -291,6 +313,8 @@ FailureOr<llvm::json::Object> functionSchedule(ModuleOp module, func::FuncOp f,
       step["out"] = out;
       step["lse"] = resultIndex(attention.getLse());
       step["head_dim"] = cache.getHeadDim();
+      step["rows_per_sequence"] = rowsPerSequence(attention.getQueries());
+      poolOf(attention.getCache());
       step["kv_heads"] = cache.getKvHeads();
       step["page_size"] = cache.getPageSize();
       for (StringRef c : {"tile_tokens", "max_splits", "sm_count",
@@ -322,6 +346,9 @@ FailureOr<llvm::json::Object> functionSchedule(ModuleOp module, func::FuncOp f,
       step["out"] = out;
       step["lse"] = resultIndex(mla.getLse());
       step["latent_dim"] = cache.getLatentDim();
+      step["rope_dim"] = cache.getRopeDim();
+      step["rows_per_sequence"] = rowsPerSequence(mla.getQLatent());
+      poolOf(mla.getCache());
       // grid.y: blocks of query rows, the plan's "heads".
       step["row_blocks"] = cast<IntegerAttr>(grid[1]).getInt();
       step["page_size"] = cache.getPageSize();
@@ -335,6 +362,21 @@ FailureOr<llvm::json::Object> functionSchedule(ModuleOp module, func::FuncOp f,
     }
     step["operands"] = std::move(operands);
     steps.push_back(std::move(step));
+  }
+  // Every result must be written by exactly one step: a returned argument or
+  // a value returned twice would leave a result buffer unwritten.
+  if (ret) {
+    llvm::SmallPtrSet<void *, 8> seen;
+    for (auto [i, v] : llvm::enumerate(ret.getOperands())) {
+      Operation *def = v.getDefiningOp();
+      bool kvOutput = def && isa<kv::AttentionOp, kv::MLAAttentionOp>(def);
+      if (!kvOutput || !seen.insert(v.getAsOpaquePointer()).second) {
+        why = "result " + std::to_string(i) +
+              (kvOutput ? " repeats another result"
+                        : " is not an attention output");
+        return failure();
+      }
+    }
   }
   llvm::json::Object fn;
   fn["name"] = f.getName().str();

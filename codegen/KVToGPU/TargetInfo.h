@@ -64,6 +64,11 @@ struct TargetInfo {
   int64_t prefillMinRows = 64;
   /// Append: threads per block (several (token, head) rows per block).
   int64_t appendThreads = 128;
+  /// Passes (rows per sequence x lanes / threads) a channel-axis append
+  /// may unroll in its one block per sequence: every pass keeps its row
+  /// slice live across the barrier (measured, KIVI int4 at head dim 128:
+  /// 8 passes 168 registers, 16 passes spill).
+  int64_t appendMaxChannelPasses = 8;
   /// Append: most channels one lane holds (its slice lives in registers).
   int64_t appendMaxLaneElems = 64;
 

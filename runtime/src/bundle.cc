@@ -291,5 +291,9 @@ Status KernelBundle::launch(const std::string &name, void **params,
                           params, stream);
 }
 
+Status KernelBundle::synchronize(StreamHandle stream) const {
+  return backend_->synchronize(stream);
+}
+
 } // namespace rt
 } // namespace kvopt

@@ -392,12 +392,11 @@ kvopt_status kvopt_graph_run(const kvopt_graph *graph, const char *name,
                              const kvopt_graph_buffer *args, size_t num_args,
                              const kvopt_graph_buffer *results,
                              size_t num_results, const kvopt_pool *pool,
-                             kvopt_backend *backend, kvopt_stream stream) {
+                             kvopt_stream stream) {
   return guard([&] {
     KVOPT_C_REQUIRE(graph);
     KVOPT_C_REQUIRE(name);
     KVOPT_C_REQUIRE(pool);
-    KVOPT_C_REQUIRE(backend);
     if (num_args)
       KVOPT_C_REQUIRE(args);
     if (num_results)
@@ -407,8 +406,7 @@ kvopt_status kvopt_graph_run(const kvopt_graph *graph, const char *name,
       a[i] = {args[i].address, args[i].elements};
     for (size_t i = 0; i < num_results; ++i)
       r[i] = {results[i].address, results[i].elements};
-    return graph->graph->run(name, a, r, pool->pool->memory(),
-                             *backend->backend, stream);
+    return graph->graph->run(name, a, r, pool->pool->memory(), stream);
   });
 }
 

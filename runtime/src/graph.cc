@@ -40,6 +40,11 @@ struct Graph::Step {
   std::map<std::string, uint32_t> operands; ///< memref name -> argument
   int64_t out = -1, lse = -1;               ///< result indices
   int64_t headDim = 0, kvHeads = 0, pageSize = 0, tileTokens = 0;
+  /// Rows per sequence (query heads x query rows), the RoPE width (MLA),
+  /// new tokens and KV heads (append).
+  int64_t rowsPerSequence = 0, ropeDim = 0, tokens = 0, appendHeads = 0;
+  /// The pool's page and per-sequence window bytes.
+  int64_t pageBytes = 0, windowBytes = 0;
   DecodePlanLimits limits;
 };
 
@@ -86,9 +91,18 @@ Status parseStep(const json &j, const std::string &where, uint32_t args,
   };
   const char *const *names = kAppendOperands;
   size_t count = 5;
+  integer("page_bytes", out.pageBytes);
+  {
+    uint64_t w = 0;
+    if (r.getUnsigned("window_bytes", w, true, UINT32_MAX))
+      out.windowBytes = int64_t(w);
+  }
   if (op == "append") {
     out.kind = Graph::Step::Append;
     r.getString("kernel", out.kernel, true);
+    integer("tokens", out.tokens);
+    integer("kv_heads", out.appendHeads);
+    integer("head_dim", out.headDim);
   } else if (op == "attention") {
     out.kind = Graph::Step::Attention;
     names = kAttentionOperands;
@@ -98,6 +112,7 @@ Status parseStep(const json &j, const std::string &where, uint32_t args,
     result("out", out.out, true);
     result("lse", out.lse, true);
     integer("head_dim", out.headDim);
+    integer("rows_per_sequence", out.rowsPerSequence);
     integer("kv_heads", out.kvHeads);
     integer("page_size", out.pageSize);
     integer("tile_tokens", out.tileTokens);
@@ -116,6 +131,8 @@ Status parseStep(const json &j, const std::string &where, uint32_t args,
     result("out", out.out, true);
     result("lse", out.lse, true);
     integer("latent_dim", out.headDim);
+    integer("rope_dim", out.ropeDim);
+    integer("rows_per_sequence", out.rowsPerSequence);
     integer("row_blocks", out.kvHeads);
     integer("page_size", out.pageSize);
     integer("tile_tokens", out.tileTokens);
@@ -131,13 +148,24 @@ Status parseStep(const json &j, const std::string &where, uint32_t args,
     result("out", out.out, true);
     result("lse", out.lse, true);
     integer("head_dim", out.headDim);
+    integer("rows_per_sequence", out.rowsPerSequence);
   } else if (r.ok()) {
     return parseError(where + ".op: unknown step \"" + op +
                       "\" (append, attention, prefill, mla)");
   }
   KVOPT_RT_RETURN_IF_ERROR(r.finish());
-  if (out.kind == Graph::Step::Prefill && (out.out < 0 || out.headDim < 1))
-    return parseError(where + ": out and head_dim must be given");
+  if (out.pageBytes < 1)
+    return parseError(where + ".page_bytes: must be >= 1");
+  if (out.kind == Graph::Step::Append &&
+      (out.tokens < 1 || out.appendHeads < 1 || out.headDim < 1))
+    return parseError(where + ": tokens, kv_heads and head_dim must be >= 1");
+  if (out.kind != Graph::Step::Append &&
+      (out.out < 0 || out.headDim < 1 || out.rowsPerSequence < 1))
+    return parseError(where +
+                      ": out, the row width and rows_per_sequence must be "
+                      "given and positive");
+  if (out.kind == Graph::Step::Mla && out.ropeDim < 1)
+    return parseError(where + ".rope_dim: must be >= 1");
   if ((out.kind == Graph::Step::Attention || out.kind == Graph::Step::Mla) &&
       (out.out < 0 || out.headDim < 1 || out.kvHeads < 1 || out.pageSize < 1 ||
        out.tileTokens < 1 || out.limits.maxSplits < 1 ||
@@ -334,8 +362,7 @@ Status Graph::load(const std::string &graphPath, const KernelBundle &bundle,
 
 Status Graph::run(const std::string &name, const std::vector<GraphBuffer> &args,
                   const std::vector<GraphBuffer> &results,
-                  MemoryBackend &workspace, LaunchBackend &backend,
-                  StreamHandle stream) const {
+                  MemoryBackend &workspace, StreamHandle stream) const {
   const Function *f = nullptr;
   for (const Function &fn : functions_)
     if (fn.name == name)
@@ -354,17 +381,27 @@ Status Graph::run(const std::string &name, const std::vector<GraphBuffer> &args,
     return info;
   };
 
-  // Check every step's shapes before launching anything.
+  // Check every step's buffers before launching anything.
   struct Planned {
     int64_t batch = 0, maxPages = 0, rows = 0;
     DecodePlan plan;
+    GraphBuffer partOut, partLse, lse; ///< workspace (attention, MLA)
   };
   std::vector<Planned> planned(f->steps.size());
+  std::map<uint32_t, int64_t> poolBatch; // pool argument -> batch
   for (size_t i = 0; i < f->steps.size(); ++i) {
     const Step &s = f->steps[i];
     std::string where = "run " + name + " step " + std::to_string(i);
     auto buf = [&](const char *operand) {
       return args[s.operands.at(operand)];
+    };
+    auto expect = [&](const GraphBuffer &b, uint64_t elements,
+                      const std::string &what) {
+      if (b.elements == elements)
+        return Status::ok();
+      return invalid(where + ": " + what + " has " +
+                     std::to_string(b.elements) + " elements, expected " +
+                     std::to_string(elements));
     };
     Planned &p = planned[i];
     const char *batchOperand =
@@ -377,24 +414,47 @@ Status Graph::run(const std::string &name, const std::vector<GraphBuffer> &args,
                      " entries, not a multiple of the batch " +
                      std::to_string(p.batch) + " (" + batchOperand + ")");
     p.maxPages = int64_t(tableEntries / uint64_t(p.batch));
-    if (s.kind == Step::Append)
+    // The pool: whole pages, then the batch's window regions, 256-byte
+    // aligned (the kernels' vector loads rely on it).
+    GraphBuffer pool = buf("pool");
+    uint64_t windows = uint64_t(p.batch) * uint64_t(s.windowBytes);
+    if (pool.address % 256 || pool.elements < windows ||
+        (pool.elements - windows) % uint64_t(s.pageBytes))
+      return invalid(where + ": pool of " + std::to_string(pool.elements) +
+                     " bytes at " + std::to_string(pool.address) +
+                     " is not 256-byte aligned whole pages of " +
+                     std::to_string(s.pageBytes) + " bytes then " +
+                     std::to_string(p.batch) + " window regions of " +
+                     std::to_string(s.windowBytes));
+    // Window regions are addressed by batch row: every step on a pool must
+    // see the same batch.
+    auto [it, fresh] = poolBatch.emplace(s.operands.at("pool"), p.batch);
+    if (!fresh && it->second != p.batch && s.windowBytes)
+      return invalid(where + ": batch " + std::to_string(p.batch) +
+                     " differs from an earlier step's " +
+                     std::to_string(it->second) + " on the same pool");
+    if (s.kind == Step::Append) {
+      uint64_t rowsIn = uint64_t(p.batch) * uint64_t(s.appendHeads) *
+                        uint64_t(s.tokens) * uint64_t(s.headDim);
+      KVOPT_RT_RETURN_IF_ERROR(expect(buf("keys"), rowsIn, "keys"));
+      KVOPT_RT_RETURN_IF_ERROR(expect(buf("values"), rowsIn, "values"));
       continue;
-    uint64_t qElems = buf(s.kind == Step::Mla ? "q_latent" : "q").elements;
-    if (qElems % uint64_t(s.headDim))
-      return invalid(where + ": q has " + std::to_string(qElems) +
-                     " elements, not a multiple of the row width " +
-                     std::to_string(s.headDim));
-    p.rows = int64_t(qElems / uint64_t(s.headDim));
-    if (results[s.out].elements != qElems)
-      return invalid(where + ": result " + std::to_string(s.out) + " has " +
-                     std::to_string(results[s.out].elements) +
-                     " elements, the attention output needs " +
-                     std::to_string(qElems));
-    if (s.lse >= 0 && results[s.lse].elements != uint64_t(p.rows))
-      return invalid(where + ": result " + std::to_string(s.lse) + " has " +
-                     std::to_string(results[s.lse].elements) +
-                     " elements, the log-sum-exp needs " +
-                     std::to_string(p.rows));
+    }
+    p.rows = p.batch * s.rowsPerSequence;
+    uint64_t qElems = uint64_t(p.rows) * uint64_t(s.headDim);
+    KVOPT_RT_RETURN_IF_ERROR(expect(buf(s.kind == Step::Mla ? "q_latent" : "q"),
+                                    qElems,
+                                    s.kind == Step::Mla ? "q_latent" : "q"));
+    if (s.kind == Step::Mla)
+      KVOPT_RT_RETURN_IF_ERROR(expect(
+          buf("q_rope"), uint64_t(p.rows) * uint64_t(s.ropeDim), "q_rope"));
+    KVOPT_RT_RETURN_IF_ERROR(
+        expect(results[s.out], qElems,
+               "result " + std::to_string(s.out) + " (the attention output)"));
+    if (s.lse >= 0)
+      KVOPT_RT_RETURN_IF_ERROR(
+          expect(results[s.lse], uint64_t(p.rows),
+                 "result " + std::to_string(s.lse) + " (the log-sum-exp)"));
     if (s.kind == Step::Prefill)
       continue;
     // Planned from the capacity the block table covers (lengths live on
@@ -404,62 +464,79 @@ Status Graph::run(const std::string &name, const std::vector<GraphBuffer> &args,
                               p.maxPages * s.pageSize, s.tileTokens);
   }
 
+  // The workspace, before the first launch.
   Workspace ws(workspace);
   for (size_t i = 0; i < f->steps.size(); ++i) {
     const Step &s = f->steps[i];
-    const Planned &p = planned[i];
-    std::map<std::string, GraphBuffer> memrefs;
-    for (const auto &[operand, arg] : s.operands)
-      memrefs[operand] = args[arg];
-    Params params;
-    if (s.kind == Step::Append) {
-      KVOPT_RT_RETURN_IF_ERROR(
-          params.pack(*kernel(s.kernel), memrefs, {{"max_pages", p.maxPages}}));
-      KVOPT_RT_RETURN_IF_ERROR(
-          bundle_->launch(s.kernel, params.data(), stream));
+    Planned &p = planned[i];
+    if (s.kind == Step::Append)
       continue;
-    }
-    GraphBuffer lse;
-    if (s.lse >= 0) {
-      lse = results[s.lse];
+    if (s.lse < 0) {
+      p.lse.elements = uint64_t(p.rows);
+      KVOPT_RT_RETURN_IF_ERROR(ws.allocate(p.lse.elements * 4, p.lse.address));
     } else {
-      lse.elements = uint64_t(p.rows);
-      KVOPT_RT_RETURN_IF_ERROR(ws.allocate(lse.elements * 4, lse.address));
+      p.lse = results[s.lse];
     }
-    if (s.kind == Step::Prefill) {
-      memrefs["out"] = results[s.out];
-      memrefs["lse"] = lse;
-      KVOPT_RT_RETURN_IF_ERROR(
-          params.pack(*kernel(s.kernel), memrefs, {{"max_pages", p.maxPages}}));
-      KVOPT_RT_RETURN_IF_ERROR(
-          bundle_->launch(s.kernel, params.data(), stream));
+    if (s.kind == Step::Prefill)
       continue;
-    }
     uint64_t parts = uint64_t(p.rows) * uint64_t(p.plan.splits);
-    GraphBuffer partOut{0, parts * uint64_t(s.headDim)}, partLse{0, parts};
+    p.partOut.elements = parts * uint64_t(s.headDim);
+    p.partLse.elements = parts;
     KVOPT_RT_RETURN_IF_ERROR(
-        ws.allocate(partOut.elements * 4, partOut.address));
+        ws.allocate(p.partOut.elements * 4, p.partOut.address));
     KVOPT_RT_RETURN_IF_ERROR(
-        ws.allocate(partLse.elements * 4, partLse.address));
-    memrefs["part_out"] = partOut;
-    memrefs["part_lse"] = partLse;
-    KVOPT_RT_RETURN_IF_ERROR(
-        params.pack(*kernel(s.decode), memrefs,
-                    {{"max_pages", p.maxPages},
-                     {"splits", p.plan.splits},
-                     {"chunk_tokens", p.plan.chunkTokens}}));
-    KVOPT_RT_RETURN_IF_ERROR(bundle_->launch(s.decode, params.data(), stream));
-    std::map<std::string, GraphBuffer> mm = {{"part_out", partOut},
-                                             {"part_lse", partLse},
-                                             {"out", results[s.out]},
-                                             {"lse", lse}};
-    Params mp;
-    KVOPT_RT_RETURN_IF_ERROR(
-        mp.pack(*kernel(s.merge), mm, {{"splits", p.plan.splits}}));
-    KVOPT_RT_RETURN_IF_ERROR(bundle_->launch(s.merge, mp.data(), stream));
+        ws.allocate(p.partLse.elements * 4, p.partLse.address));
   }
-  // The workspace is released when this returns: wait for the step.
-  return backend.synchronize(stream);
+
+  // Launch; on a failure after the first launch, wait for what was queued
+  // before the workspace goes.
+  auto launchAll = [&]() -> Status {
+    for (size_t i = 0; i < f->steps.size(); ++i) {
+      const Step &s = f->steps[i];
+      const Planned &p = planned[i];
+      std::map<std::string, GraphBuffer> memrefs;
+      for (const auto &[operand, arg] : s.operands)
+        memrefs[operand] = args[arg];
+      Params params;
+      if (s.kind == Step::Append) {
+        KVOPT_RT_RETURN_IF_ERROR(params.pack(*kernel(s.kernel), memrefs,
+                                             {{"max_pages", p.maxPages}}));
+        KVOPT_RT_RETURN_IF_ERROR(
+            bundle_->launch(s.kernel, params.data(), stream));
+        continue;
+      }
+      if (s.kind == Step::Prefill) {
+        memrefs["out"] = results[s.out];
+        memrefs["lse"] = p.lse;
+        KVOPT_RT_RETURN_IF_ERROR(params.pack(*kernel(s.kernel), memrefs,
+                                             {{"max_pages", p.maxPages}}));
+        KVOPT_RT_RETURN_IF_ERROR(
+            bundle_->launch(s.kernel, params.data(), stream));
+        continue;
+      }
+      memrefs["part_out"] = p.partOut;
+      memrefs["part_lse"] = p.partLse;
+      KVOPT_RT_RETURN_IF_ERROR(
+          params.pack(*kernel(s.decode), memrefs,
+                      {{"max_pages", p.maxPages},
+                       {"splits", p.plan.splits},
+                       {"chunk_tokens", p.plan.chunkTokens}}));
+      KVOPT_RT_RETURN_IF_ERROR(
+          bundle_->launch(s.decode, params.data(), stream));
+      std::map<std::string, GraphBuffer> mm = {{"part_out", p.partOut},
+                                               {"part_lse", p.partLse},
+                                               {"out", results[s.out]},
+                                               {"lse", p.lse}};
+      Params mp;
+      KVOPT_RT_RETURN_IF_ERROR(
+          mp.pack(*kernel(s.merge), mm, {{"splits", p.plan.splits}}));
+      KVOPT_RT_RETURN_IF_ERROR(bundle_->launch(s.merge, mp.data(), stream));
+    }
+    return Status::ok();
+  };
+  Status launched = launchAll();
+  Status waited = bundle_->synchronize(stream);
+  return launched.isOk() ? waited : launched;
 }
 
 } // namespace rt

@@ -297,11 +297,14 @@ static void testBundle(const char *kernels, const char *dir) {
   {
     FILE *f = fopen(path, "w");
     if (f) {
-      fprintf(f, "{\"abi_version\": %d, \"functions\": [{\"name\": \"f\", "
-                 "\"args\": 5, \"results\": 0, \"steps\": [{\"op\": "
-                 "\"append\", \"kernel\": \"axpy\", \"operands\": "
-                 "{\"pool\": 0, \"positions\": 1, \"keys\": 2, "
-                 "\"values\": 3, \"block_table\": 4}}]}]}",
+      fprintf(f,
+              "{\"abi_version\": %d, \"functions\": [{\"name\": \"f\", "
+              "\"args\": 5, \"results\": 0, \"steps\": [{\"op\": "
+              "\"append\", \"kernel\": \"axpy\", \"page_bytes\": 16, "
+              "\"window_bytes\": 0, \"tokens\": 1, \"kv_heads\": 1, "
+              "\"head_dim\": 1, \"operands\": "
+              "{\"pool\": 0, \"positions\": 1, \"keys\": 2, "
+              "\"values\": 3, \"block_table\": 4}}]}]}",
               KVOPT_KERNEL_ABI_VERSION);
       fclose(f);
     }
@@ -320,12 +323,10 @@ static void testBundle(const char *kernels, const char *dir) {
   }
   CHECK_STATUS(kvopt_graph_load(path, bundle, &graph), KVOPT_OK);
   if (graph) {
-    CHECK_STATUS(kvopt_graph_run(graph, "f", NULL, 0, NULL, 0, pool, backend,
-                                 NULL),
+    CHECK_STATUS(kvopt_graph_run(graph, "f", NULL, 0, NULL, 0, pool, NULL),
                  KVOPT_ERR_NOT_FOUND);
     CHECK(strstr(kvopt_last_error(), "no function f") != NULL);
-    CHECK_STATUS(kvopt_graph_run(graph, "f", NULL, 1, NULL, 0, pool, backend,
-                                 NULL),
+    CHECK_STATUS(kvopt_graph_run(graph, "f", NULL, 1, NULL, 0, pool, NULL),
                  KVOPT_ERR_INVALID_ARGUMENT);
     kvopt_graph_destroy(graph);
   }

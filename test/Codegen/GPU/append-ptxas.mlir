@@ -6,7 +6,7 @@
 // RUN: %ptxas -v -arch=sm_80 %t/kernels.sm_80.ptx -o %t/k80.cubin 2>&1 | FileCheck %s
 // RUN: %ptxas -v -arch=sm_90 %t/kernels.sm_90.ptx -o %t/k90.cubin 2>&1 | FileCheck %s
 // CHECK-NOT: bytes stack frame, {{[1-9]}}
-// CHECK-COUNT-8: 0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+// CHECK-COUNT-9: 0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
 // CHECK-NOT: {{[1-9][0-9]* bytes (stack frame|spill)}}
 
 // int4 groups of 32 (8 lanes per group), RoPE on the keys, decode step.
@@ -52,9 +52,16 @@ func.func @kivi_rope(%c: !kv.cache<kv_heads = 8, head_dim = 128, capacity = 4096
   return
 }
 
-// A 20-token chunk into channel-axis int8 keys with sinks (one block per
+// A 16-token chunk into channel-axis int8 keys with sinks (one block per
 // sequence) and token-axis values with sinks.
-func.func @channel_chunk(%c: !kv.cache<kv_heads = 2, head_dim = 64, capacity = 4096, element = bf16, layout = #kv.layout<paged, page_size = 32>, key = #kv.quant<int8, axis = channel, group = 8, scale = f32, recent = 7, sinks = 3>, value = #kv.quant<int8, sinks = 4>>, %pos: tensor<?xi32>, %k: tensor<?x2x20x64xbf16>, %v: tensor<?x2x20x64xbf16>, %bt: tensor<?x128xi32>) {
-  kv.append %c[%pos], %k, %v block_table %bt : !kv.cache<kv_heads = 2, head_dim = 64, capacity = 4096, element = bf16, layout = #kv.layout<paged, page_size = 32>, key = #kv.quant<int8, axis = channel, group = 8, scale = f32, recent = 7, sinks = 3>, value = #kv.quant<int8, sinks = 4>>, tensor<?xi32>, tensor<?x2x20x64xbf16>, tensor<?x2x20x64xbf16>, tensor<?x128xi32>
+func.func @channel_chunk(%c: !kv.cache<kv_heads = 2, head_dim = 64, capacity = 4096, element = bf16, layout = #kv.layout<paged, page_size = 32>, key = #kv.quant<int8, axis = channel, group = 8, scale = f32, recent = 7, sinks = 3>, value = #kv.quant<int8, sinks = 4>>, %pos: tensor<?xi32>, %k: tensor<?x2x16x64xbf16>, %v: tensor<?x2x16x64xbf16>, %bt: tensor<?x128xi32>) {
+  kv.append %c[%pos], %k, %v block_table %bt : !kv.cache<kv_heads = 2, head_dim = 64, capacity = 4096, element = bf16, layout = #kv.layout<paged, page_size = 32>, key = #kv.quant<int8, axis = channel, group = 8, scale = f32, recent = 7, sinks = 3>, value = #kv.quant<int8, sinks = 4>>, tensor<?xi32>, tensor<?x2x16x64xbf16>, tensor<?x2x16x64xbf16>, tensor<?x128xi32>
+  return
+}
+
+// KIVI with a 4-token chunk: 8 passes in the one block per sequence, the
+// most the target allows (appendMaxChannelPasses).
+func.func @kivi_chunk4(%c: !kv.cache<kv_heads = 8, head_dim = 128, capacity = 4096, element = f16, layout = #kv.layout<paged, page_size = 16>, key = #kv.quant<int4, axis = channel, group = 16, symmetric = false, scale = f16, recent = 16>, value = #kv.quant<int4, group = 32, symmetric = false, scale = f16, recent = 16, sinks = 4>>, %pos: tensor<?xi32>, %k: tensor<?x8x4x128xf16>, %v: tensor<?x8x4x128xf16>, %bt: tensor<?x256xi32>) {
+  kv.append %c[%pos], %k, %v block_table %bt {rope_theta = 10000.0 : f64} : !kv.cache<kv_heads = 8, head_dim = 128, capacity = 4096, element = f16, layout = #kv.layout<paged, page_size = 16>, key = #kv.quant<int4, axis = channel, group = 16, symmetric = false, scale = f16, recent = 16>, value = #kv.quant<int4, group = 32, symmetric = false, scale = f16, recent = 16, sinks = 4>>, tensor<?xi32>, tensor<?x8x4x128xf16>, tensor<?x8x4x128xf16>, tensor<?x256xi32>
   return
 }

@@ -87,3 +87,12 @@ func.func @rows_quantized_d256(%q: tensor<1x4x16x256xf16>, %c: !kv.cache<kv_head
   %o = kv.attention %q, %c, %lens block_table %bt {causal} : (tensor<1x4x16x256xf16>, !kv.cache<kv_heads = 1, head_dim = 256, capacity = 64, element = f16, layout = #kv.layout<paged, page_size = 16>, key = #kv.quant<int8>>, tensor<1xi32>, tensor<1x4xi32>) -> tensor<1x4x16x256xf16>
   return %o : tensor<1x4x16x256xf16>
 }
+
+// -----
+
+// Channel-axis appends run one block per sequence; too many new rows.
+func.func @kivi_chunk8(%c: !kv.cache<kv_heads = 8, head_dim = 128, capacity = 4096, element = f16, layout = #kv.layout<paged, page_size = 16>, key = #kv.quant<int4, axis = channel, group = 16, symmetric = false, scale = f16, recent = 16>, value = #kv.quant<int4, group = 32, symmetric = false, scale = f16, recent = 16, sinks = 4>>, %pos: tensor<?xi32>, %k: tensor<?x8x8x128xf16>, %v: tensor<?x8x8x128xf16>, %bt: tensor<?x256xi32>) {
+  // CHECK: error: 'kv.append' op GPU append to channel-axis scales writes all 8 x 8 new rows of a sequence in one block: 16 passes of 128 threads, more than the 8 of sm_80 (append fewer tokens per kv.append)
+  kv.append %c[%pos], %k, %v block_table %bt {rope_theta = 10000.0 : f64} : !kv.cache<kv_heads = 8, head_dim = 128, capacity = 4096, element = f16, layout = #kv.layout<paged, page_size = 16>, key = #kv.quant<int4, axis = channel, group = 16, symmetric = false, scale = f16, recent = 16>, value = #kv.quant<int4, group = 32, symmetric = false, scale = f16, recent = 16, sinks = 4>>, tensor<?xi32>, tensor<?x8x8x128xf16>, tensor<?x8x8x128xf16>, tensor<?x256xi32>
+  return
+}

@@ -564,13 +564,17 @@ TEST(GpuAppend, ChannelAxisGroups) {
              Encoding{QuantKind::Int4, A::Channel, 16, false, ScalarType::F16},
              16, 0),
          windowedEnc(enc(QuantKind::Int4, 32, false), 16, 0)},
-        {64, 32, 20, 8,
+        {64, 32, 10, 8,
          windowedEnc(
              Encoding{QuantKind::Int8, A::Channel, 8, true, ScalarType::F32}, 7,
              3),
          windowedEnc(
              Encoding{QuantKind::Int2, A::Channel, 4, false, ScalarType::BF16},
              5, 0)},
+        // Groups of one token need no window: each token is its own group.
+        {64, 16, 3, 1,
+         Encoding{QuantKind::Int8, A::Channel, 1, true, ScalarType::F32},
+         enc(QuantKind::Int8, 0, true)},
         {96, 16, 3, 4,
          windowedEnc(
              Encoding{QuantKind::Int2, A::Channel, 4, false, ScalarType::F16},

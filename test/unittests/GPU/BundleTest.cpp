@@ -416,7 +416,7 @@ void runGraphStep(const rt::KernelBundle &bundle, rt::LaunchBackend &backend,
       {buf.upload(g.vRows), g.vRows.size() / 2}};
   std::vector<rt::GraphBuffer> results = {{out, uint64_t(rows * D)},
                                           {lse, uint64_t(rows)}};
-  s = graph->run("decode", args, results, mem, backend);
+  s = graph->run("decode", args, results, mem);
   ASSERT_TRUE(s.isOk()) << s.toString();
 
   std::vector<uint8_t> got(g.pool.size());
@@ -493,7 +493,7 @@ TEST(GpuBundle, SimtSoGraphRunsMLA) {
                                        {buf.upload(d.table), d.table.size()}};
   std::vector<rt::GraphBuffer> results = {{out, uint64_t(rows * c.latent)},
                                           {lse, uint64_t(rows)}};
-  s = graph->run("mla", args, results, *sb.mem, *sb.backend);
+  s = graph->run("mla", args, results, *sb.mem);
   ASSERT_TRUE(s.isOk()) << s.toString();
   EXPECT_EQ(sb.launches, 2u) << "mla_decode, merge";
   EXPECT_EQ(sb.reports, 0u);
@@ -520,13 +520,13 @@ TEST(GpuBundle, GraphRejectsBadCallsAndFiles) {
   GraphStep g;
   Buffers buf(*sb.mem);
   std::vector<rt::GraphBuffer> args(7, rt::GraphBuffer{}), results(2);
-  rt::Status s = graph->run("decode", std::vector<rt::GraphBuffer>(6), results,
-                            *sb.mem, *sb.backend);
+  rt::Status s =
+      graph->run("decode", std::vector<rt::GraphBuffer>(6), results, *sb.mem);
   EXPECT_EQ(s.code(), rt::StatusCode::InvalidArgument) << s.toString();
   EXPECT_NE(s.message().find("expected 7 argument and 2 result"),
             std::string::npos)
       << s.toString();
-  s = graph->run("prefill", args, results, *sb.mem, *sb.backend);
+  s = graph->run("prefill", args, results, *sb.mem);
   EXPECT_EQ(s.code(), rt::StatusCode::NotFound) << s.toString();
   // A block table that is not batch x max_pages.
   args = {{buf.upload(g.d.q16), g.d.q16.size()},
@@ -539,18 +539,44 @@ TEST(GpuBundle, GraphRejectsBadCallsAndFiles) {
   int64_t rows = g.rows(), D = g.c.headDim;
   results = {{buf.upload(std::vector<uint16_t>(rows * D)), uint64_t(rows * D)},
              {buf.upload(std::vector<float>(rows)), uint64_t(rows)}};
-  s = graph->run("decode", args, results, *sb.mem, *sb.backend);
+  s = graph->run("decode", args, results, *sb.mem);
   EXPECT_EQ(s.code(), rt::StatusCode::InvalidArgument) << s.toString();
   EXPECT_NE(s.message().find("block_table has"), std::string::npos)
       << s.toString();
   // An output of the wrong size.
   args[3].elements = g.d.table.size();
   results[0].elements -= 1;
-  s = graph->run("decode", args, results, *sb.mem, *sb.backend);
+  s = graph->run("decode", args, results, *sb.mem);
   EXPECT_EQ(s.code(), rt::StatusCode::InvalidArgument) << s.toString();
-  EXPECT_NE(s.message().find("attention output needs"), std::string::npos)
+  EXPECT_NE(s.message().find("(the attention output) has"), std::string::npos)
       << s.toString();
+  results[0].elements += 1;
+  // Fewer queries than the batch's rows, and new keys of the wrong size.
+  args[0].elements -= D;
+  s = graph->run("decode", args, results, *sb.mem);
+  EXPECT_EQ(s.code(), rt::StatusCode::InvalidArgument) << s.toString();
+  EXPECT_NE(s.message().find("q has"), std::string::npos) << s.toString();
+  args[0].elements += D;
+  args[5].elements -= 1;
+  s = graph->run("decode", args, results, *sb.mem);
+  EXPECT_EQ(s.code(), rt::StatusCode::InvalidArgument) << s.toString();
+  EXPECT_NE(s.message().find("keys has"), std::string::npos) << s.toString();
+  args[5].elements += 1;
+  // A pool that is not whole pages, or not 256-byte aligned.
+  args[1].elements -= 1;
+  s = graph->run("decode", args, results, *sb.mem);
+  EXPECT_EQ(s.code(), rt::StatusCode::InvalidArgument) << s.toString();
+  EXPECT_NE(s.message().find("whole pages"), std::string::npos) << s.toString();
+  args[1].elements += 1;
+  args[1].address += 16;
+  s = graph->run("decode", args, results, *sb.mem);
+  EXPECT_EQ(s.code(), rt::StatusCode::InvalidArgument) << s.toString();
+  args[1].address -= 16;
   EXPECT_EQ(sb.launches, 0u) << "nothing launched on a bad call";
+  // And with every buffer right, the step runs.
+  s = graph->run("decode", args, results, *sb.mem);
+  EXPECT_TRUE(s.isOk()) << s.toString();
+  EXPECT_EQ(sb.launches, 3u);
 
   // Files: an unknown step, a kernel the bundle lacks, an operand out of
   // range, a missing file.

@@ -91,6 +91,8 @@ public:
   /// Launches kernel `name` with grid/block from its rules.
   Status launch(const std::string &name, void **params,
                 StreamHandle stream = nullptr) const;
+  /// Waits for the work queued on `stream` of the bundle's backend.
+  Status synchronize(StreamHandle stream = nullptr) const;
 
 private:
   KernelBundle() = default;

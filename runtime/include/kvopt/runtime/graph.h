@@ -49,15 +49,16 @@ public:
   std::vector<std::string> functions() const;
 
   /// Runs function `name`: `args[i]` is argument i (a cache argument is its
-  /// page pool), `results[i]` the buffer result i is written to. Partial
-  /// states of split-KV decode come from `workspace` (allocated for the
-  /// step and released after it). Launches on `stream` of `backend` (the
-  /// bundle's) and returns once the step has completed. InvalidArgument
-  /// (naming the function and operand) on wrong buffer counts or sizes;
-  /// nothing is launched then.
+  /// page pool: whole pages, then the batch's window regions, 256-byte
+  /// aligned), `results[i]` the buffer result i is written to. Partial
+  /// states of split-KV decode come from `workspace`, allocated before the
+  /// first launch and released after the step. Launches on `stream` of the
+  /// bundle's backend and returns once the step has completed, also when a
+  /// launch fails. InvalidArgument (naming function, step and operand) on
+  /// wrong buffer counts, sizes or alignment; nothing is launched then.
   Status run(const std::string &name, const std::vector<GraphBuffer> &args,
              const std::vector<GraphBuffer> &results, MemoryBackend &workspace,
-             LaunchBackend &backend, StreamHandle stream = nullptr) const;
+             StreamHandle stream = nullptr) const;
 
   struct Step;
   struct Function;

@@ -206,12 +206,12 @@ kvopt_status kvopt_graph_load(const char *graph_path,
 void kvopt_graph_destroy(kvopt_graph *graph);
 /** Runs function `name` of the graph: one buffer per function argument and
  *  result; split-KV workspace from `pool`'s memory backend; launches on
- *  `stream` of `backend` (the bundle's) and returns when the step is done. */
+ *  `stream` of the bundle's backend and returns when the step is done. */
 kvopt_status kvopt_graph_run(const kvopt_graph *graph, const char *name,
                              const kvopt_graph_buffer *args, size_t num_args,
                              const kvopt_graph_buffer *results,
                              size_t num_results, const kvopt_pool *pool,
-                             kvopt_backend *backend, kvopt_stream stream);
+                             kvopt_stream stream);
 
 #ifdef __cplusplus
 }
