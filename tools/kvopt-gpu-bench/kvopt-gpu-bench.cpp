@@ -16,24 +16,11 @@
 //===----------------------------------------------------------------------===//
 
 #include "DecodeHarness.h"
+#include "TargetInfo.h"
 
 #include "kvopt/Reference/PagedCache.h"
-
-#include "kvopt/Codegen/KVToGPU/Passes.h"
-#include "kvopt/InitAll.h"
 #include "kvopt/runtime/launch.h"
 #include "kvopt/runtime/memory.h"
-
-#include "../../codegen/KVToGPU/TargetInfo.h"
-
-#include "mlir/Dialect/GPU/IR/GPUDialect.h"
-#include "mlir/IR/BuiltinOps.h"
-#include "mlir/IR/MLIRContext.h"
-#include "mlir/InitAllDialects.h"
-#include "mlir/InitAllExtensions.h"
-#include "mlir/Parser/Parser.h"
-#include "mlir/Pass/PassManager.h"
-#include "mlir/Target/LLVMIR/Dialect/All.h"
 
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
@@ -73,11 +60,6 @@ static cl::opt<std::string> chip("chip",
                                  cl::init("sm_90"));
 static cl::opt<int> device("device", cl::desc("CUDA device ordinal"),
                            cl::init(0));
-static cl::opt<std::string>
-    toolkit("toolkit",
-            cl::desc("CUDA toolkit folder; default $CUDA_HOME or "
-                     "/usr/local/cuda"),
-            cl::init(""));
 static cl::opt<bool> requireGpu("require-gpu",
                                 cl::desc("exit 1 when no GPU is found"),
                                 cl::init(false));
@@ -126,30 +108,6 @@ std::optional<DecodeCase> benchCase(const std::string &type, int64_t ctx) {
     return std::nullopt;
   }
   return c;
-}
-
-/// The PTX of the kernels in `gpuText` (a gpu.module) for `chip`.
-std::optional<std::string> lowerToPTX(mlir::MLIRContext &ctx,
-                                      const std::string &gpuText) {
-  auto module = mlir::parseSourceString<mlir::ModuleOp>(gpuText, &ctx);
-  if (!module)
-    return std::nullopt;
-  (*module)->setAttr(mlir::gpu::GPUDialect::getContainerModuleAttrName(),
-                     mlir::UnitAttr::get(&ctx));
-  std::string tk = toolkit;
-  if (tk.empty()) {
-    const char *env = getenv("CUDA_HOME");
-    tk = env ? env : "/usr/local/cuda";
-  }
-  mlir::PassManager pm(&ctx);
-  kvopt::buildKernelsToPTXPipeline(pm, chip, tk);
-  if (failed(pm.run(*module)))
-    return std::nullopt;
-  for (auto bin : module->getOps<mlir::gpu::BinaryOp>())
-    for (mlir::Attribute a : bin.getObjects())
-      return mlir::cast<mlir::gpu::ObjectAttr>(a).getObject().getValue().str();
-  llvm::errs() << "gpu-module-to-binary produced no PTX\n";
-  return std::nullopt;
 }
 
 /// Device buffers released on destruction.
@@ -203,17 +161,17 @@ double batchError(const DecodeCase &c, const DecodeData &d,
 }
 
 /// One case on the GPU; prints its row. False on a failure.
-bool runOnGpu(Gpu &gpu, mlir::MLIRContext &ctx, const std::string &type,
-              const DecodeCase &c, const CompiledDecode &k,
-              const DecodeData &d) {
+bool runOnGpu(Gpu &gpu, const std::string &type, const DecodeCase &c,
+              const CompiledDecode &k, const DecodeData &d) {
   auto fail = [&](const std::string &what) {
     fprintf(stderr, "%s %lld: %s\n", type.c_str(), (long long)c.lengths[0],
             what.c_str());
     return false;
   };
-  auto ptx = lowerToPTX(ctx, k.gpuText);
+  std::string error;
+  auto ptx = kernelsToPTX(k.gpuText, chip, error);
   if (!ptx)
-    return fail("PTX generation failed");
+    return fail(error);
   llvm::SmallString<128> path;
   if (llvm::sys::fs::createTemporaryFile("kvopt-gpu-bench", "ptx", path))
     return fail("cannot create a temporary file");
@@ -431,13 +389,6 @@ int main(int argc, char **argv) {
     printf("%-5s %8s %6s %7s %10s %10s %9s %7s %8s\n", "kv", "context", "batch",
            "splits", "us/step", "MB/step", "GB/s", "of BW", "err/tol");
 
-  mlir::DialectRegistry registry;
-  mlir::registerAllDialects(registry);
-  mlir::registerAllExtensions(registry);
-  mlir::registerAllToLLVMIRTranslations(registry);
-  kvopt::registerAllDialects(registry);
-  mlir::MLIRContext ctx(registry);
-
   int status = 0;
   for (const std::string &type : types) {
     for (int64_t len : ctxs) {
@@ -451,10 +402,10 @@ int main(int argc, char **argv) {
         continue;
       }
       if (dryRun) {
-        auto ptx = lowerToPTX(ctx, k->gpuText);
+        auto ptx = kernelsToPTX(k->gpuText, chip, error);
         if (!ptx) {
-          fprintf(stderr, "%s %lld: PTX generation failed\n", type.c_str(),
-                  (long long)len);
+          fprintf(stderr, "%s %lld: %s\n", type.c_str(), (long long)len,
+                  error.c_str());
           status = 1;
           continue;
         }
@@ -467,7 +418,7 @@ int main(int argc, char **argv) {
       }
       DecodeData d = makeDecodeData(c);
       if (!emulate) {
-        if (!runOnGpu(gpu, ctx, type, c, *k, d))
+        if (!runOnGpu(gpu, type, c, *k, d))
           status = 1;
         continue;
       }

@@ -9,16 +9,23 @@
 #include "TargetInfo.h"
 #include "kvopt/Codegen/KVToGPU/Passes.h"
 #include "kvopt/Dialect/KV/KVDialect.h"
+#include "kvopt/InitAll.h"
 #include "kvopt/Reference/Numeric.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
 
+#include "llvm/ADT/SmallString.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <algorithm>
@@ -603,6 +610,187 @@ kvopt::gpu_test::runDecode(const DecodeCase &c, const CompiledDecode &k,
   } else {
     for (uint16_t bits : out16)
       r.out.push_back(float(ref::fromScalarBits(c.output, bits)));
+  }
+  return r;
+}
+
+Device *kvopt::gpu_test::cudaDevice(std::string *why) {
+  static std::string reason;
+  static std::unique_ptr<Device> device = [] {
+    auto dev = std::make_unique<Device>();
+    rt::Status s = rt::createCudaMemory(0, dev->memory);
+    if (s.isOk())
+      s = rt::createCudaLaunchBackend(0, dev->launch);
+    if (!s.isOk()) {
+      reason = s.toString();
+      dev.reset();
+    }
+    return dev;
+  }();
+  if (why)
+    *why = reason;
+  return device.get();
+}
+
+std::optional<std::string>
+kvopt::gpu_test::kernelsToPTX(const std::string &gpuText,
+                              const std::string &chip, std::string &error) {
+  mlir::DialectRegistry registry;
+  mlir::registerAllDialects(registry);
+  mlir::registerAllExtensions(registry);
+  mlir::registerAllToLLVMIRTranslations(registry);
+  kvopt::registerAllDialects(registry);
+  mlir::MLIRContext ctx(registry);
+  std::string diagnostics;
+  llvm::raw_string_ostream os(diagnostics);
+  mlir::ScopedDiagnosticHandler handler(&ctx, [&](mlir::Diagnostic &diag) {
+    os << diag << "\n";
+    return mlir::success();
+  });
+  auto module = mlir::parseSourceString<mlir::ModuleOp>(gpuText, &ctx);
+  if (!module) {
+    error = "cannot parse the kernels: " + diagnostics;
+    return std::nullopt;
+  }
+  (*module)->setAttr(mlir::gpu::GPUDialect::getContainerModuleAttrName(),
+                     mlir::UnitAttr::get(&ctx));
+  const char *home = std::getenv("CUDA_HOME");
+  mlir::PassManager pm(&ctx);
+  kvopt::buildKernelsToPTXPipeline(pm, chip, home ? home : "/usr/local/cuda");
+  if (failed(pm.run(*module))) {
+    error = "PTX lowering failed: " + diagnostics;
+    return std::nullopt;
+  }
+  for (auto bin : module->getOps<mlir::gpu::BinaryOp>())
+    for (mlir::Attribute a : bin.getObjects())
+      return mlir::cast<mlir::gpu::ObjectAttr>(a).getObject().getValue().str();
+  error = "gpu-module-to-binary produced no PTX";
+  return std::nullopt;
+}
+
+std::optional<DecodeRun>
+kvopt::gpu_test::runDecodeOnDevice(Device &device, const DecodeCase &c,
+                                   const CompiledDecode &k, const DecodeData &d,
+                                   int64_t chunkTokens, const std::string &chip,
+                                   std::string &error) {
+  auto fail = [&](const std::string &what, const rt::Status &s) {
+    error = what + ": " + s.toString();
+    return std::nullopt;
+  };
+  auto ptx = kernelsToPTX(k.gpuText, chip, error);
+  if (!ptx)
+    return std::nullopt;
+  llvm::SmallString<128> path;
+  if (llvm::sys::fs::createTemporaryFile("kvopt-decode", "ptx", path)) {
+    error = "cannot create a temporary file";
+    return std::nullopt;
+  }
+  {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(path, ec);
+    os << *ptx;
+  }
+  rt::LaunchBackend &launch = *device.launch;
+  rt::MemoryBackend &mem = *device.memory;
+  rt::ModuleHandle module = nullptr;
+  rt::Status s = launch.loadModule(std::string(path), module);
+  llvm::sys::fs::remove(path);
+  if (!s.isOk())
+    return fail("loading the PTX", s);
+  std::vector<rt::DeviceAddress> owned;
+  struct Cleanup {
+    rt::LaunchBackend &launch;
+    rt::MemoryBackend &mem;
+    rt::ModuleHandle module;
+    std::vector<rt::DeviceAddress> &owned;
+    ~Cleanup() {
+      for (rt::DeviceAddress a : owned)
+        mem.release(a);
+      launch.unloadModule(module);
+    }
+  } cleanup{launch, mem, module, owned};
+  rt::KernelHandle decode = nullptr, merge = nullptr;
+  if (!(s = launch.getKernel(module, "decode_0", decode)).isOk() ||
+      !(s = launch.getKernel(module, "merge_0", merge)).isOk())
+    return fail("kernels", s);
+
+  int64_t B = c.lengths.size(), Hkv = c.kvHeads, D = c.headDim,
+          Hq = Hkv * c.group, Tq = c.queryLen, T = maxLength(c);
+  DecodeRun r;
+  if (chunkTokens <= 0) {
+    auto plan = gpugen::planDecodeSplits(*gpugen::getTargetInfo(chip), B, Hkv,
+                                         T, k.tileTokens);
+    r.splits = plan.splits;
+    r.chunkTokens = plan.chunkTokens;
+  } else {
+    r.chunkTokens = chunkTokens;
+    r.splits = std::max<int64_t>(1, (T + chunkTokens - 1) / chunkTokens);
+  }
+  int64_t rows = B * Hq * Tq;
+  bool q32 = c.query == ref::ScalarType::F32,
+       o32 = c.output == ref::ScalarType::F32;
+  auto upload = [&](const void *data, size_t bytes, rt::DeviceAddress &a) {
+    rt::Status st = mem.allocate(std::max<size_t>(bytes, 256), a);
+    if (st.isOk())
+      owned.push_back(a);
+    if (st.isOk() && data && bytes)
+      st = mem.copyFromHost(a, data, bytes);
+    return st;
+  };
+  rt::DeviceAddress dq, dpool, dtable, dlens, dpout, dplse, dout, dlse;
+  size_t qBytes = q32 ? d.q.size() * 4 : d.q16.size() * 2;
+  if (!(s = upload(q32 ? (const void *)d.q.data() : (const void *)d.q16.data(),
+                   qBytes, dq))
+           .isOk() ||
+      !(s = upload(d.pool.data(), d.pool.size(), dpool)).isOk() ||
+      !(s = upload(d.table.data(), d.table.size() * 4, dtable)).isOk() ||
+      !(s = upload(d.lens.data(), d.lens.size() * 4, dlens)).isOk() ||
+      !(s = upload(nullptr, rows * r.splits * D * 4, dpout)).isOk() ||
+      !(s = upload(nullptr, rows * r.splits * 4, dplse)).isOk() ||
+      !(s = upload(nullptr, rows * D * (o32 ? 4 : 2), dout)).isOk() ||
+      !(s = upload(nullptr, rows * 4, dlse)).isOk())
+    return fail("device buffers", s);
+  auto ptr = [](rt::DeviceAddress a) {
+    return reinterpret_cast<uint8_t *>(static_cast<uintptr_t>(a));
+  };
+  simt::ParamPack p, m;
+  p.memref(ptr(dq), {int64_t(q32 ? d.q.size() : d.q16.size())})
+      .memref(ptr(dpool), {int64_t(d.pool.size())})
+      .memref(ptr(dtable), {int64_t(d.table.size())})
+      .memref(ptr(dlens), {int64_t(d.lens.size())})
+      .memref(ptr(dpout), {rows * r.splits * D})
+      .memref(ptr(dplse), {rows * r.splits})
+      .scalar<int32_t>(int32_t(d.maxPages))
+      .scalar<int32_t>(int32_t(r.splits))
+      .scalar<int32_t>(int32_t(r.chunkTokens));
+  m.memref(ptr(dpout), {rows * r.splits * D})
+      .memref(ptr(dplse), {rows * r.splits})
+      .memref(ptr(dout), {rows * D})
+      .memref(ptr(dlse), {rows})
+      .scalar<int32_t>(int32_t(r.splits));
+  s = launch.launch(decode, {uint32_t(r.splits), uint32_t(Hkv), uint32_t(B)},
+                    {uint32_t(k.threads), 1, 1}, 0, p.data(), nullptr);
+  if (s.isOk())
+    s = launch.launch(merge, {uint32_t(Hq * Tq), uint32_t(B), 1},
+                      {uint32_t(k.mergeThreads), 1, 1}, 0, m.data(), nullptr);
+  rt::Status waited = launch.synchronize(nullptr);
+  if (!s.isOk() || !(s = waited).isOk())
+    return fail("launch", s);
+  std::vector<uint8_t> out(rows * D * (o32 ? 4 : 2));
+  r.lse.assign(rows, NAN);
+  if (!(s = mem.copyToHost(out.data(), dout, out.size())).isOk() ||
+      !(s = mem.copyToHost(r.lse.data(), dlse, rows * 4)).isOk())
+    return fail("download", s);
+  for (int64_t i = 0; i < rows * D; ++i) {
+    if (o32) {
+      float v;
+      std::memcpy(&v, &out[i * 4], 4);
+      r.out.push_back(v);
+    } else {
+      uint16_t bits;
+      std::memcpy(&bits, &out[i * 2], 2);
+      r.out.push_back(float(ref::fromScalarBits(c.output, bits)));
+    }
   }
   return r;
 }

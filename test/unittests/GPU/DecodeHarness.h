@@ -14,6 +14,8 @@
 
 #include "kvopt/Codegen/SIMT/EmulatorJIT.h"
 #include "kvopt/Reference/PagedCache.h"
+#include "kvopt/runtime/launch.h"
+#include "kvopt/runtime/memory.h"
 #include "kvopt/simt/Launch.h"
 #include "kvopt/simt/Params.h"
 
@@ -162,6 +164,25 @@ DecodeRun runDecode(const DecodeCase &c, const CompiledDecode &k,
                     const DecodeData &d, simt::Schedule schedule,
                     int64_t chunkTokens, const std::string &chip);
 
+/// The CUDA device 0 through the runtime (memory and launch backends),
+/// opened once per process; null, with the loader's reason in `why`, when
+/// there is no driver or device.
+struct Device {
+  std::unique_ptr<rt::MemoryBackend> memory;
+  std::unique_ptr<rt::LaunchBackend> launch;
+};
+Device *cudaDevice(std::string *why = nullptr);
+/// The PTX for `chip` of a gpu.module's text (buildKernelsToPTXPipeline).
+std::optional<std::string> kernelsToPTX(const std::string &gpuText,
+                                        const std::string &chip,
+                                        std::string &error);
+/// runDecode on the real GPU: the PTX of `k.gpuText` for `chip` loaded by
+/// the CUDA launch backend, every buffer in device memory. nullopt with the
+/// reason in `error` when a runtime call fails.
+std::optional<DecodeRun>
+runDecodeOnDevice(Device &device, const DecodeCase &c, const CompiledDecode &k,
+                  const DecodeData &d, int64_t chunkTokens,
+                  const std::string &chip, std::string &error);
 /// Largest |out - expected| / tol and |lse - expected| / tol (<= 1 passes);
 /// `where` names the worst element.
 double worstError(const DecodeCase &c, const DecodeData &d, const DecodeRun &r,

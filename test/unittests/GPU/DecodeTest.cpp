@@ -66,6 +66,18 @@ void check(const DecodeCase &c) {
     double worst = worstError(c, d, r, where);
     EXPECT_LE(worst, 1.0) << where;
   }
+  // With a GPU, the same case on the device (the planner's split and one
+  // of two-tile chunks through the merge); GPUDecode.RealGpu says why not.
+  if (Device *device = cudaDevice()) {
+    for (int64_t chunk : {int64_t(0), 2 * k->tileTokens}) {
+      DecodeRun r = runDecodeOnDevice(*device, c, *k, d, chunk, "sm_80", error)
+                        .value_or(DecodeRun{});
+      ASSERT_FALSE(r.out.empty()) << error;
+      SCOPED_TRACE("real GPU, splits " + std::to_string(r.splits));
+      std::string where;
+      EXPECT_LE(worstError(c, d, r, where), 1.0) << where;
+    }
+  }
 }
 
 DecodeCase base(int64_t D, int64_t G, int64_t P, std::vector<int64_t> lens,
@@ -230,4 +242,15 @@ TEST(GPUDecode, RejectsWindowsAndOddHeadDims) {
   EXPECT_TRUE(compileDecode(c, "sm_80", error)) << error;
   EXPECT_FALSE(compileDecode(c, "sm_70", error));
   EXPECT_NE(error.find("unknown chip 'sm_70'"), std::string::npos) << error;
+}
+
+// Every case above also runs on the GPU when a driver and device exist;
+// otherwise this says why they did not.
+TEST(GPUDecode, RealGpu) {
+  std::string why;
+  if (!cudaDevice(&why))
+    GTEST_SKIP() << "no CUDA driver/device (" << why
+                 << "): the GPUDecode cases ran under the emulator only";
+  DecodeCase c = base(128, 8, 16, {1, 300, 77}, 5);
+  check(c);
 }
