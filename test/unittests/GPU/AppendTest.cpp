@@ -114,6 +114,7 @@ struct CompiledAppend {
   std::unique_ptr<simt::EmulatedModule> module;
   const kvopt_simt_kernel *kernel = nullptr;
   int64_t threads = 0, gridX = 0;
+  std::string gpuText; ///< the generated gpu.module
 };
 
 /// kv-gpu-kernels{kernels-only} and the emulator JIT for `c`.
@@ -128,7 +129,7 @@ std::optional<CompiledAppend> compileAppend(const AppendCase &c,
         auto grid = f->getAttrOfType<mlir::ArrayAttr>("kv.grid");
         k.gridX = mlir::cast<mlir::IntegerAttr>(grid[0]).getInt();
       },
-      error);
+      error, &k.gpuText);
   if (!k.module || !(k.kernel = findKernel(*k.module, "append_0", error)))
     return std::nullopt;
   return k;
@@ -252,6 +253,45 @@ void check(const AppendCase &c) {
       }
     }
 
+  // The pool after the append against the reference's pages: byte for
+  // byte, or (RoPE) the rotated keys within their bound.
+  auto verify = [&](const std::vector<uint8_t> &got) {
+    if (c.ropeTheta <= 0) {
+      size_t misses = 0;
+      for (size_t i = 0; i < got.size(); ++i)
+        if (got[i] != want[i] && misses++ < 5)
+          ADD_FAILURE() << "byte " << i << " (page " << i / layout.pageBytes
+                        << ", offset " << i % layout.pageBytes
+                        << ") = " << int(got[i]) << ", reference "
+                        << int(want[i]);
+      EXPECT_EQ(misses, 0u);
+      return;
+    }
+    // RoPE: f32 angle (position x rounded inverse frequency, 2u pos), f32
+    // products (4u), one rounding to the element type on each side.
+    ref::KVTensors g = ref::readPagedCache(f, got, table, end);
+    ref::KVTensors w = ref::readPagedCache(f, want, table, end);
+    double u = std::ldexp(1.0, -24);
+    double elemU = c.element == ref::ScalarType::F32   ? u
+                   : c.element == ref::ScalarType::F16 ? std::ldexp(1.0, -11)
+                                                       : std::ldexp(1.0, -8);
+    double pair = 2.0 * std::sqrt(2.0); // |(x_i, x_{i+D/2})| <= 2 sqrt 2
+    double tol = pair * (2 * u * cap + 8 * u) + 2 * elemU * pair;
+    if (c.key) {
+      // A rotated value within tol of a rounding boundary may take the next
+      // code: one quantization step (the group's scale) more, and the
+      // scale itself moves with the group's range.
+      double levels = c.key->symmetric ? ref::quantMax(c.key->kind, true)
+                                       : ref::quantMax(c.key->kind, false);
+      double step = (c.key->symmetric ? pair : 2 * pair) / levels;
+      tol = 3 * tol + 1.01 * step;
+    }
+    double worst = 0;
+    for (size_t i = 0; i < g.k.values().size(); ++i)
+      worst = std::max(worst, std::fabs(g.k.values()[i] - w.k.values()[i]));
+    EXPECT_LE(worst, tol) << "rotated keys";
+    EXPECT_EQ(g.v.values(), w.v.values()) << "values";
+  };
   struct Run {
     simt::Schedule schedule;
   } runs[] = {{simt::Schedule::Forward},
@@ -292,41 +332,36 @@ void check(const AppendCase &c) {
     EXPECT_EQ(r.counters.globalStoreBytes, storeBytes);
 
     std::vector<uint8_t> got(pool.get(), pool.get() + before.size());
-    if (c.ropeTheta <= 0) {
-      size_t misses = 0;
-      for (size_t i = 0; i < got.size(); ++i)
-        if (got[i] != want[i] && misses++ < 5)
-          ADD_FAILURE() << "byte " << i << " (page " << i / layout.pageBytes
-                        << ", offset " << i % layout.pageBytes
-                        << ") = " << int(got[i]) << ", reference "
-                        << int(want[i]);
-      EXPECT_EQ(misses, 0u);
-      continue;
-    }
-    // RoPE: f32 angle (position x rounded inverse frequency, 2u pos), f32
-    // products (4u), one rounding to the element type on each side.
-    ref::KVTensors g = ref::readPagedCache(f, got, table, end);
-    ref::KVTensors w = ref::readPagedCache(f, want, table, end);
-    double u = std::ldexp(1.0, -24);
-    double elemU = c.element == ref::ScalarType::F32   ? u
-                   : c.element == ref::ScalarType::F16 ? std::ldexp(1.0, -11)
-                                                       : std::ldexp(1.0, -8);
-    double pair = 2.0 * std::sqrt(2.0); // |(x_i, x_{i+D/2})| <= 2 sqrt 2
-    double tol = pair * (2 * u * cap + 8 * u) + 2 * elemU * pair;
-    if (c.key) {
-      // A rotated value within tol of a rounding boundary may take the next
-      // code: one quantization step (the group's scale) more, and the
-      // scale itself moves with the group's range.
-      double levels = c.key->symmetric ? ref::quantMax(c.key->kind, true)
-                                       : ref::quantMax(c.key->kind, false);
-      double step = (c.key->symmetric ? pair : 2 * pair) / levels;
-      tol = 3 * tol + 1.01 * step;
-    }
-    double worst = 0;
-    for (size_t i = 0; i < g.k.values().size(); ++i)
-      worst = std::max(worst, std::fabs(g.k.values()[i] - w.k.values()[i]));
-    EXPECT_LE(worst, tol) << "rotated keys";
-    EXPECT_EQ(g.v.values(), w.v.values()) << "values";
+    verify(got);
+  }
+  // With a GPU, the same append on the device.
+  if (Device *device = cudaDevice()) {
+    SCOPED_TRACE("real GPU");
+    std::string err;
+    auto dk = DeviceKernels::load(*device, k->gpuText, "sm_80", err);
+    ASSERT_TRUE(dk) << err;
+    std::vector<int32_t> pos(c.start.begin(), c.start.end());
+    std::vector<uint8_t> kb = encode(kNew, c.element),
+                         vb = encode(vNew, c.element);
+    uint8_t *dpool = dk->upload(before.data(), before.size());
+    uint8_t *dpos = dk->upload(pos.data(), pos.size() * 4);
+    uint8_t *dk_ = dk->upload(kb.data(), kb.size());
+    uint8_t *dv = dk->upload(vb.data(), vb.size());
+    uint8_t *dbt = dk->upload(table.pages.data(), table.pages.size() * 4);
+    ASSERT_TRUE(dpool && dpos && dk_ && dv && dbt) << dk->error();
+    simt::ParamPack p;
+    p.memref(dpool, {int64_t(before.size())})
+        .memref(dpos, {B})
+        .memref(dk_, {int64_t(kNew.values().size())})
+        .memref(dv, {int64_t(vNew.values().size())})
+        .memref(dbt, {int64_t(table.pages.size())})
+        .scalar<int32_t>(int32_t(table.maxPages));
+    ASSERT_TRUE(dk->launch("append_0", {uint32_t(k->gridX), uint32_t(B), 1},
+                           {uint32_t(k->threads), 1, 1}, p.data()))
+        << dk->error();
+    std::vector<uint8_t> got(before.size());
+    ASSERT_TRUE(dk->download(got.data(), dpool, got.size())) << dk->error();
+    verify(got);
   }
 }
 

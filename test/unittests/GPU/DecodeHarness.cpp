@@ -668,52 +668,84 @@ kvopt::gpu_test::kernelsToPTX(const std::string &gpuText,
   return std::nullopt;
 }
 
-std::optional<DecodeRun>
-kvopt::gpu_test::runDecodeOnDevice(Device &device, const DecodeCase &c,
-                                   const CompiledDecode &k, const DecodeData &d,
-                                   int64_t chunkTokens, const std::string &chip,
-                                   std::string &error) {
-  auto fail = [&](const std::string &what, const rt::Status &s) {
-    error = what + ": " + s.toString();
-    return std::nullopt;
-  };
-  auto ptx = kernelsToPTX(k.gpuText, chip, error);
+std::unique_ptr<DeviceKernels> DeviceKernels::load(Device &device,
+                                                   const std::string &gpuText,
+                                                   const std::string &chip,
+                                                   std::string &error) {
+  auto ptx = kernelsToPTX(gpuText, chip, error);
   if (!ptx)
-    return std::nullopt;
+    return nullptr;
   llvm::SmallString<128> path;
-  if (llvm::sys::fs::createTemporaryFile("kvopt-decode", "ptx", path)) {
+  if (llvm::sys::fs::createTemporaryFile("kvopt-kernels", "ptx", path)) {
     error = "cannot create a temporary file";
-    return std::nullopt;
+    return nullptr;
   }
   {
     std::error_code ec;
     llvm::raw_fd_ostream os(path, ec);
     os << *ptx;
   }
-  rt::LaunchBackend &launch = *device.launch;
-  rt::MemoryBackend &mem = *device.memory;
-  rt::ModuleHandle module = nullptr;
-  rt::Status s = launch.loadModule(std::string(path), module);
+  std::unique_ptr<DeviceKernels> k(new DeviceKernels(device));
+  rt::Status s = device.launch->loadModule(std::string(path), k->module_);
   llvm::sys::fs::remove(path);
-  if (!s.isOk())
-    return fail("loading the PTX", s);
-  std::vector<rt::DeviceAddress> owned;
-  struct Cleanup {
-    rt::LaunchBackend &launch;
-    rt::MemoryBackend &mem;
-    rt::ModuleHandle module;
-    std::vector<rt::DeviceAddress> &owned;
-    ~Cleanup() {
-      for (rt::DeviceAddress a : owned)
-        mem.release(a);
-      launch.unloadModule(module);
-    }
-  } cleanup{launch, mem, module, owned};
-  rt::KernelHandle decode = nullptr, merge = nullptr;
-  if (!(s = launch.getKernel(module, "decode_0", decode)).isOk() ||
-      !(s = launch.getKernel(module, "merge_0", merge)).isOk())
-    return fail("kernels", s);
+  if (!s.isOk()) {
+    error = "loading the PTX: " + s.toString();
+    return nullptr;
+  }
+  return k;
+}
 
+DeviceKernels::~DeviceKernels() {
+  for (rt::DeviceAddress a : owned_)
+    device_.memory->release(a);
+  if (module_)
+    device_.launch->unloadModule(module_);
+}
+
+uint8_t *DeviceKernels::upload(const void *data, size_t bytes) {
+  rt::DeviceAddress a = 0;
+  rt::Status s = device_.memory->allocate(std::max<size_t>(bytes, 256), a);
+  if (s.isOk())
+    owned_.push_back(a);
+  if (s.isOk() && data && bytes)
+    s = device_.memory->copyFromHost(a, data, bytes);
+  if (!s.isOk()) {
+    error_ = "device buffer: " + s.toString();
+    return nullptr;
+  }
+  return reinterpret_cast<uint8_t *>(static_cast<uintptr_t>(a));
+}
+
+bool DeviceKernels::download(void *dst, const uint8_t *src, size_t bytes) {
+  rt::Status s = device_.memory->copyToHost(
+      dst, rt::DeviceAddress(reinterpret_cast<uintptr_t>(src)), bytes);
+  if (!s.isOk())
+    error_ = "download: " + s.toString();
+  return s.isOk();
+}
+
+bool DeviceKernels::launch(const std::string &name, rt::Dim3 grid,
+                           rt::Dim3 block, void **params) {
+  rt::KernelHandle kernel = nullptr;
+  rt::Status s = device_.launch->getKernel(module_, name, kernel);
+  if (s.isOk())
+    s = device_.launch->launch(kernel, grid, block, 0, params, nullptr);
+  rt::Status waited = device_.launch->synchronize(nullptr);
+  if (s.isOk())
+    s = waited;
+  if (!s.isOk())
+    error_ = "launch " + name + ": " + s.toString();
+  return s.isOk();
+}
+
+std::optional<DecodeRun>
+kvopt::gpu_test::runDecodeOnDevice(Device &device, const DecodeCase &c,
+                                   const CompiledDecode &k, const DecodeData &d,
+                                   int64_t chunkTokens, const std::string &chip,
+                                   std::string &error) {
+  auto dk = DeviceKernels::load(device, k.gpuText, chip, error);
+  if (!dk)
+    return std::nullopt;
   int64_t B = c.lengths.size(), Hkv = c.kvHeads, D = c.headDim,
           Hq = Hkv * c.group, Tq = c.queryLen, T = maxLength(c);
   DecodeRun r;
@@ -729,66 +761,53 @@ kvopt::gpu_test::runDecodeOnDevice(Device &device, const DecodeCase &c,
   int64_t rows = B * Hq * Tq;
   bool q32 = c.query == ref::ScalarType::F32,
        o32 = c.output == ref::ScalarType::F32;
-  auto upload = [&](const void *data, size_t bytes, rt::DeviceAddress &a) {
-    rt::Status st = mem.allocate(std::max<size_t>(bytes, 256), a);
-    if (st.isOk())
-      owned.push_back(a);
-    if (st.isOk() && data && bytes)
-      st = mem.copyFromHost(a, data, bytes);
-    return st;
-  };
-  rt::DeviceAddress dq, dpool, dtable, dlens, dpout, dplse, dout, dlse;
-  size_t qBytes = q32 ? d.q.size() * 4 : d.q16.size() * 2;
-  if (!(s = upload(q32 ? (const void *)d.q.data() : (const void *)d.q16.data(),
-                   qBytes, dq))
-           .isOk() ||
-      !(s = upload(d.pool.data(), d.pool.size(), dpool)).isOk() ||
-      !(s = upload(d.table.data(), d.table.size() * 4, dtable)).isOk() ||
-      !(s = upload(d.lens.data(), d.lens.size() * 4, dlens)).isOk() ||
-      !(s = upload(nullptr, rows * r.splits * D * 4, dpout)).isOk() ||
-      !(s = upload(nullptr, rows * r.splits * 4, dplse)).isOk() ||
-      !(s = upload(nullptr, rows * D * (o32 ? 4 : 2), dout)).isOk() ||
-      !(s = upload(nullptr, rows * 4, dlse)).isOk())
-    return fail("device buffers", s);
-  auto ptr = [](rt::DeviceAddress a) {
-    return reinterpret_cast<uint8_t *>(static_cast<uintptr_t>(a));
-  };
+  uint8_t *q = q32 ? dk->upload(d.q.data(), d.q.size() * 4)
+                   : dk->upload(d.q16.data(), d.q16.size() * 2);
+  uint8_t *pool = dk->upload(d.pool.data(), d.pool.size());
+  uint8_t *table = dk->upload(d.table.data(), d.table.size() * 4);
+  uint8_t *lens = dk->upload(d.lens.data(), d.lens.size() * 4);
+  uint8_t *pout = dk->upload(nullptr, rows * r.splits * D * 4);
+  uint8_t *plse = dk->upload(nullptr, rows * r.splits * 4);
+  uint8_t *out = dk->upload(nullptr, rows * D * (o32 ? 4 : 2));
+  uint8_t *lse = dk->upload(nullptr, rows * 4);
+  if (!q || !pool || !table || !lens || !pout || !plse || !out || !lse) {
+    error = dk->error();
+    return std::nullopt;
+  }
   simt::ParamPack p, m;
-  p.memref(ptr(dq), {int64_t(q32 ? d.q.size() : d.q16.size())})
-      .memref(ptr(dpool), {int64_t(d.pool.size())})
-      .memref(ptr(dtable), {int64_t(d.table.size())})
-      .memref(ptr(dlens), {int64_t(d.lens.size())})
-      .memref(ptr(dpout), {rows * r.splits * D})
-      .memref(ptr(dplse), {rows * r.splits})
+  p.memref(q, {int64_t(q32 ? d.q.size() : d.q16.size())})
+      .memref(pool, {int64_t(d.pool.size())})
+      .memref(table, {int64_t(d.table.size())})
+      .memref(lens, {int64_t(d.lens.size())})
+      .memref(pout, {rows * r.splits * D})
+      .memref(plse, {rows * r.splits})
       .scalar<int32_t>(int32_t(d.maxPages))
       .scalar<int32_t>(int32_t(r.splits))
       .scalar<int32_t>(int32_t(r.chunkTokens));
-  m.memref(ptr(dpout), {rows * r.splits * D})
-      .memref(ptr(dplse), {rows * r.splits})
-      .memref(ptr(dout), {rows * D})
-      .memref(ptr(dlse), {rows})
+  m.memref(pout, {rows * r.splits * D})
+      .memref(plse, {rows * r.splits})
+      .memref(out, {rows * D})
+      .memref(lse, {rows})
       .scalar<int32_t>(int32_t(r.splits));
-  s = launch.launch(decode, {uint32_t(r.splits), uint32_t(Hkv), uint32_t(B)},
-                    {uint32_t(k.threads), 1, 1}, 0, p.data(), nullptr);
-  if (s.isOk())
-    s = launch.launch(merge, {uint32_t(Hq * Tq), uint32_t(B), 1},
-                      {uint32_t(k.mergeThreads), 1, 1}, 0, m.data(), nullptr);
-  rt::Status waited = launch.synchronize(nullptr);
-  if (!s.isOk() || !(s = waited).isOk())
-    return fail("launch", s);
-  std::vector<uint8_t> out(rows * D * (o32 ? 4 : 2));
+  std::vector<uint8_t> outHost(rows * D * (o32 ? 4 : 2));
   r.lse.assign(rows, NAN);
-  if (!(s = mem.copyToHost(out.data(), dout, out.size())).isOk() ||
-      !(s = mem.copyToHost(r.lse.data(), dlse, rows * 4)).isOk())
-    return fail("download", s);
+  if (!dk->launch("decode_0", {uint32_t(r.splits), uint32_t(Hkv), uint32_t(B)},
+                  {uint32_t(k.threads), 1, 1}, p.data()) ||
+      !dk->launch("merge_0", {uint32_t(Hq * Tq), uint32_t(B), 1},
+                  {uint32_t(k.mergeThreads), 1, 1}, m.data()) ||
+      !dk->download(outHost.data(), out, outHost.size()) ||
+      !dk->download(r.lse.data(), lse, rows * 4)) {
+    error = dk->error();
+    return std::nullopt;
+  }
   for (int64_t i = 0; i < rows * D; ++i) {
     if (o32) {
       float v;
-      std::memcpy(&v, &out[i * 4], 4);
+      std::memcpy(&v, &outHost[i * 4], 4);
       r.out.push_back(v);
     } else {
       uint16_t bits;
-      std::memcpy(&bits, &out[i * 2], 2);
+      std::memcpy(&bits, &outHost[i * 2], 2);
       r.out.push_back(float(ref::fromScalarBits(c.output, bits)));
     }
   }

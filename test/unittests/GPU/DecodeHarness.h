@@ -176,6 +176,34 @@ Device *cudaDevice(std::string *why = nullptr);
 std::optional<std::string> kernelsToPTX(const std::string &gpuText,
                                         const std::string &chip,
                                         std::string &error);
+/// A gpu.module's kernels loaded on the device, and device buffers for one
+/// launch sequence; everything is released on destruction.
+class DeviceKernels {
+public:
+  /// The PTX of `gpuText` for `chip` on `device`; null with the reason.
+  static std::unique_ptr<DeviceKernels> load(Device &device,
+                                             const std::string &gpuText,
+                                             const std::string &chip,
+                                             std::string &error);
+  ~DeviceKernels();
+  /// A device buffer of `bytes` (at least 256, 256-byte aligned) holding
+  /// `data` when given; as a pointer for simt::ParamPack. Null on failure
+  /// (error()).
+  uint8_t *upload(const void *data, size_t bytes);
+  /// Copies `bytes` of device buffer `src` to `dst`.
+  bool download(void *dst, const uint8_t *src, size_t bytes);
+  /// Launches kernel `name` and waits for it.
+  bool launch(const std::string &name, rt::Dim3 grid, rt::Dim3 block,
+              void **params);
+  const std::string &error() const { return error_; }
+
+private:
+  DeviceKernels(Device &d) : device_(d) {}
+  Device &device_;
+  rt::ModuleHandle module_ = nullptr;
+  std::vector<rt::DeviceAddress> owned_;
+  std::string error_;
+};
 /// runDecode on the real GPU: the PTX of `k.gpuText` for `chip` loaded by
 /// the CUDA launch backend, every buffer in device memory. nullopt with the
 /// reason in `error` when a runtime call fails.

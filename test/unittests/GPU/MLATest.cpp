@@ -49,6 +49,7 @@ struct CompiledMLA {
   std::unique_ptr<simt::EmulatedModule> module;
   const kvopt_simt_kernel *decode = nullptr, *merge = nullptr;
   int64_t threads = 0, mergeThreads = 0, tileTokens = 0, rowBlocks = 0;
+  std::string gpuText; ///< the generated gpu.module
 };
 
 std::optional<CompiledMLA> compileMLA(const MLACase &c, std::string &error) {
@@ -67,7 +68,7 @@ std::optional<CompiledMLA> compileMLA(const MLACase &c, std::string &error) {
           k.mergeThreads = block[0];
         }
       },
-      error);
+      error, &k.gpuText);
   if (!k.module || !(k.decode = findKernel(*k.module, "mla_decode_0", error)) ||
       !(k.merge = findKernel(*k.module, "merge_0", error)))
     return std::nullopt;
@@ -149,6 +150,65 @@ void check(const MLACase &c) {
         worstOutputError(out, c.output, d.expected.out.values(), d.tol.out, lse,
                          d.expected.lse.values(), d.tol.lse, where);
     EXPECT_LE(worst, 1.0) << where;
+  }
+  // With a GPU, one split per sequence and two-tile chunks on the device.
+  if (Device *device = cudaDevice()) {
+    for (int64_t chunk : {int64_t(1) << 20, 2 * k->tileTokens}) {
+      int64_t splits = std::max<int64_t>(1, (T + chunk - 1) / chunk);
+      SCOPED_TRACE("real GPU, splits " + std::to_string(splits));
+      auto dk = DeviceKernels::load(*device, k->gpuText, "sm_80", error);
+      ASSERT_TRUE(dk) << error;
+      bool o32 = c.output == ref::ScalarType::F32;
+      std::vector<uint8_t> out(rows * Lat * (o32 ? 4 : 2));
+      std::vector<float> lse(rows, NAN);
+      int64_t qb = ref::scalarBytes(c.query);
+      uint8_t *ql = dk->upload(d.ql.data(), d.ql.size());
+      uint8_t *qr = dk->upload(d.qr.data(), d.qr.size());
+      uint8_t *pool = dk->upload(d.pool.data(), d.pool.size());
+      uint8_t *table = dk->upload(d.table.data(), d.table.size() * 4);
+      uint8_t *lens = dk->upload(d.lens.data(), d.lens.size() * 4);
+      uint8_t *pout = dk->upload(nullptr, rows * splits * Lat * 4);
+      uint8_t *plse = dk->upload(nullptr, rows * splits * 4);
+      uint8_t *dout = dk->upload(nullptr, out.size());
+      uint8_t *dlse = dk->upload(nullptr, rows * 4);
+      ASSERT_TRUE(ql && qr && pool && table && lens && pout && plse && dout &&
+                  dlse)
+          << dk->error();
+      simt::ParamPack p, m;
+      p.memref(ql, {int64_t(d.ql.size()) / qb})
+          .memref(qr, {int64_t(d.qr.size()) / qb})
+          .memref(pool, {int64_t(d.pool.size())})
+          .memref(table, {int64_t(d.table.size())})
+          .memref(lens, {int64_t(d.lens.size())})
+          .memref(pout, {rows * splits * Lat})
+          .memref(plse, {rows * splits})
+          .scalar<int32_t>(int32_t(c.maxPages()))
+          .scalar<int32_t>(int32_t(splits))
+          .scalar<int32_t>(int32_t(chunk));
+      m.memref(pout, {rows * splits * Lat})
+          .memref(plse, {rows * splits})
+          .memref(dout, {rows * Lat})
+          .memref(dlse, {rows})
+          .scalar<int32_t>(int32_t(splits));
+      ASSERT_TRUE(
+          dk->launch("mla_decode_0",
+                     {uint32_t(splits), uint32_t(k->rowBlocks), uint32_t(B)},
+                     {uint32_t(k->threads), 1, 1}, p.data()))
+          << dk->error();
+      ASSERT_TRUE(dk->launch("merge_0",
+                             {uint32_t(c.heads * c.queryLen), uint32_t(B), 1},
+                             {uint32_t(k->mergeThreads), 1, 1}, m.data()))
+          << dk->error();
+      ASSERT_TRUE(dk->download(out.data(), dout, out.size()) &&
+                  dk->download(lse.data(), dlse, rows * 4))
+          << dk->error();
+      std::string where;
+      EXPECT_LE(worstOutputError(out, c.output, d.expected.out.values(),
+                                 d.tol.out, lse, d.expected.lse.values(),
+                                 d.tol.lse, where),
+                1.0)
+          << where;
+    }
   }
 }
 

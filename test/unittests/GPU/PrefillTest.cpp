@@ -48,7 +48,8 @@ struct CompiledPrefill {
   std::unique_ptr<simt::EmulatedModule> module;
   const kvopt_simt_kernel *kernel = nullptr;
   int64_t threads = 0, rowBlocks = 0;
-  std::string names; ///< the generated kernels' names
+  std::string names;   ///< the generated kernels' names
+  std::string gpuText; ///< the generated gpu.module
 };
 
 std::optional<CompiledPrefill> compilePrefill(const DecodeCase &c,
@@ -62,7 +63,7 @@ std::optional<CompiledPrefill> compilePrefill(const DecodeCase &c,
         auto grid = f->getAttrOfType<mlir::ArrayAttr>("kv.grid");
         k.rowBlocks = mlir::cast<mlir::IntegerAttr>(grid[0]).getInt();
       },
-      error);
+      error, &k.gpuText);
   if (!k.module)
     return std::nullopt;
   if (!(k.kernel = findKernel(*k.module, "prefill_0", error))) {
@@ -120,6 +121,42 @@ void check(const DecodeCase &c) {
         worstOutputError(out, c.output, d.expected.out.values(), tolOut, lse,
                          d.expected.lse.values(), tolLse, where);
     EXPECT_LE(worst, 1.0) << where;
+  }
+  // With a GPU, the same launch on the device.
+  if (Device *device = cudaDevice()) {
+    SCOPED_TRACE("real GPU");
+    auto dk = DeviceKernels::load(*device, k->gpuText, "sm_80", error);
+    ASSERT_TRUE(dk) << error;
+    bool o32 = c.output == ref::ScalarType::F32;
+    std::vector<uint8_t> out(rows * D * (o32 ? 4 : 2));
+    std::vector<float> lse(rows, NAN);
+    uint8_t *dq = dk->upload(d.q16.data(), d.q16.size() * 2);
+    uint8_t *dpool = dk->upload(d.pool.data(), d.pool.size());
+    uint8_t *dtable = dk->upload(d.table.data(), d.table.size() * 4);
+    uint8_t *dlens = dk->upload(d.lens.data(), d.lens.size() * 4);
+    uint8_t *dout = dk->upload(nullptr, out.size());
+    uint8_t *dlse = dk->upload(nullptr, rows * 4);
+    ASSERT_TRUE(dq && dpool && dtable && dlens && dout && dlse) << dk->error();
+    simt::ParamPack p;
+    p.memref(dq, {int64_t(d.q16.size())})
+        .memref(dpool, {int64_t(d.pool.size())})
+        .memref(dtable, {int64_t(d.table.size())})
+        .memref(dlens, {int64_t(d.lens.size())})
+        .memref(dout, {rows * D})
+        .memref(dlse, {rows})
+        .scalar<int32_t>(int32_t(d.maxPages));
+    ASSERT_TRUE(dk->launch("prefill_0",
+                           {uint32_t(k->rowBlocks), uint32_t(Hkv), uint32_t(B)},
+                           {uint32_t(k->threads), 1, 1}, p.data()))
+        << dk->error();
+    ASSERT_TRUE(dk->download(out.data(), dout, out.size()) &&
+                dk->download(lse.data(), dlse, rows * 4))
+        << dk->error();
+    std::string where;
+    EXPECT_LE(worstOutputError(out, c.output, d.expected.out.values(), tolOut,
+                               lse, d.expected.lse.values(), tolLse, where),
+              1.0)
+        << where;
   }
 }
 
