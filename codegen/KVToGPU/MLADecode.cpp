@@ -59,9 +59,8 @@ kvopt::gpugen::computeLatentLayout(kv::LatentCacheType type,
   c.quant = q;
   c.bits = q ? q.getBits() : c.elementBytes * 8;
   if (q) {
-    if (q.getFullPrecisionTokens() > 0)
-      return emitError() << "GPU kernels do not support full-precision "
-                            "windows (recent/sinks) of quantized caches";
+    c.sinks = q.getSinks();
+    c.recent = q.getRecent();
     if (q.getAxis() == kv::ScaleAxis::Channel)
       return emitError() << "GPU MLA decode supports token-axis scales only";
     c.group = q.getGroup() ? q.getGroup() : W;
@@ -127,6 +126,19 @@ FailureOr<MLADecodeSchedule> kvopt::gpugen::chooseMLADecodeSchedule(
   };
   s.key.loadBytes = alignOf(s.key.elems);
   s.value.loadBytes = alignOf(s.value.elems);
+  // Window slots ([sinks + recent][W] elements per sequence after the
+  // pages): alignment of a full-precision slice.
+  auto windowAlignOf = [&](int64_t elems) {
+    int64_t slice = elems * c.elementBytes;
+    int64_t windowBytes = (c.sinks + c.recent) * W * c.elementBytes;
+    int64_t align = std::gcd(std::gcd(cfg.pageBytes, windowBytes),
+                             std::gcd(W * c.elementBytes, slice));
+    return pow2Divisor(std::gcd(align, int64_t(256)), t.maxLoadBytes);
+  };
+  if (c.hasWindow()) {
+    s.key.windowLoadBytes = windowAlignOf(s.key.elems);
+    s.value.windowLoadBytes = windowAlignOf(s.value.elems);
+  }
 
   // Scores walk the tile one token per warp: a multiple of the warps.
   s.tileTokens = (t.decodeMinTileTokens + s.warps - 1) / s.warps * s.warps;
@@ -281,9 +293,19 @@ gpu::GPUFuncOp kvopt::gpugen::buildMLADecodeKernel(gpu::GPUModuleOp module,
     Value p = e.load(pageS, e.sub(e.div(token, P), firstPage));
     return e.mul(e.toIndex(p), cfg.pageBytes);
   };
-  // Dequantized f32 vector<n> of channels [ch0, ch0 + n) of `token`.
-  auto loadSlice = [&](Value token, Value local, Value ch0, int64_t n,
-                       int64_t loadBytes, Value firstPage) -> Value {
+  // This sequence's window region: the last batch * windowBytes bytes of
+  // the pool (docs/GPU.md), [sinks + recent][W] elements.
+  int64_t windowBytes = (c.sinks + c.recent) * W * c.elementBytes;
+  Value windowBase;
+  if (c.hasWindow()) {
+    Value poolBytes = memref::DimOp::create(b, pool, 0);
+    Value batch = memref::DimOp::create(b, lens, 0);
+    windowBase = e.sub(poolBytes, e.mul(e.sub(batch, seq), windowBytes));
+  }
+  // Dequantized f32 vector<n> of channels [ch0, ch0 + n) of `token`'s
+  // stored row.
+  auto loadStoredSlice = [&](Value token, Value local, Value ch0, int64_t n,
+                             int64_t loadBytes, Value firstPage) -> Value {
     Value base = pageOf(token, firstPage);
     Value elem = e.add(e.mul(e.rem(token, P), W), ch0);
     Value off = e.add(e.add(base, c.dataOffset), e.div(e.mul(elem, c.bits), 8));
@@ -296,6 +318,41 @@ gpu::GPUFuncOp kvopt::gpugen::buildMLADecodeKernel(gpu::GPUModuleOp module,
     if (zr)
       return math::FmaOp::create(b, codes, sc, zr);
     return e.fmul(codes, sc);
+  };
+  // The slice as attention sees it: window tokens (t < sinks, t >= length -
+  // recent) exactly from their slots (sinks, then a ring by t % recent).
+  auto loadSlice = [&](Value token, Value local, Value ch0, int64_t n,
+                       const RowMapping &rm, Value firstPage) -> Value {
+    if (!c.hasWindow())
+      return loadStoredSlice(token, local, ch0, n, rm.loadBytes, firstPage);
+    Value inWindow;
+    if (c.sinks > 0)
+      inWindow = e.lt(token, e.idx(c.sinks));
+    if (c.recent > 0) {
+      Value recent = e.cmp(arith::CmpIPredicate::sge, token,
+                           e.sub(length, e.idx(c.recent)));
+      inWindow =
+          inWindow ? Value(arith::OrIOp::create(b, inWindow, recent)) : recent;
+    }
+    return e.ifElse(
+        inWindow, e.vec(n, f32t),
+        [&] {
+          Value slot = token;
+          if (c.recent > 0) {
+            Value ring = e.add(e.rem(token, c.recent), c.sinks);
+            slot = c.sinks > 0
+                       ? e.select(e.lt(token, e.idx(c.sinks)), token, ring)
+                       : ring;
+          }
+          Value off = e.add(windowBase,
+                            e.mul(e.add(e.mul(slot, W), ch0), c.elementBytes));
+          Value raw =
+              e.loadBytes(pool, off, n * c.elementBytes, rm.windowLoadBytes);
+          return e.decodeFloat(raw, n, c.element);
+        },
+        [&] {
+          return loadStoredSlice(token, local, ch0, n, rm.loadBytes, firstPage);
+        });
   };
 
   auto loop = scf::ForOp::create(b, c0, tiles, c1, init);
@@ -351,8 +408,7 @@ gpu::GPUFuncOp kvopt::gpugen::buildMLADecodeKernel(gpu::GPUModuleOp module,
         Value kv = e.ifElse(
             arith::AndIOp::create(b, valid, inLanes), e.vec(km.elems, f32t),
             [&] {
-              return loadSlice(token, local, ch0, km.elems, km.loadBytes,
-                               firstPage);
+              return loadSlice(token, local, ch0, km.elems, km, firstPage);
             },
             [&] { return e.splat(e.f32(0.0f), km.elems); });
         e.forLoop(c0, e.idx(Rb), c1, [&](Value r) {
@@ -411,8 +467,7 @@ gpu::GPUFuncOp kvopt::gpugen::buildMLADecodeKernel(gpu::GPUModuleOp module,
         Value vv = e.ifElse(
             owner, e.vec(Ev, f32t),
             [&] {
-              return loadSlice(token, local, ch0, Ev, s.value.loadBytes,
-                               firstPage);
+              return loadSlice(token, local, ch0, Ev, s.value, firstPage);
             },
             [&] { return e.splat(e.f32(0.0f), Ev); });
         SmallVector<Value> upd;

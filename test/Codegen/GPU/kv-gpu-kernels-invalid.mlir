@@ -57,15 +57,6 @@ func.func @mla_contiguous(%ql: tensor<1x16x1x512xbf16>, %qr: tensor<1x16x1x64xbf
 
 // -----
 
-// MLA with a full-precision recent window of the latent rows.
-func.func @mla_window(%ql: tensor<1x16x1x512xbf16>, %qr: tensor<1x16x1x64xbf16>, %c: !kv.latent_cache<latent_dim = 512, rope_dim = 64, capacity = 64, element = bf16, layout = #kv.layout<paged, page_size = 16>, quant = #kv.quant<int8, recent = 8>>, %lens: tensor<1xi32>, %bt: tensor<1x4xi32>) -> tensor<1x16x1x512xbf16> {
-  // CHECK: error: 'kv.mla_attention' op GPU kernels do not support full-precision windows (recent/sinks) of quantized caches
-  %o = kv.mla_attention %ql, %qr, %c, %lens block_table %bt {scale = 0.0723 : f32} : (tensor<1x16x1x512xbf16>, tensor<1x16x1x64xbf16>, !kv.latent_cache<latent_dim = 512, rope_dim = 64, capacity = 64, element = bf16, layout = #kv.layout<paged, page_size = 16>, quant = #kv.quant<int8, recent = 8>>, tensor<1xi32>, tensor<1x4xi32>) -> tensor<1x16x1x512xbf16>
-  return %o : tensor<1x16x1x512xbf16>
-}
-
-// -----
-
 // 64 rows of an f32 cache: no tensor-core prefill (f16/bf16 only), and the
 // decode kernel's accumulators do not fit; the note says why prefill was
 // not used.

@@ -64,12 +64,14 @@ MLAData kvopt::gpu_test::makeMLAData(const MLACase &c) {
   cache.latent = ref::Tensor({B, T, c.latent});
   cache.ropeKey = ref::Tensor({B, T, c.rope});
   double maxK = 0, maxV = 0;
+  std::vector<ref::Tensor> rows; // each sequence's rows [len][1][W]
   for (int64_t b = 0; b < B; ++b) {
     int64_t len = c.lengths[b];
     ref::Tensor x({len, 1, W});
     for (double &v : x.values())
       v = ref::roundToScalar(c.element, dist(rng));
     ref::Tensor seen = x;
+    rows.push_back(x);
     auto page = [&](int64_t t) {
       return d.pool.data() + d.table[b * c.maxPages() + t / P] * pageBytes;
     };
@@ -80,7 +82,8 @@ MLAData kvopt::gpu_test::makeMLAData(const MLACase &c) {
                                 page(t) + ((t % P) * W + e) * bits / 8);
     } else {
       ref::QuantizedTensor qt = ref::quantize(x, *q);
-      seen = ref::dequantize(qt, *q);
+      // Window tokens (if any) exactly: they are read from their slots.
+      seen = ref::dequantize(qt, *q, &x);
       for (int64_t p = 0; p * P < len; ++p) {
         uint8_t *base = page(p * P);
         std::vector<uint8_t> codes(P * W, 0);
@@ -116,6 +119,28 @@ MLAData kvopt::gpu_test::makeMLAData(const MLACase &c) {
   }
   for (int64_t L : c.lengths)
     d.lens.push_back(int32_t(L));
+  // Full-precision windows after the pages: per sequence [sinks + recent][W]
+  // elements, sinks then a ring by t % recent (docs/GPU.md).
+  if (q && q->sinks + q->recent > 0) {
+    int64_t esize = ref::scalarBytes(c.element);
+    int64_t wb = (q->sinks + q->recent) * W * esize;
+    int64_t base = d.pool.size();
+    d.pool.resize(base + B * wb, 0);
+    for (int64_t b = 0; b < B; ++b) {
+      int64_t len = c.lengths[b];
+      auto put = [&](int64_t slot, int64_t t) {
+        for (int64_t e = 0; e < W; ++e)
+          ref::writeScalarBytes(c.element, rows[b].at({t, 0, e}),
+                                d.pool.data() + base + b * wb +
+                                    (slot * W + e) * esize);
+      };
+      for (int64_t t = 0; t < std::min(q->sinks, len); ++t)
+        put(t, t);
+      if (q->recent > 0)
+        for (int64_t t = std::max<int64_t>(0, len - q->recent); t < len; ++t)
+          put(q->sinks + t % q->recent, t);
+    }
+  }
 
   ref::AttentionOptions opts;
   opts.scale = c.scale();

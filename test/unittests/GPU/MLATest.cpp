@@ -290,4 +290,34 @@ TEST(GpuMLA, ShapesAndEncodings) {
   }
 }
 
+// Full-precision windows of the latent rows: recent ring, sinks, sequences
+// shorter than the window, page size 1, several causal query rows.
+TEST(GpuMLA, FullPrecisionWindows) {
+  for (uint64_t seed : seeds()) {
+    std::mt19937_64 rng(seed + 5);
+    struct {
+      int64_t page, tq, recent, sinks;
+      Encoding quant;
+    } grid[] = {
+        {64, 1, 16, 0, tok(QuantKind::Int8, 0, true, ScalarType::F32)},
+        {16, 1, 7, 3, tok(QuantKind::Int4, 64, false)},
+        {1, 2, 5, 2, tok(QuantKind::Fp8E4M3, 0, true)},
+    };
+    for (const auto &g : grid) {
+      MLACase c;
+      c.heads = 16;
+      c.queryLen = g.tq;
+      c.causal = g.tq > 1;
+      c.pageSize = g.page;
+      c.quant = g.quant;
+      c.quant->recent = g.recent;
+      c.quant->sinks = g.sinks;
+      c.lengths = randomLengths(rng, 2, g.tq, 150);
+      c.lengths.push_back(std::max<int64_t>(g.tq, 3));
+      c.seed = seed;
+      check(c);
+    }
+  }
+}
+
 } // namespace
