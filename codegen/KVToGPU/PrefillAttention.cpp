@@ -52,9 +52,6 @@ LogicalResult kvopt::gpugen::checkPrefillConfig(const TargetInfo &t,
   const PagedLayout &l = cfg.layout;
   Type el = l.key.element;
   for (const ComponentInfo *c : {&l.key, &l.value}) {
-    if (c->hasWindow())
-      return emitError() << "tensor-core prefill does not read "
-                            "full-precision windows (recent/sinks)";
     if (c->quantized() && c->channelAxis)
       return emitError() << "tensor-core prefill supports token-axis scales "
                             "only";
@@ -236,6 +233,20 @@ gpu::GPUFuncOp kvopt::gpugen::buildPrefillKernel(gpu::GPUModuleOp module,
                          std::gcd(D * c.bits / 8, bytes));
     return pow2Divisor(std::gcd(a, int64_t(256)), t.maxLoadBytes);
   };
+  // Full-precision windows: this sequence's region (the last batch *
+  // windowBytes bytes of the pool) and the alignment of a chunk in it.
+  Value windowBase;
+  if (L.hasWindows()) {
+    Value poolBytes = memref::DimOp::create(b, pool, 0);
+    Value batch = memref::DimOp::create(b, lens, 0);
+    windowBase = e.sub(poolBytes, e.mul(e.sub(batch, seq), L.windowBytes));
+  }
+  auto windowAlign = [&](const ComponentInfo &c) {
+    int64_t a =
+        std::gcd(std::gcd(std::gcd(L.pageBytes, L.windowBytes), c.windowOffset),
+                 std::gcd(rowBytes, int64_t(16)));
+    return pow2Divisor(std::gcd(a, int64_t(256)), t.maxLoadBytes);
+  };
   auto scaleAlign = [&](const ComponentInfo &c) {
     int64_t a = std::gcd(std::gcd(L.pageBytes, c.scaleOffset),
                          std::gcd(c.zeroOffset, c.scaleBytes));
@@ -281,42 +292,78 @@ gpu::GPUFuncOp kvopt::gpugen::buildPrefillKernel(gpu::GPUModuleOp module,
                     vector::BitCastOp::create(b, e.vec(chunkElems, el), raw));
               }
               // Token-axis codes dequantized in f32 (one fma with the zero
-              // point) and rounded to the element type the mma reads.
-              int64_t bytes = chunkElems * c->bits / 8;
-              Value off = e.add(e.add(base, c->dataOffset),
-                                e.div(e.mul(elem, c->bits), 8));
-              Value codes = e.decodeCodes(
-                  e.loadBytes(pool, off, bytes, codeAlign(*c)), chunkElems, *c);
-              int64_t perRow = D / c->group;
-              Type st = c->quant.getScale();
-              auto scaleAt = [&](int64_t region, Value groupIdx) {
-                Value at =
-                    e.mul(e.add(e.mul(row, perRow), groupIdx), c->scaleBytes);
-                return e.loadScale(pool, e.add(e.add(base, region), at), st,
-                                   scaleAlign(*c));
-              };
-              SmallVector<Value> sv, zv;
-              // Chunks start at multiples of chunkElems: when groups and
-              // chunks nest, one load per group the chunk touches; else
-              // (e.g. groups of 12 or 6) every channel finds its own group.
-              bool nested =
-                  c->group % chunkElems == 0 || chunkElems % c->group == 0;
-              for (int64_t j = 0; j < chunkElems; ++j) {
-                if (!nested || j % std::min(c->group, chunkElems) == 0) {
-                  Value gi = e.div(e.add(ch, e.idx(j)), c->group);
-                  sv.push_back(scaleAt(c->scaleOffset, gi));
-                  zv.push_back(c->hasZeros() ? scaleAt(c->zeroOffset, gi)
-                                             : e.f32(0.0f));
-                } else {
-                  sv.push_back(sv.back());
-                  zv.push_back(zv.back());
+              // point) and rounded to the element type the mma reads;
+              // window tokens exactly from their slots.
+              auto stored = [&]() -> Value {
+                int64_t bytes = chunkElems * c->bits / 8;
+                Value off = e.add(e.add(base, c->dataOffset),
+                                  e.div(e.mul(elem, c->bits), 8));
+                Value codes =
+                    e.decodeCodes(e.loadBytes(pool, off, bytes, codeAlign(*c)),
+                                  chunkElems, *c);
+                int64_t perRow = D / c->group;
+                Type st = c->quant.getScale();
+                auto scaleAt = [&](int64_t region, Value groupIdx) {
+                  Value at =
+                      e.mul(e.add(e.mul(row, perRow), groupIdx), c->scaleBytes);
+                  return e.loadScale(pool, e.add(e.add(base, region), at), st,
+                                     scaleAlign(*c));
+                };
+                SmallVector<Value> sv, zv;
+                // Chunks start at multiples of chunkElems: when groups and
+                // chunks nest, one load per group the chunk touches; else
+                // (e.g. groups of 12 or 6) every channel finds its own group.
+                bool nested =
+                    c->group % chunkElems == 0 || chunkElems % c->group == 0;
+                for (int64_t j = 0; j < chunkElems; ++j) {
+                  if (!nested || j % std::min(c->group, chunkElems) == 0) {
+                    Value gi = e.div(e.add(ch, e.idx(j)), c->group);
+                    sv.push_back(scaleAt(c->scaleOffset, gi));
+                    zv.push_back(c->hasZeros() ? scaleAt(c->zeroOffset, gi)
+                                               : e.f32(0.0f));
+                  } else {
+                    sv.push_back(sv.back());
+                    zv.push_back(zv.back());
+                  }
                 }
+                VectorType vf = e.vec(chunkElems, f32t);
+                Value x = math::FmaOp::create(
+                    b, codes, vector::FromElementsOp::create(b, vf, sv),
+                    vector::FromElementsOp::create(b, vf, zv));
+                return e.roundTo(x, el);
+              };
+              if (!c->hasWindow())
+                return stored();
+              Value inWindow;
+              if (c->sinks > 0)
+                inWindow = e.lt(token, e.idx(c->sinks));
+              if (c->recent > 0) {
+                Value recent = e.cmp(arith::CmpIPredicate::sge, token,
+                                     e.sub(length, e.idx(c->recent)));
+                inWindow =
+                    inWindow ? Value(arith::OrIOp::create(b, inWindow, recent))
+                             : recent;
               }
-              VectorType vf = e.vec(chunkElems, f32t);
-              Value x = math::FmaOp::create(
-                  b, codes, vector::FromElementsOp::create(b, vf, sv),
-                  vector::FromElementsOp::create(b, vf, zv));
-              return e.roundTo(x, el);
+              return e.ifElse(
+                  inWindow, e.vec(chunkElems, el),
+                  [&] {
+                    Value slot = token;
+                    if (c->recent > 0) {
+                      Value ring = e.add(e.rem(token, c->recent), c->sinks);
+                      slot = c->sinks > 0
+                                 ? e.select(e.lt(token, e.idx(c->sinks)), token,
+                                            ring)
+                                 : ring;
+                    }
+                    Value welem =
+                        e.add(e.mul(e.add(e.mul(slot, Hkv), h), D), ch);
+                    Value off = e.add(e.add(windowBase, e.idx(c->windowOffset)),
+                                      e.mul(welem, c->elementBytes));
+                    Value raw = e.loadBytes(pool, off, 16, windowAlign(*c));
+                    return Value(vector::BitCastOp::create(
+                        b, e.vec(chunkElems, el), raw));
+                  },
+                  stored);
             },
             [&] {
               Value zero =

@@ -8,7 +8,7 @@
 // PTX: mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32
 // PTX: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
 // CHECK-NOT: bytes stack frame, {{[1-9]}}
-// CHECK-COUNT-6: 0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+// CHECK-COUNT-7: 0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
 // CHECK-NOT: {{[1-9][0-9]* bytes (stack frame|spill)}}
 
 // Llama-3 8B chunked prefill: 32 q / 8 KV heads, head dim 128, 64-token
@@ -53,4 +53,12 @@ func.func @quantized(%q: tensor<?x32x64x128xf16>, %c: !q, %lens: tensor<?xi32>, 
 func.func @d256(%q: tensor<?x8x16x256xbf16>, %c: !g, %lens: tensor<?xi32>, %bt: tensor<?x256xi32>) -> tensor<?x8x16x256xbf16> {
   %o = kv.attention %q, %c, %lens block_table %bt {causal} : (tensor<?x8x16x256xbf16>, !g, tensor<?xi32>, tensor<?x256xi32>) -> tensor<?x8x16x256xbf16>
   return %o : tensor<?x8x16x256xbf16>
+}
+
+// The same with full-precision windows (16 recent tokens, 4 sinks) staged
+// exactly from the window slots.
+!r = !kv.cache<kv_heads = 8, head_dim = 128, capacity = 4096, element = f16, layout = #kv.layout<paged, page_size = 16>, key = #kv.quant<int8, scale = f32, recent = 16, sinks = 4>, value = #kv.quant<int4, group = 32, symmetric = false, recent = 16, sinks = 4>>
+func.func @quantized_windows(%q: tensor<?x32x64x128xf16>, %c: !r, %lens: tensor<?xi32>, %bt: tensor<?x256xi32>) -> tensor<?x32x64x128xf16> {
+  %o = kv.attention %q, %c, %lens block_table %bt {causal} : (tensor<?x32x64x128xf16>, !r, tensor<?xi32>, tensor<?x256xi32>) -> tensor<?x32x64x128xf16>
+  return %o : tensor<?x32x64x128xf16>
 }
