@@ -135,6 +135,12 @@ FailureOr<AppendSchedule> kvopt::gpugen::chooseAppendSchedule(
   if (channelAxis) {
     s.rowsPerBlock = cfg.tokens * l.kvHeads;
     int64_t lanes = std::max(s.key.lanes, s.value.lanes);
+    // More threads for many KV heads, up to appendMaxChannelThreads: every
+    // pass is unrolled, and past 256 threads ptxas caps the registers
+    // (65536 / threads) below what a pass keeps live.
+    s.threads = std::clamp<int64_t>((s.rowsPerBlock * lanes + t.warpSize - 1) /
+                                        t.warpSize * t.warpSize,
+                                    t.appendThreads, t.appendMaxChannelThreads);
     int64_t passes = (s.rowsPerBlock * lanes + s.threads - 1) / s.threads;
     if (passes > t.appendMaxChannelPasses)
       return emitError() << "GPU append to channel-axis scales writes all "

@@ -268,10 +268,13 @@ FailureOr<llvm::json::Object> functionSchedule(ModuleOp module, func::FuncOp f,
         return failure();
       step["op"] = "append";
       step["kernel"] = cast<SymbolRefAttr>(kernels[0]).getLeafReference().str();
+      // Heads and head dim from the cache (the rows' may be dynamic); the
+      // token count is static (kv-gpu-kernels requires it).
+      auto appendCache = cast<kv::CacheType>(append.getCache().getType());
       auto rows = cast<RankedTensorType>(append.getKeys().getType());
-      step["kv_heads"] = rows.getDimSize(1);
+      step["kv_heads"] = appendCache.getKvHeads();
       step["tokens"] = rows.getDimSize(2);
-      step["head_dim"] = rows.getDimSize(3);
+      step["head_dim"] = appendCache.getHeadDim();
       poolOf(append.getCache());
     } else if (auto attention = dyn_cast<kv::AttentionOp>(&op)) {
       gpu::GPUFuncOp first = lookupKernel(module, kernels[0]);

@@ -52,9 +52,6 @@ LogicalResult kvopt::gpugen::checkPrefillConfig(const TargetInfo &t,
   const PagedLayout &l = cfg.layout;
   Type el = l.key.element;
   for (const ComponentInfo *c : {&l.key, &l.value}) {
-    if (c->quantized() && c->channelAxis)
-      return emitError() << "tensor-core prefill supports token-axis scales "
-                            "only";
     // The dequantizing staging needs a few more registers than the wide
     // schedule has left (ptxas spills at head dim 256).
     if (c->quantized() && l.headDim > t.prefillWideHeadDim)
@@ -301,8 +298,32 @@ gpu::GPUFuncOp kvopt::gpugen::buildPrefillKernel(gpu::GPUModuleOp module,
                 Value codes =
                     e.decodeCodes(e.loadBytes(pool, off, bytes, codeAlign(*c)),
                                   chunkElems, *c);
-                int64_t perRow = D / c->group;
                 Type st = c->quant.getScale();
+                VectorType vf = e.vec(chunkElems, f32t);
+                if (c->channelAxis) {
+                  // One scale per channel and group of g tokens:
+                  // [page/g][Hkv][D], the chunk's 8 consecutive channels.
+                  Value srow =
+                      e.add(e.mul(e.div(e.rem(token, P), c->group), Hkv), h);
+                  Value at = e.mul(e.add(e.mul(srow, D), ch), c->scaleBytes);
+                  auto scales = [&](int64_t region) {
+                    SmallVector<Value> xs;
+                    for (int64_t j = 0; j < chunkElems; ++j)
+                      xs.push_back(e.loadScale(
+                          pool,
+                          e.add(e.add(base, region),
+                                e.add(at, e.idx(j * c->scaleBytes))),
+                          st, scaleAlign(*c)));
+                    return Value(vector::FromElementsOp::create(b, vf, xs));
+                  };
+                  Value sc = scales(c->scaleOffset);
+                  Value x = c->hasZeros()
+                                ? Value(math::FmaOp::create(
+                                      b, codes, sc, scales(c->zeroOffset)))
+                                : e.fmul(codes, sc);
+                  return e.roundTo(x, el);
+                }
+                int64_t perRow = D / c->group;
                 auto scaleAt = [&](int64_t region, Value groupIdx) {
                   Value at =
                       e.mul(e.add(e.mul(row, perRow), groupIdx), c->scaleBytes);
@@ -326,7 +347,6 @@ gpu::GPUFuncOp kvopt::gpugen::buildPrefillKernel(gpu::GPUModuleOp module,
                     zv.push_back(zv.back());
                   }
                 }
-                VectorType vf = e.vec(chunkElems, f32t);
                 Value x = math::FmaOp::create(
                     b, codes, vector::FromElementsOp::create(b, vf, sv),
                     vector::FromElementsOp::create(b, vf, zv));

@@ -69,6 +69,10 @@ struct TargetInfo {
   /// slice live across the barrier (measured, KIVI int4 at head dim 128:
   /// 8 passes 168 registers, 16 passes spill).
   int64_t appendMaxChannelPasses = 8;
+  /// Threads of a channel-axis append block (measured, 40 KV heads at head
+  /// dim 128, T = 1: 1024 threads cap ptxas at 64 registers and spill; 256
+  /// threads, 5 passes, do not).
+  int64_t appendMaxChannelThreads = 256;
   /// Append: most channels one lane holds (its slice lives in registers).
   int64_t appendMaxLaneElems = 64;
 

@@ -414,15 +414,16 @@ Status Graph::run(const std::string &name, const std::vector<GraphBuffer> &args,
                      " entries, not a multiple of the batch " +
                      std::to_string(p.batch) + " (" + batchOperand + ")");
     p.maxPages = int64_t(tableEntries / uint64_t(p.batch));
-    // The pool: whole pages, then the batch's window regions, 256-byte
-    // aligned (the kernels' vector loads rely on it).
+    // The pool: whole pages, then the batch's window regions, 16-byte
+    // aligned (the kernels' widest vector access; their offsets are
+    // relative to the pool).
     GraphBuffer pool = buf("pool");
     uint64_t windows = uint64_t(p.batch) * uint64_t(s.windowBytes);
-    if (pool.address % 256 || pool.elements < windows ||
+    if (pool.address % 16 || pool.elements < windows ||
         (pool.elements - windows) % uint64_t(s.pageBytes))
       return invalid(where + ": pool of " + std::to_string(pool.elements) +
                      " bytes at " + std::to_string(pool.address) +
-                     " is not 256-byte aligned whole pages of " +
+                     " is not 16-byte aligned whole pages of " +
                      std::to_string(s.pageBytes) + " bytes then " +
                      std::to_string(p.batch) + " window regions of " +
                      std::to_string(s.windowBytes));

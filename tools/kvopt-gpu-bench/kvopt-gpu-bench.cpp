@@ -60,6 +60,11 @@ static cl::opt<std::string> chip("chip",
                                  cl::init("sm_90"));
 static cl::opt<int> device("device", cl::desc("CUDA device ordinal"),
                            cl::init(0));
+static cl::opt<std::string>
+    toolkit("toolkit",
+            cl::desc("CUDA toolkit folder; default $CUDA_HOME or "
+                     "/usr/local/cuda"),
+            cl::init(""));
 static cl::opt<bool> requireGpu("require-gpu",
                                 cl::desc("exit 1 when no GPU is found"),
                                 cl::init(false));
@@ -169,7 +174,7 @@ bool runOnGpu(Gpu &gpu, const std::string &type, const DecodeCase &c,
     return false;
   };
   std::string error;
-  auto ptx = kernelsToPTX(k.gpuText, chip, error);
+  auto ptx = kernelsToPTX(k.gpuText, chip, error, toolkit);
   if (!ptx)
     return fail(error);
   llvm::SmallString<128> path;
@@ -402,7 +407,7 @@ int main(int argc, char **argv) {
         continue;
       }
       if (dryRun) {
-        auto ptx = kernelsToPTX(k->gpuText, chip, error);
+        auto ptx = kernelsToPTX(k->gpuText, chip, error, toolkit);
         if (!ptx) {
           fprintf(stderr, "%s %lld: %s\n", type.c_str(), (long long)len,
                   error.c_str());

@@ -6,7 +6,7 @@
 // RUN: %ptxas -v -arch=sm_80 %t/kernels.sm_80.ptx -o %t/k80.cubin 2>&1 | FileCheck %s
 // RUN: %ptxas -v -arch=sm_90 %t/kernels.sm_90.ptx -o %t/k90.cubin 2>&1 | FileCheck %s
 // CHECK-NOT: bytes stack frame, {{[1-9]}}
-// CHECK-COUNT-9: 0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+// CHECK-COUNT-10: 0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
 // CHECK-NOT: {{[1-9][0-9]* bytes (stack frame|spill)}}
 
 // int4 groups of 32 (8 lanes per group), RoPE on the keys, decode step.
@@ -59,9 +59,15 @@ func.func @channel_chunk(%c: !kv.cache<kv_heads = 2, head_dim = 64, capacity = 4
   return
 }
 
-// KIVI with a 4-token chunk: 8 passes in the one block per sequence, the
-// most the target allows (appendMaxChannelPasses).
-func.func @kivi_chunk4(%c: !kv.cache<kv_heads = 8, head_dim = 128, capacity = 4096, element = f16, layout = #kv.layout<paged, page_size = 16>, key = #kv.quant<int4, axis = channel, group = 16, symmetric = false, scale = f16, recent = 16>, value = #kv.quant<int4, group = 32, symmetric = false, scale = f16, recent = 16, sinks = 4>>, %pos: tensor<?xi32>, %k: tensor<?x8x4x128xf16>, %v: tensor<?x8x4x128xf16>, %bt: tensor<?x256xi32>) {
-  kv.append %c[%pos], %k, %v block_table %bt {rope_theta = 10000.0 : f64} : !kv.cache<kv_heads = 8, head_dim = 128, capacity = 4096, element = f16, layout = #kv.layout<paged, page_size = 16>, key = #kv.quant<int4, axis = channel, group = 16, symmetric = false, scale = f16, recent = 16>, value = #kv.quant<int4, group = 32, symmetric = false, scale = f16, recent = 16, sinks = 4>>, tensor<?xi32>, tensor<?x8x4x128xf16>, tensor<?x8x4x128xf16>, tensor<?x256xi32>
+// KIVI with an 8-token chunk: 8 passes of 256 threads in the one block per
+// sequence, the most the target allows (appendMaxChannelPasses).
+func.func @kivi_chunk8(%c: !kv.cache<kv_heads = 8, head_dim = 128, capacity = 4096, element = f16, layout = #kv.layout<paged, page_size = 16>, key = #kv.quant<int4, axis = channel, group = 16, symmetric = false, scale = f16, recent = 16>, value = #kv.quant<int4, group = 32, symmetric = false, scale = f16, recent = 16, sinks = 4>>, %pos: tensor<?xi32>, %k: tensor<?x8x8x128xf16>, %v: tensor<?x8x8x128xf16>, %bt: tensor<?x256xi32>) {
+  kv.append %c[%pos], %k, %v block_table %bt {rope_theta = 10000.0 : f64} : !kv.cache<kv_heads = 8, head_dim = 128, capacity = 4096, element = f16, layout = #kv.layout<paged, page_size = 16>, key = #kv.quant<int4, axis = channel, group = 16, symmetric = false, scale = f16, recent = 16>, value = #kv.quant<int4, group = 32, symmetric = false, scale = f16, recent = 16, sinks = 4>>, tensor<?xi32>, tensor<?x8x8x128xf16>, tensor<?x8x8x128xf16>, tensor<?x256xi32>
+  return
+}
+
+// KIVI decode step over 40 KV heads (Llama-2-13B): 256 threads, 5 passes.
+func.func @kivi_40_heads(%c: !kv.cache<kv_heads = 40, head_dim = 128, capacity = 4096, element = f16, layout = #kv.layout<paged, page_size = 16>, key = #kv.quant<int4, axis = channel, group = 16, symmetric = false, scale = f16, recent = 16>, value = #kv.quant<int4, group = 32, symmetric = false, scale = f16, recent = 16, sinks = 4>>, %pos: tensor<?xi32>, %k: tensor<?x40x1x128xf16>, %v: tensor<?x40x1x128xf16>, %bt: tensor<?x256xi32>) {
+  kv.append %c[%pos], %k, %v block_table %bt {rope_theta = 10000.0 : f64} : !kv.cache<kv_heads = 40, head_dim = 128, capacity = 4096, element = f16, layout = #kv.layout<paged, page_size = 16>, key = #kv.quant<int4, axis = channel, group = 16, symmetric = false, scale = f16, recent = 16>, value = #kv.quant<int4, group = 32, symmetric = false, scale = f16, recent = 16, sinks = 4>>, tensor<?xi32>, tensor<?x40x1x128xf16>, tensor<?x40x1x128xf16>, tensor<?x256xi32>
   return
 }

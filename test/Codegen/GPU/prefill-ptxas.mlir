@@ -8,7 +8,7 @@
 // PTX: mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32
 // PTX: mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
 // CHECK-NOT: bytes stack frame, {{[1-9]}}
-// CHECK-COUNT-7: 0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+// CHECK-COUNT-8: 0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
 // CHECK-NOT: {{[1-9][0-9]* bytes (stack frame|spill)}}
 
 // Llama-3 8B chunked prefill: 32 q / 8 KV heads, head dim 128, 64-token
@@ -60,5 +60,13 @@ func.func @d256(%q: tensor<?x8x16x256xbf16>, %c: !g, %lens: tensor<?xi32>, %bt: 
 !r = !kv.cache<kv_heads = 8, head_dim = 128, capacity = 4096, element = f16, layout = #kv.layout<paged, page_size = 16>, key = #kv.quant<int8, scale = f32, recent = 16, sinks = 4>, value = #kv.quant<int4, group = 32, symmetric = false, recent = 16, sinks = 4>>
 func.func @quantized_windows(%q: tensor<?x32x64x128xf16>, %c: !r, %lens: tensor<?xi32>, %bt: tensor<?x256xi32>) -> tensor<?x32x64x128xf16> {
   %o = kv.attention %q, %c, %lens block_table %bt {causal} : (tensor<?x32x64x128xf16>, !r, tensor<?xi32>, tensor<?x256xi32>) -> tensor<?x32x64x128xf16>
+  return %o : tensor<?x32x64x128xf16>
+}
+
+// KIVI: int4 keys per channel over 16 tokens, int4 values per token, 16
+// recent tokens exact.
+!k = !kv.cache<kv_heads = 8, head_dim = 128, capacity = 4096, element = f16, layout = #kv.layout<paged, page_size = 64>, key = #kv.quant<int4, axis = channel, group = 16, symmetric = false, recent = 16>, value = #kv.quant<int4, group = 32, symmetric = false, recent = 16>>
+func.func @kivi(%q: tensor<?x32x64x128xf16>, %c: !k, %lens: tensor<?xi32>, %bt: tensor<?x64xi32>) -> tensor<?x32x64x128xf16> {
+  %o = kv.attention %q, %c, %lens block_table %bt {causal} : (tensor<?x32x64x128xf16>, !k, tensor<?xi32>, tensor<?x64xi32>) -> tensor<?x32x64x128xf16>
   return %o : tensor<?x32x64x128xf16>
 }

@@ -568,10 +568,10 @@ TEST(GpuBundle, GraphRejectsBadCallsAndFiles) {
   EXPECT_EQ(s.code(), rt::StatusCode::InvalidArgument) << s.toString();
   EXPECT_NE(s.message().find("whole pages"), std::string::npos) << s.toString();
   args[1].elements += 1;
-  args[1].address += 16;
+  args[1].address += 8;
   s = graph->run("decode", args, results, *sb.mem);
   EXPECT_EQ(s.code(), rt::StatusCode::InvalidArgument) << s.toString();
-  args[1].address -= 16;
+  args[1].address -= 8;
   EXPECT_EQ(sb.launches, 0u) << "nothing launched on a bad call";
   // And with every buffer right, the step runs.
   s = graph->run("decode", args, results, *sb.mem);

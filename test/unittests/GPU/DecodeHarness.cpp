@@ -634,7 +634,8 @@ Device *kvopt::gpu_test::cudaDevice(std::string *why) {
 
 std::optional<std::string>
 kvopt::gpu_test::kernelsToPTX(const std::string &gpuText,
-                              const std::string &chip, std::string &error) {
+                              const std::string &chip, std::string &error,
+                              const std::string &toolkit) {
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);
@@ -655,8 +656,11 @@ kvopt::gpu_test::kernelsToPTX(const std::string &gpuText,
   (*module)->setAttr(mlir::gpu::GPUDialect::getContainerModuleAttrName(),
                      mlir::UnitAttr::get(&ctx));
   const char *home = std::getenv("CUDA_HOME");
+  std::string tk = !toolkit.empty() ? toolkit
+                   : home           ? std::string(home)
+                                    : std::string("/usr/local/cuda");
   mlir::PassManager pm(&ctx);
-  kvopt::buildKernelsToPTXPipeline(pm, chip, home ? home : "/usr/local/cuda");
+  kvopt::buildKernelsToPTXPipeline(pm, chip, tk);
   if (failed(pm.run(*module))) {
     error = "PTX lowering failed: " + diagnostics;
     return std::nullopt;

@@ -172,10 +172,12 @@ struct Device {
   std::unique_ptr<rt::LaunchBackend> launch;
 };
 Device *cudaDevice(std::string *why = nullptr);
-/// The PTX for `chip` of a gpu.module's text (buildKernelsToPTXPipeline).
+/// The PTX for `chip` of a gpu.module's text (buildKernelsToPTXPipeline);
+/// `toolkit` empty: $CUDA_HOME or /usr/local/cuda.
 std::optional<std::string> kernelsToPTX(const std::string &gpuText,
                                         const std::string &chip,
-                                        std::string &error);
+                                        std::string &error,
+                                        const std::string &toolkit = "");
 /// A gpu.module's kernels loaded on the device, and device buffers for one
 /// launch sequence; everything is released on destruction.
 class DeviceKernels {

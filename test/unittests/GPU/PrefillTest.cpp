@@ -270,9 +270,9 @@ TEST(GpuPrefill, QuantizedCaches) {
   }
 }
 
-// Full-precision windows (token-axis scales): the window tokens staged
-// exactly from their slots, the others dequantized; short sequences inside
-// the window, page size 1.
+// Full-precision windows: the window tokens staged exactly from their
+// slots, the others dequantized (token-axis values; KIVI per-channel keys
+// where the page allows); short sequences inside the window, page size 1.
 TEST(GpuPrefill, FullPrecisionWindows) {
   using ref::QuantAxis;
   using ref::QuantKind;
@@ -280,12 +280,16 @@ TEST(GpuPrefill, FullPrecisionWindows) {
     struct {
       int64_t D, G, Tq, P, recent, sinks;
     } grid[] = {{128, 4, 16, 16, 16, 4}, {64, 8, 8, 1, 7, 0},
-                {64, 4, 16, 32, 0, 5}};
+                {64, 4, 16, 32, 0, 5}, {128, 4, 16, 64, 16, 0}};
     for (const auto &g : grid) {
       DecodeCase c = prefillCase(g.D, g.G, g.Tq, g.P, ScalarType::F16,
                                  {g.Tq + 41, g.Tq + 2, g.Tq}, seed + g.P);
       c.key = Encoding{QuantKind::Int8, QuantAxis::Token, 0, true,
                        ScalarType::F32, g.recent, g.sinks};
+      // KIVI keys (per channel over 16 tokens) where the page allows.
+      if (g.P % 16 == 0 && g.recent >= 15)
+        c.key = Encoding{QuantKind::Int4, QuantAxis::Channel, 16, false,
+                         ScalarType::F16, g.recent, g.sinks};
       c.value = Encoding{QuantKind::Int4, QuantAxis::Token, 32, false,
                          ScalarType::F16, g.recent, g.sinks};
       c.causal = true;

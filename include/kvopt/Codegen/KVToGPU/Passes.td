@@ -61,8 +61,8 @@ def KVGPUKernels : Pass<"kv-gpu-kernels", "::mlir::ModuleOp"> {
     bundles, which `kvopt-gpu-bundle` writes (docs/GPU.md).
 
     Rejected with a diagnostic: contiguous caches, appends to latent
-    caches, channel-axis scales in tensor-core prefill (append writes
-    them, decode reads them), head dims that no lane
+    caches, channel-axis appends of more rows than the target's passes
+    allow, head dims that no lane
     split covers, dynamic query shapes or token counts, shapes that exceed
     the target's registers or shared memory.
   }];

@@ -49,7 +49,7 @@ public:
   std::vector<std::string> functions() const;
 
   /// Runs function `name`: `args[i]` is argument i (a cache argument is its
-  /// page pool: whole pages, then the batch's window regions, 256-byte
+  /// page pool: whole pages, then the batch's window regions, 16-byte
   /// aligned), `results[i]` the buffer result i is written to. Partial
   /// states of split-KV decode come from `workspace`, allocated before the
   /// first launch and released after the step. Launches on `stream` of the
