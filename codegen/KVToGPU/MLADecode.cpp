@@ -61,9 +61,8 @@ kvopt::gpugen::computeLatentLayout(kv::LatentCacheType type,
   if (q) {
     c.sinks = q.getSinks();
     c.recent = q.getRecent();
-    if (q.getAxis() == kv::ScaleAxis::Channel)
-      return emitError() << "GPU MLA decode supports token-axis scales only";
-    c.group = q.getGroup() ? q.getGroup() : W;
+    c.channelAxis = q.getAxis() == kv::ScaleAxis::Channel;
+    c.group = c.channelAxis ? q.getGroup() : (q.getGroup() ? q.getGroup() : W);
     c.symmetric = q.getSymmetric();
     c.scaleBytes = q.getScaleBytes();
   }
@@ -72,7 +71,8 @@ kvopt::gpugen::computeLatentLayout(kv::LatentCacheType type,
   c.dataOffset = 0;
   int64_t end = P * W * c.bits / 8;
   if (q) {
-    int64_t scales = P * (W / c.group);
+    // Token axis: [P][W/g]; channel axis: [P/g][W] (g tokens per scale).
+    int64_t scales = c.channelAxis ? (P / c.group) * W : P * (W / c.group);
     c.scaleOffset = end;
     end += scales * c.scaleBytes;
     if (c.hasZeros()) {
@@ -141,7 +141,9 @@ FailureOr<MLADecodeSchedule> kvopt::gpugen::chooseMLADecodeSchedule(
   }
 
   // Scores walk the tile one token per warp: a multiple of the warps.
-  s.tileTokens = (t.decodeMinTileTokens + s.warps - 1) / s.warps * s.warps;
+  // Channel-axis groups: tiles (and so chunks) start on group boundaries.
+  int64_t unit = c.channelAxis ? std::lcm(s.warps, c.group) : s.warps;
+  s.tileTokens = (t.decodeMinTileTokens + unit - 1) / unit * unit;
   int64_t N = s.tileTokens;
   s.tilePages = std::min(N, (N - 1) / cfg.pageSize + 2);
   s.maxSplits = t.maxSplits;
@@ -151,8 +153,10 @@ FailureOr<MLADecodeSchedule> kvopt::gpugen::chooseMLADecodeSchedule(
   // Rows per block: as many as the accumulators (half the registers) and
   // the static shared memory allow, at most the rows there are.
   int64_t budget = t.decodeRegisterBudget() / 2;
-  int64_t scales =
-      c.quantized() ? N * (W / c.group) * (c.hasZeros() ? 2 : 1) : 0;
+  int64_t staged = !c.quantized()  ? 0
+                   : c.channelAxis ? (N / c.group) * W
+                                   : N * (W / c.group);
+  int64_t scales = staged * (c.hasZeros() ? 2 : 1);
   auto shared = [&](int64_t rb) {
     return 4 * (rb * W + rb * N + 2 * rb + scales) + 4 * s.tilePages;
   };
@@ -194,8 +198,11 @@ gpu::GPUFuncOp kvopt::gpugen::buildMLADecodeKernel(gpu::GPUModuleOp module,
                             i32t,
                             i32t,
                             i32t};
-  int64_t perTok = c.quantized() ? W / c.group : 0;
-  int64_t nScales = N * perTok;
+  // Staged scales: token axis [N][W/g]; channel axis [N/g][W].
+  int64_t perTok = c.quantized() && !c.channelAxis ? W / c.group : 0;
+  int64_t nScales = !c.quantized()  ? 0
+                    : c.channelAxis ? (N / c.group) * W
+                                    : N * perTok;
   SmallVector<Type> workgroup = {
       sharedF32(ctx, Rb * W), // q_s
       sharedF32(ctx, Rb * N), // scores_s (then p)
@@ -313,8 +320,16 @@ gpu::GPUFuncOp kvopt::gpugen::buildMLADecodeKernel(gpu::GPUModuleOp module,
     if (!c.quantized())
       return e.decodeFloat(raw, n, c.element);
     Value codes = e.decodeCodes(raw, n, c);
-    auto [sc, zr] = e.stagedTokenScales(scaleS, zeroS, e.mul(local, perTok),
-                                        ch0, n, c.group);
+    Value sc, zr;
+    if (c.channelAxis) {
+      Value at = e.add(e.mul(e.div(local, c.group), W), ch0);
+      sc = e.vload(e.vec(n, f32t), scaleS, at, 4);
+      if (zeroS)
+        zr = e.vload(e.vec(n, f32t), zeroS, at, 4);
+    } else {
+      std::tie(sc, zr) = e.stagedTokenScales(
+          scaleS, zeroS, e.mul(local, perTok), ch0, n, c.group);
+    }
     if (zr)
       return math::FmaOp::create(b, codes, sc, zr);
     return e.fmul(codes, sc);
@@ -373,13 +388,18 @@ gpu::GPUFuncOp kvopt::gpugen::buildMLADecodeKernel(gpu::GPUModuleOp module,
       int64_t align = std::gcd(std::gcd(cfg.pageBytes, c.scaleOffset),
                                std::gcd(c.zeroOffset, c.scaleBytes));
       align = pow2Divisor(std::gcd(align, int64_t(256)), c.scaleBytes);
+      // Floats per staged unit: a token's groups, or a token group's
+      // channels.
+      int64_t perUnit = c.channelAxis ? W : perTok;
       e.forLoop(tid, e.idx(nScales), cT, [&](Value i) {
-        Value local = e.div(i, perTok), grp = e.rem(i, perTok);
-        Value token = e.add(t0, local);
+        Value unitIdx = e.div(i, perUnit), col = e.rem(i, perUnit);
+        Value token = c.channelAxis ? e.add(t0, e.mul(unitIdx, c.group))
+                                    : e.add(t0, unitIdx);
         e.ifThen(e.lt(token, end), [&] {
           Value base = pageOf(token, firstPage);
-          Value off =
-              e.mul(e.add(e.mul(e.rem(token, P), perTok), grp), c.scaleBytes);
+          Value row =
+              c.channelAxis ? e.div(e.rem(token, P), c.group) : e.rem(token, P);
+          Value off = e.mul(e.add(e.mul(row, perUnit), col), c.scaleBytes);
           Type st = c.quant.getScale();
           e.store(e.loadScale(pool, e.add(e.add(base, c.scaleOffset), off), st,
                               align),

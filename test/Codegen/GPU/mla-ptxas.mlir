@@ -5,7 +5,7 @@
 // RUN: %ptxas -v -arch=sm_80 %t/kernels.sm_80.ptx -o %t/k80.cubin 2>&1 | FileCheck %s
 // RUN: %ptxas -v -arch=sm_90 %t/kernels.sm_90.ptx -o %t/k90.cubin 2>&1 | FileCheck %s
 // CHECK-NOT: bytes stack frame, {{[1-9]}}
-// CHECK-COUNT-10: 0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+// CHECK-COUNT-11: 0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
 // CHECK-NOT: {{[1-9][0-9]* bytes (stack frame|spill)}}
 
 // DeepSeek-V2/V3: latent 512 + RoPE 64, 16 heads, bf16, page 64.
@@ -39,5 +39,11 @@ func.func @int4(%ql: tensor<?x16x1x512xf32>, %qr: tensor<?x16x1x64xf32>, %c: !i,
 // int8 latent rows with a 16-token recent window and 4 sinks.
 func.func @mla_window(%ql: tensor<?x16x1x512xbf16>, %qr: tensor<?x16x1x64xbf16>, %c: !kv.latent_cache<latent_dim = 512, rope_dim = 64, capacity = 4096, element = bf16, layout = #kv.layout<paged, page_size = 64>, quant = #kv.quant<int8, scale = f32, recent = 16, sinks = 4>>, %lens: tensor<?xi32>, %bt: tensor<?x64xi32>) -> tensor<?x16x1x512xbf16> {
   %o = kv.mla_attention %ql, %qr, %c, %lens block_table %bt {scale = 0.0723 : f32} : (tensor<?x16x1x512xbf16>, tensor<?x16x1x64xbf16>, !kv.latent_cache<latent_dim = 512, rope_dim = 64, capacity = 4096, element = bf16, layout = #kv.layout<paged, page_size = 64>, quant = #kv.quant<int8, scale = f32, recent = 16, sinks = 4>>, tensor<?xi32>, tensor<?x64xi32>) -> tensor<?x16x1x512xbf16>
+  return %o : tensor<?x16x1x512xbf16>
+}
+
+// int4 latent rows with per-channel scales over 16 tokens (KIVI-style).
+func.func @mla_channel(%ql: tensor<?x16x1x512xbf16>, %qr: tensor<?x16x1x64xbf16>, %c: !kv.latent_cache<latent_dim = 512, rope_dim = 64, capacity = 4096, element = bf16, layout = #kv.layout<paged, page_size = 64>, quant = #kv.quant<int4, axis = channel, group = 16, symmetric = false, scale = f16, recent = 16>>, %lens: tensor<?xi32>, %bt: tensor<?x64xi32>) -> tensor<?x16x1x512xbf16> {
+  %o = kv.mla_attention %ql, %qr, %c, %lens block_table %bt {scale = 0.0723 : f32} : (tensor<?x16x1x512xbf16>, tensor<?x16x1x64xbf16>, !kv.latent_cache<latent_dim = 512, rope_dim = 64, capacity = 4096, element = bf16, layout = #kv.layout<paged, page_size = 64>, quant = #kv.quant<int4, axis = channel, group = 16, symmetric = false, scale = f16, recent = 16>>, tensor<?xi32>, tensor<?x64xi32>) -> tensor<?x16x1x512xbf16>
   return %o : tensor<?x16x1x512xbf16>
 }

@@ -41,7 +41,9 @@ MLAData kvopt::gpu_test::makeMLAData(const MLACase &c) {
     sbytes = ref::scalarBytes(q->scaleType);
     g = q->group ? q->group : W;
   }
-  int64_t scalesPerPage = c.quant ? P * (W / g) : 0;
+  // Token axis: [P][W/g] scales per page; channel axis: [P/g][W].
+  bool channel = q && q->axis == ref::QuantAxis::Channel;
+  int64_t scalesPerPage = !c.quant ? 0 : channel ? (P / g) * W : P * (W / g);
   int64_t scaleOff = P * W * bits / 8;
   int64_t zeroOff = scaleOff + scalesPerPage * sbytes;
   int64_t pageBytes =
@@ -91,9 +93,11 @@ MLAData kvopt::gpu_test::makeMLAData(const MLACase &c) {
           int64_t t = p * P + slot;
           for (int64_t e = 0; e < W; ++e)
             codes[slot * W + e] = qt.codes[t * W + e];
-          for (int64_t gi = 0; gi < W / g; ++gi) {
-            int64_t from = ref::scaleIndex(*q, qt, t, 0, gi * g);
-            int64_t to = slot * (W / g) + gi;
+          // Channel axis: the group's scales once, from its first slot.
+          int64_t count = channel ? (slot % g == 0 ? W : 0) : W / g;
+          for (int64_t gi = 0; gi < count; ++gi) {
+            int64_t from = ref::scaleIndex(*q, qt, t, 0, channel ? gi : gi * g);
+            int64_t to = channel ? (slot / g) * W + gi : slot * (W / g) + gi;
             ref::writeScalarBytes(q->scaleType, qt.scales[from],
                                   base + scaleOff + to * sbytes);
             if (!q->symmetric)

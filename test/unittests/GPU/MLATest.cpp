@@ -302,6 +302,14 @@ TEST(GpuMLA, FullPrecisionWindows) {
         {64, 1, 16, 0, tok(QuantKind::Int8, 0, true, ScalarType::F32)},
         {16, 1, 7, 3, tok(QuantKind::Int4, 64, false)},
         {1, 2, 5, 2, tok(QuantKind::Fp8E4M3, 0, true)},
+        // Per-channel scales over 16 tokens (pages of 64: 4 groups), the
+        // incomplete last group in the recent window.
+        {64, 1, 16, 0,
+         Encoding{QuantKind::Int4, ref::QuantAxis::Channel, 16, false,
+                  ScalarType::F16}},
+        {32, 2, 7, 2,
+         Encoding{QuantKind::Int8, ref::QuantAxis::Channel, 8, true,
+                  ScalarType::F32}},
     };
     for (const auto &g : grid) {
       MLACase c;

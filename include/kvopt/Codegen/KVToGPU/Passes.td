@@ -43,7 +43,8 @@ def KVGPUKernels : Pass<"kv-gpu-kernels", "::mlir::ModuleOp"> {
     - `mla_decode_<n>`: grid (splits, row blocks, batch), one block per
       (KV chunk, block of query rows, sequence); lanes split the latent +
       RoPE row for the scores, threads own latent channels for the values;
-      token-axis dequantization fused. `merge_<n>` as above, over the
+      dequantization fused (token or channel axis, full-precision
+      windows exact). `merge_<n>` as above, over the
       latent width.
 
     For every `kv.append` to a paged `!kv.cache`:
