@@ -279,19 +279,21 @@ TEST(GpuPrefill, FullPrecisionWindows) {
   for (uint64_t seed : seeds()) {
     struct {
       int64_t D, G, Tq, P, recent, sinks;
-    } grid[] = {{128, 4, 16, 16, 16, 4}, {64, 8, 8, 1, 7, 0},
-                {64, 4, 16, 32, 0, 5}, {128, 4, 16, 64, 16, 0}};
+    } grid[] = {{128, 4, 16, 16, 16, 4},
+                {64, 8, 8, 1, 7, 0},
+                {64, 4, 16, 32, 0, 5},
+                {128, 4, 16, 64, 16, 0}};
     for (const auto &g : grid) {
       DecodeCase c = prefillCase(g.D, g.G, g.Tq, g.P, ScalarType::F16,
                                  {g.Tq + 41, g.Tq + 2, g.Tq}, seed + g.P);
-      c.key = Encoding{QuantKind::Int8, QuantAxis::Token, 0, true,
-                       ScalarType::F32, g.recent, g.sinks};
+      c.key = Encoding{QuantKind::Int8, QuantAxis::Token, 0,      true,
+                       ScalarType::F32, g.recent,         g.sinks};
       // KIVI keys (per channel over 16 tokens) where the page allows.
       if (g.P % 16 == 0 && g.recent >= 15)
-        c.key = Encoding{QuantKind::Int4, QuantAxis::Channel, 16, false,
-                         ScalarType::F16, g.recent, g.sinks};
-      c.value = Encoding{QuantKind::Int4, QuantAxis::Token, 32, false,
-                         ScalarType::F16, g.recent, g.sinks};
+        c.key = Encoding{QuantKind::Int4, QuantAxis::Channel, 16,     false,
+                         ScalarType::F16, g.recent,           g.sinks};
+      c.value = Encoding{QuantKind::Int4, QuantAxis::Token, 32,     false,
+                         ScalarType::F16, g.recent,         g.sinks};
       c.causal = true;
       check(c);
     }
