@@ -78,15 +78,11 @@ mapAppendRow(const TargetInfo &t, const PagedLayout &l, const ComponentInfo &c,
                              std::gcd(D * c.bits / 8, slice));
     align = std::gcd(align, int64_t(256));
     m.storeBytes = pow2Divisor(std::gcd(align, slice), t.maxLoadBytes);
-    // Window slots: whole pages precede the window regions in the 256-byte
-    // aligned pool (docs/GPU.md).
-    if (c.hasWindow()) {
-      int64_t w = E * c.elementBytes;
-      int64_t wa = std::gcd(
-          std::gcd(std::gcd(l.pageBytes, l.windowBytes), c.windowOffset),
-          std::gcd(l.kvHeads * D * c.elementBytes, std::gcd(w, int64_t(256))));
-      m.windowBytes = pow2Divisor(wa, t.maxLoadBytes);
-    }
+    // Window slots (docs/GPU.md).
+    if (c.hasWindow())
+      m.windowBytes = windowAlign(l.pageBytes, l.windowBytes, c.windowOffset,
+                                  l.kvHeads * D * c.elementBytes,
+                                  E * c.elementBytes, t.maxLoadBytes);
     // Channel-axis scales and zero points: [page/g][Hkv][D] per page.
     if (c.quantized() && c.channelAxis) {
       int64_t sl = E * c.scaleBytes;
@@ -358,14 +354,10 @@ gpu::GPUFuncOp kvopt::gpugen::buildAppendKernel(gpu::GPUModuleOp module,
   Value start = e.loadIndex(positions, seq);
   Value c0 = e.idx(0);
 
-  // This sequence's window region (docs/GPU.md): the last batch *
-  // windowBytes bytes of the pool.
+  // This sequence's window region (docs/GPU.md).
   Value windowBase;
-  if (L.hasWindows()) {
-    Value poolBytes = memref::DimOp::create(b, pool, 0);
-    Value batch = memref::DimOp::create(b, positions, 0);
-    windowBase = e.sub(poolBytes, e.mul(e.sub(batch, seq), L.windowBytes));
-  }
+  if (L.hasWindows())
+    windowBase = e.windowRegion(pool, positions, seq, L.windowBytes);
 
   auto component = [&](const ComponentInfo &c, const AppendMapping &m,
                        Value input, Type inputType, bool rope) {
@@ -501,7 +493,7 @@ gpu::GPUFuncOp kvopt::gpugen::buildAppendKernel(gpu::GPUModuleOp module,
                                        c.element);
                 },
                 [&] {
-                  Value ring = e.add(e.rem(tok, c.recent), c.sinks);
+                  Value ring = e.ringSlot(tok, c.sinks, c.recent);
                   Value raw = e.loadBytes(pool, windowSlice(ring, h, ch0),
                                           E * c.elementBytes, m.windowBytes);
                   return e.decodeFloat(raw, E, c.element);
@@ -630,7 +622,7 @@ gpu::GPUFuncOp kvopt::gpugen::buildAppendKernel(gpu::GPUModuleOp module,
                                              e.add(w.pos, c.recent),
                                              e.add(start, T))),
                  [&] {
-                   Value ring = e.add(e.rem(w.pos, c.recent), c.sinks);
+                   Value ring = e.ringSlot(w.pos, c.sinks, c.recent);
                    a.storeBytes(w.stored, windowSlice(ring, w.h, w.ch0),
                                 m.windowBytes);
                  });

@@ -250,6 +250,12 @@ FailureOr<llvm::json::Object> functionSchedule(ModuleOp module, func::FuncOp f,
           int64_t(std::llround(t.getBytesPerToken() * double(t.getPageSize())));
       step["window_bytes"] = t.getFixedBytesPerSequence();
     };
+    // The split plan's inputs, recorded on the decode kernel.
+    auto planConstants = [&](gpu::GPUFuncOp decode) {
+      for (StringRef c : {"tile_tokens", "max_splits", "sm_count",
+                          "blocks_per_sm", "min_chunk_tokens"})
+        step[c] = constant(decode, ("kv." + c).str());
+    };
     // Query heads x query rows of a [B, H, Tq, D] query tensor.
     auto rowsPerSequence = [](Value q) {
       auto t = cast<RankedTensorType>(q.getType());
@@ -320,9 +326,7 @@ FailureOr<llvm::json::Object> functionSchedule(ModuleOp module, func::FuncOp f,
       poolOf(attention.getCache());
       step["kv_heads"] = cache.getKvHeads();
       step["page_size"] = cache.getPageSize();
-      for (StringRef c : {"tile_tokens", "max_splits", "sm_count",
-                          "blocks_per_sm", "min_chunk_tokens"})
-        step[c] = constant(decode, ("kv." + c).str());
+      planConstants(decode);
     } else if (auto mla = dyn_cast<kv::MLAAttentionOp>(&op)) {
       gpu::GPUFuncOp decode = lookupKernel(module, kernels[0]);
       if (kernels.size() != 2 || !decode) {
@@ -355,9 +359,7 @@ FailureOr<llvm::json::Object> functionSchedule(ModuleOp module, func::FuncOp f,
       // grid.y: blocks of query rows, the plan's "heads".
       step["row_blocks"] = cast<IntegerAttr>(grid[1]).getInt();
       step["page_size"] = cache.getPageSize();
-      for (StringRef c : {"tile_tokens", "max_splits", "sm_count",
-                          "blocks_per_sm", "min_chunk_tokens"})
-        step[c] = constant(decode, ("kv." + c).str());
+      planConstants(decode);
     } else {
       why = "its " + op.getName().getStringRef().str() +
             " has no graph-runner launch yet";

@@ -137,16 +137,10 @@ static FailureOr<RowMapping> mapRow(const TargetInfo &t, const PagedLayout &l,
   align = std::gcd(align, int64_t(256));
   m.loadBytes = pow2Divisor(std::gcd(align, sliceBytes), t.maxLoadBytes);
   if (c.hasWindow()) {
-    // Window slots hold full-precision rows. The pool is 256-byte aligned
-    // and holds whole pages before the window regions, so a region starts
-    // at a multiple of gcd(pageBytes, windowBytes); component offsets, rows
-    // and slices add offsets.
-    int64_t windowSlice = m.elems * c.elementBytes;
-    int64_t walign =
-        std::gcd(std::gcd(std::gcd(l.pageBytes, l.windowBytes), c.windowOffset),
-                 std::gcd(l.kvHeads * D * c.elementBytes,
-                          std::gcd(windowSlice, int64_t(256))));
-    m.windowLoadBytes = pow2Divisor(walign, t.maxLoadBytes);
+    // Window slots hold full-precision rows.
+    m.windowLoadBytes = windowAlign(l.pageBytes, l.windowBytes, c.windowOffset,
+                                    l.kvHeads * D * c.elementBytes,
+                                    m.elems * c.elementBytes, t.maxLoadBytes);
   }
   m.rowsPerPass = threads / m.lanes;
   return m;
@@ -377,14 +371,10 @@ gpu::GPUFuncOp kvopt::gpugen::buildDecodeKernel(gpu::GPUModuleOp module,
     });
   };
 
-  // This sequence's window region: the last batch * windowBytes bytes of
-  // the pool, sequence `seq`'s at pool_size - (batch - seq) * windowBytes.
+  // This sequence's window region.
   Value windowBase;
-  if (L.hasWindows()) {
-    Value poolBytes = memref::DimOp::create(b, pool, 0);
-    Value batch = memref::DimOp::create(b, lens, 0);
-    windowBase = e.sub(poolBytes, e.mul(e.sub(batch, seq), L.windowBytes));
-  }
+  if (L.hasWindows())
+    windowBase = e.windowRegion(pool, lens, seq, L.windowBytes);
 
   // The dequantized f32 slice (vector<elems>) of `token`'s stored row for
   // this lane, `slice` = lane's index within its row; `local` = token - t0.
@@ -425,26 +415,10 @@ gpu::GPUFuncOp kvopt::gpugen::buildDecodeKernel(gpu::GPUModuleOp module,
                      Value slice, Value firstPage) -> Value {
     if (!c.hasWindow())
       return loadStoredRow(c, m, st, token, local, slice, firstPage);
-    Value inWindow;
-    if (c.sinks > 0)
-      inWindow = e.lt(token, e.idx(c.sinks));
-    if (c.recent > 0) {
-      Value recent = e.cmp(arith::CmpIPredicate::sge, token,
-                           e.sub(length, e.idx(c.recent)));
-      inWindow =
-          inWindow ? Value(arith::OrIOp::create(b, inWindow, recent)) : recent;
-    }
     return e.ifElse(
-        inWindow, e.vec(m.elems, f32t),
+        e.inWindow(token, length, c.sinks, c.recent), e.vec(m.elems, f32t),
         [&] {
-          // Slot: the sink itself, or sinks + t % recent.
-          Value wslot = token;
-          if (c.recent > 0) {
-            Value ring = e.add(e.rem(token, c.recent), c.sinks);
-            wslot = c.sinks > 0
-                        ? e.select(e.lt(token, e.idx(c.sinks)), token, ring)
-                        : ring;
-          }
+          Value wslot = e.windowSlot(token, c.sinks, c.recent);
           Value elem = e.add(e.mul(e.add(e.mul(wslot, Hkv), h), D),
                              e.mul(slice, m.elems));
           Value off = e.add(e.add(windowBase, e.idx(c.windowOffset)),

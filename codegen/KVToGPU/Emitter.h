@@ -37,6 +37,20 @@ inline int64_t pow2Divisor(int64_t x, int64_t cap) {
   return p;
 }
 
+/// The widest access (at most `maxBytes`) a `sliceBytes` slice of a
+/// full-precision window slot is guaranteed to be aligned to: the pool is
+/// 256-byte aligned and holds whole `pageBytes` pages before the batch's
+/// `windowBytes` regions (docs/GPU.md); the component's offset in a region,
+/// its `rowBytes` rows and the slice add offsets.
+inline int64_t windowAlign(int64_t pageBytes, int64_t windowBytes,
+                           int64_t componentOffset, int64_t rowBytes,
+                           int64_t sliceBytes, int64_t maxBytes) {
+  int64_t a = std::gcd(std::gcd(std::gcd(pageBytes, windowBytes),
+                                std::gcd(componentOffset, rowBytes)),
+                       std::gcd(sliceBytes, int64_t(256)));
+  return pow2Divisor(a, maxBytes);
+}
+
 /// Arithmetic vocabulary over an ImplicitLocOpBuilder (index unless noted).
 struct Emitter {
   ImplicitLocOpBuilder &b;
@@ -130,6 +144,40 @@ struct Emitter {
     b.setInsertionPointToStart(&op.getThenRegion().front());
     body();
   }
+  /// Full-precision windows (docs/Numerics.md): whether token `t` of a
+  /// sequence of `length` tokens is kept exactly (t < sinks or t >= length -
+  /// recent; sinks + recent > 0).
+  Value inWindow(Value t, Value length, int64_t sinks, int64_t recent) {
+    Value in;
+    if (sinks > 0)
+      in = lt(t, idx(sinks));
+    if (recent > 0) {
+      Value r = cmp(arith::CmpIPredicate::sge, t, sub(length, idx(recent)));
+      in = in ? Value(arith::OrIOp::create(b, in, r)) : r;
+    }
+    return in;
+  }
+  /// The recent-ring slot of token `t`: sinks + t % recent.
+  Value ringSlot(Value t, int64_t sinks, int64_t recent) {
+    return add(rem(t, recent), sinks);
+  }
+  /// The window slot of a window token `t`: itself for a sink, else its
+  /// ring slot.
+  Value windowSlot(Value t, int64_t sinks, int64_t recent) {
+    if (recent == 0)
+      return t;
+    Value ring = ringSlot(t, sinks, recent);
+    return sinks > 0 ? select(lt(t, idx(sinks)), t, ring) : ring;
+  }
+  /// First byte of sequence `seq`'s window region: the regions of the
+  /// batch (`batchOf`'s size) are the pool's last batch * windowBytes bytes.
+  Value windowRegion(Value pool, Value batchOf, Value seq,
+                     int64_t windowBytes) {
+    Value poolBytes = memref::DimOp::create(b, pool, 0);
+    Value batch = memref::DimOp::create(b, batchOf, 0);
+    return sub(poolBytes, mul(sub(batch, seq), windowBytes));
+  }
+
   Value ifElse(Value cond, Type type, const std::function<Value()> &thenBody,
                const std::function<Value()> &elseBody) {
     auto op = scf::IfOp::create(b, TypeRange{type}, cond, true);

@@ -162,6 +162,8 @@ mlir::gpu::GPUFuncOp buildPrefillKernel(mlir::gpu::GPUModuleOp module,
 struct MLADecodeConfig {
   ComponentInfo row;
   int64_t latentDim = 0, ropeDim = 0, pageSize = 0, pageBytes = 0;
+  /// One sequence's window region: [sinks + recent][W] elements.
+  int64_t windowBytes = 0;
   int64_t heads = 1, queryLen = 1; ///< Hq, Tq
   mlir::Type queryType, outputType;
   float scale = 1.0f;

@@ -81,6 +81,7 @@ kvopt::gpugen::computeLatentLayout(kv::LatentCacheType type,
     }
   }
   cfg.pageBytes = end;
+  cfg.windowBytes = (c.sinks + c.recent) * W * c.elementBytes;
   return cfg;
 }
 
@@ -126,14 +127,10 @@ FailureOr<MLADecodeSchedule> kvopt::gpugen::chooseMLADecodeSchedule(
   };
   s.key.loadBytes = alignOf(s.key.elems);
   s.value.loadBytes = alignOf(s.value.elems);
-  // Window slots ([sinks + recent][W] elements per sequence after the
-  // pages): alignment of a full-precision slice.
+  // Window slots: alignment of a full-precision slice.
   auto windowAlignOf = [&](int64_t elems) {
-    int64_t slice = elems * c.elementBytes;
-    int64_t windowBytes = (c.sinks + c.recent) * W * c.elementBytes;
-    int64_t align = std::gcd(std::gcd(cfg.pageBytes, windowBytes),
-                             std::gcd(W * c.elementBytes, slice));
-    return pow2Divisor(std::gcd(align, int64_t(256)), t.maxLoadBytes);
+    return windowAlign(cfg.pageBytes, cfg.windowBytes, 0, W * c.elementBytes,
+                       elems * c.elementBytes, t.maxLoadBytes);
   };
   if (c.hasWindow()) {
     s.key.windowLoadBytes = windowAlignOf(s.key.elems);
@@ -300,15 +297,10 @@ gpu::GPUFuncOp kvopt::gpugen::buildMLADecodeKernel(gpu::GPUModuleOp module,
     Value p = e.load(pageS, e.sub(e.div(token, P), firstPage));
     return e.mul(e.toIndex(p), cfg.pageBytes);
   };
-  // This sequence's window region: the last batch * windowBytes bytes of
-  // the pool (docs/GPU.md), [sinks + recent][W] elements.
-  int64_t windowBytes = (c.sinks + c.recent) * W * c.elementBytes;
+  // This sequence's window region.
   Value windowBase;
-  if (c.hasWindow()) {
-    Value poolBytes = memref::DimOp::create(b, pool, 0);
-    Value batch = memref::DimOp::create(b, lens, 0);
-    windowBase = e.sub(poolBytes, e.mul(e.sub(batch, seq), windowBytes));
-  }
+  if (c.hasWindow())
+    windowBase = e.windowRegion(pool, lens, seq, cfg.windowBytes);
   // Dequantized f32 vector<n> of channels [ch0, ch0 + n) of `token`'s
   // stored row.
   auto loadStoredSlice = [&](Value token, Value local, Value ch0, int64_t n,
@@ -340,25 +332,10 @@ gpu::GPUFuncOp kvopt::gpugen::buildMLADecodeKernel(gpu::GPUModuleOp module,
                        const RowMapping &rm, Value firstPage) -> Value {
     if (!c.hasWindow())
       return loadStoredSlice(token, local, ch0, n, rm.loadBytes, firstPage);
-    Value inWindow;
-    if (c.sinks > 0)
-      inWindow = e.lt(token, e.idx(c.sinks));
-    if (c.recent > 0) {
-      Value recent = e.cmp(arith::CmpIPredicate::sge, token,
-                           e.sub(length, e.idx(c.recent)));
-      inWindow =
-          inWindow ? Value(arith::OrIOp::create(b, inWindow, recent)) : recent;
-    }
     return e.ifElse(
-        inWindow, e.vec(n, f32t),
+        e.inWindow(token, length, c.sinks, c.recent), e.vec(n, f32t),
         [&] {
-          Value slot = token;
-          if (c.recent > 0) {
-            Value ring = e.add(e.rem(token, c.recent), c.sinks);
-            slot = c.sinks > 0
-                       ? e.select(e.lt(token, e.idx(c.sinks)), token, ring)
-                       : ring;
-          }
+          Value slot = e.windowSlot(token, c.sinks, c.recent);
           Value off = e.add(windowBase,
                             e.mul(e.add(e.mul(slot, W), ch0), c.elementBytes));
           Value raw =

@@ -230,19 +230,14 @@ gpu::GPUFuncOp kvopt::gpugen::buildPrefillKernel(gpu::GPUModuleOp module,
                          std::gcd(D * c.bits / 8, bytes));
     return pow2Divisor(std::gcd(a, int64_t(256)), t.maxLoadBytes);
   };
-  // Full-precision windows: this sequence's region (the last batch *
-  // windowBytes bytes of the pool) and the alignment of a chunk in it.
+  // Full-precision windows: this sequence's region and the alignment of a
+  // 16-byte chunk in it.
   Value windowBase;
-  if (L.hasWindows()) {
-    Value poolBytes = memref::DimOp::create(b, pool, 0);
-    Value batch = memref::DimOp::create(b, lens, 0);
-    windowBase = e.sub(poolBytes, e.mul(e.sub(batch, seq), L.windowBytes));
-  }
-  auto windowAlign = [&](const ComponentInfo &c) {
-    int64_t a =
-        std::gcd(std::gcd(std::gcd(L.pageBytes, L.windowBytes), c.windowOffset),
-                 std::gcd(rowBytes, int64_t(16)));
-    return pow2Divisor(std::gcd(a, int64_t(256)), t.maxLoadBytes);
+  if (L.hasWindows())
+    windowBase = e.windowRegion(pool, lens, seq, L.windowBytes);
+  auto chunkWindowAlign = [&](const ComponentInfo &c) {
+    return windowAlign(L.pageBytes, L.windowBytes, c.windowOffset, rowBytes, 16,
+                       t.maxLoadBytes);
   };
   auto scaleAlign = [&](const ComponentInfo &c) {
     int64_t a = std::gcd(std::gcd(L.pageBytes, c.scaleOffset),
@@ -354,32 +349,17 @@ gpu::GPUFuncOp kvopt::gpugen::buildPrefillKernel(gpu::GPUModuleOp module,
               };
               if (!c->hasWindow())
                 return stored();
-              Value inWindow;
-              if (c->sinks > 0)
-                inWindow = e.lt(token, e.idx(c->sinks));
-              if (c->recent > 0) {
-                Value recent = e.cmp(arith::CmpIPredicate::sge, token,
-                                     e.sub(length, e.idx(c->recent)));
-                inWindow =
-                    inWindow ? Value(arith::OrIOp::create(b, inWindow, recent))
-                             : recent;
-              }
               return e.ifElse(
-                  inWindow, e.vec(chunkElems, el),
+                  e.inWindow(token, length, c->sinks, c->recent),
+                  e.vec(chunkElems, el),
                   [&] {
-                    Value slot = token;
-                    if (c->recent > 0) {
-                      Value ring = e.add(e.rem(token, c->recent), c->sinks);
-                      slot = c->sinks > 0
-                                 ? e.select(e.lt(token, e.idx(c->sinks)), token,
-                                            ring)
-                                 : ring;
-                    }
+                    Value slot = e.windowSlot(token, c->sinks, c->recent);
                     Value welem =
                         e.add(e.mul(e.add(e.mul(slot, Hkv), h), D), ch);
                     Value off = e.add(e.add(windowBase, e.idx(c->windowOffset)),
                                       e.mul(welem, c->elementBytes));
-                    Value raw = e.loadBytes(pool, off, 16, windowAlign(*c));
+                    Value raw =
+                        e.loadBytes(pool, off, 16, chunkWindowAlign(*c));
                     return Value(vector::BitCastOp::create(
                         b, e.vec(chunkElems, el), raw));
                   },

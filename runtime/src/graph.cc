@@ -97,6 +97,20 @@ Status parseStep(const json &j, const std::string &where, uint32_t args,
     if (r.getUnsigned("window_bytes", w, true, UINT32_MAX))
       out.windowBytes = int64_t(w);
   }
+  // Decode and MLA: the kernels, the results and the split plan's inputs.
+  auto splitDecode = [&]() {
+    r.getString("decode", out.decode, true);
+    r.getString("merge", out.merge, true);
+    result("out", out.out, true);
+    result("lse", out.lse, true);
+    integer("rows_per_sequence", out.rowsPerSequence);
+    integer("page_size", out.pageSize);
+    integer("tile_tokens", out.tileTokens);
+    integer("max_splits", out.limits.maxSplits);
+    integer("sm_count", out.limits.smCount);
+    integer("blocks_per_sm", out.limits.blocksPerSM);
+    integer("min_chunk_tokens", out.limits.minChunkTokens);
+  };
   if (op == "append") {
     out.kind = Graph::Step::Append;
     r.getString("kernel", out.kernel, true);
@@ -107,39 +121,19 @@ Status parseStep(const json &j, const std::string &where, uint32_t args,
     out.kind = Graph::Step::Attention;
     names = kAttentionOperands;
     count = 4;
-    r.getString("decode", out.decode, true);
-    r.getString("merge", out.merge, true);
-    result("out", out.out, true);
-    result("lse", out.lse, true);
+    splitDecode();
     integer("head_dim", out.headDim);
-    integer("rows_per_sequence", out.rowsPerSequence);
     integer("kv_heads", out.kvHeads);
-    integer("page_size", out.pageSize);
-    integer("tile_tokens", out.tileTokens);
-    integer("max_splits", out.limits.maxSplits);
-    integer("sm_count", out.limits.smCount);
-    integer("blocks_per_sm", out.limits.blocksPerSM);
-    integer("min_chunk_tokens", out.limits.minChunkTokens);
   } else if (op == "mla") {
     // Decode over a latent cache: "head_dim" is the latent width (the
     // output and partial rows), "kv_heads" the row blocks of the grid.
     out.kind = Graph::Step::Mla;
     names = kMlaOperands;
     count = 5;
-    r.getString("decode", out.decode, true);
-    r.getString("merge", out.merge, true);
-    result("out", out.out, true);
-    result("lse", out.lse, true);
+    splitDecode();
     integer("latent_dim", out.headDim);
     integer("rope_dim", out.ropeDim);
-    integer("rows_per_sequence", out.rowsPerSequence);
     integer("row_blocks", out.kvHeads);
-    integer("page_size", out.pageSize);
-    integer("tile_tokens", out.tileTokens);
-    integer("max_splits", out.limits.maxSplits);
-    integer("sm_count", out.limits.smCount);
-    integer("blocks_per_sm", out.limits.blocksPerSM);
-    integer("min_chunk_tokens", out.limits.minChunkTokens);
   } else if (op == "prefill") {
     out.kind = Graph::Step::Prefill;
     names = kAttentionOperands;

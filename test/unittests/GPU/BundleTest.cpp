@@ -184,17 +184,7 @@ DecodeRun runBundle(const rt::KernelBundle &bundle, rt::LaunchBackend &backend,
   r.lse.assign(rows, 0.0f);
   EXPECT_TRUE(mem.copyToHost(outHost.data(), out, outBytes).isOk());
   EXPECT_TRUE(mem.copyToHost(r.lse.data(), lse, rows * 4).isOk());
-  for (int64_t i = 0; i < rows * D; ++i) {
-    if (o32) {
-      float v;
-      std::memcpy(&v, &outHost[i * 4], 4);
-      r.out.push_back(v);
-    } else {
-      uint16_t bits;
-      std::memcpy(&bits, &outHost[i * 2], 2);
-      r.out.push_back(float(ref::fromScalarBits(c.output, bits)));
-    }
-  }
+  r.out = outputValues(outHost, c.output);
   return r;
 }
 
@@ -222,45 +212,64 @@ void checkAgainstReference(const rt::KernelBundle &bundle,
   }
 }
 
+/// The serving step's inputs: pages holding every sequence's first L - T
+/// tokens and the last T tokens' rows [B, Hkv, T, D] in the element type.
+struct GraphStep {
+  DecodeCase c;
+  DecodeData d;
+  std::vector<uint8_t> pool, kRows, vRows;
+  std::vector<int32_t> pos;
+
+  explicit GraphStep(DecodeCase cs = bundleCase())
+      : c(std::move(cs)), d(makeDecodeData(c)) {
+    const int64_t B = c.lengths.size(), H = c.kvHeads, D = c.headDim,
+                  T = c.appendTokens;
+    std::vector<int64_t> before;
+    for (int64_t L : c.lengths) {
+      before.push_back(L - T);
+      pos.push_back(int32_t(L - T));
+    }
+    ref::BlockTable table;
+    table.batch = B;
+    table.maxPages = d.maxPages;
+    table.pages = d.table;
+    pool.assign(d.pool.size(), 0);
+    ref::writePagedCache(d.format, pool, table, d.k, d.v, before);
+    int64_t w = ref::scalarBytes(c.element);
+    kRows.resize(B * H * T * D * w);
+    vRows.resize(kRows.size());
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t t = 0; t < T; ++t)
+          for (int64_t e = 0; e < D; ++e) {
+            int64_t at = ((b * H + h) * T + t) * D + e;
+            ref::writeScalarBytes(c.element, d.k.at({b, h, before[b] + t, e}),
+                                  &kRows[at * w]);
+            ref::writeScalarBytes(c.element, d.v.at({b, h, before[b] + t, e}),
+                                  &vRows[at * w]);
+          }
+  }
+  int64_t rows() const {
+    return int64_t(c.lengths.size()) * c.kvHeads * c.group * c.queryLen;
+  }
+};
+
 /// The serving step's append: pages holding every sequence's first
 /// L - T tokens, the bundle's append kernel (launched by the manifest's
 /// grid rule over positions_size) writes the last T, and the pool must then
 /// equal the reference's pages of all L tokens byte for byte.
 void checkAppend(const rt::KernelBundle &bundle, rt::LaunchBackend &backend,
                  rt::MemoryBackend &mem) {
-  DecodeCase c = bundleCase();
-  ASSERT_GT(c.appendTokens, 0);
-  DecodeData d = makeDecodeData(c);
+  GraphStep g;
+  ASSERT_GT(g.c.appendTokens, 0);
+  const DecodeData &d = g.d;
   const rt::KernelInfo *append =
       kernelStartingWith(bundle.manifest(), "append_");
   ASSERT_TRUE(append) << "bundle lacks an append_ kernel";
-  const int64_t B = c.lengths.size(), H = c.kvHeads, D = c.headDim,
-                T = c.appendTokens;
-  std::vector<int64_t> before;
-  std::vector<int32_t> pos;
-  for (int64_t L : c.lengths) {
-    before.push_back(L - T);
-    pos.push_back(int32_t(L - T));
-  }
-  ref::BlockTable table;
-  table.batch = B;
-  table.maxPages = d.maxPages;
-  table.pages = d.table;
-  std::vector<uint8_t> pool(d.pool.size(), 0);
-  ref::writePagedCache(d.format, pool, table, d.k, d.v, before);
-  // The new rows [B, Hkv, T, D] in the element type.
-  int64_t w = ref::scalarBytes(c.element);
-  std::vector<uint8_t> kRows(B * H * T * D * w), vRows(kRows.size());
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t h = 0; h < H; ++h)
-      for (int64_t t = 0; t < T; ++t)
-        for (int64_t e = 0; e < D; ++e) {
-          int64_t at = ((b * H + h) * T + t) * D + e;
-          ref::writeScalarBytes(c.element, d.k.at({b, h, before[b] + t, e}),
-                                &kRows[at * w]);
-          ref::writeScalarBytes(c.element, d.v.at({b, h, before[b] + t, e}),
-                                &vRows[at * w]);
-        }
+  const int64_t B = g.c.lengths.size(), H = g.c.kvHeads, D = g.c.headDim,
+                T = g.c.appendTokens;
+  std::vector<uint8_t> &pool = g.pool, &kRows = g.kRows, &vRows = g.vRows;
+  std::vector<int32_t> &pos = g.pos;
   Buffers buf(mem);
   rt::DeviceAddress poolAt = buf.upload(pool);
   Params p;
@@ -323,51 +332,6 @@ TEST(GpuBundle, SimtSoDecodeAndMergeMatchReference) {
   EXPECT_EQ(reports, 0u) << "race, divergence or bounds reports";
 }
 
-/// The serving step of bundleCase() through the compiled graph's host side:
-/// graph.simt.json's function @decode (append, then decode + merge) run by
-/// rt::Graph on the simt backend, from the function's argument and result
-/// buffers alone. The pool must then hold the reference's pages of all L
-/// tokens byte for byte and the output match the reference attention.
-struct GraphStep {
-  DecodeCase c;
-  DecodeData d;
-  std::vector<uint8_t> pool, kRows, vRows;
-  std::vector<int32_t> pos;
-
-  explicit GraphStep(DecodeCase cs = bundleCase())
-      : c(std::move(cs)), d(makeDecodeData(c)) {
-    const int64_t B = c.lengths.size(), H = c.kvHeads, D = c.headDim,
-                  T = c.appendTokens;
-    std::vector<int64_t> before;
-    for (int64_t L : c.lengths) {
-      before.push_back(L - T);
-      pos.push_back(int32_t(L - T));
-    }
-    ref::BlockTable table;
-    table.batch = B;
-    table.maxPages = d.maxPages;
-    table.pages = d.table;
-    pool.assign(d.pool.size(), 0);
-    ref::writePagedCache(d.format, pool, table, d.k, d.v, before);
-    int64_t w = ref::scalarBytes(c.element);
-    kRows.resize(B * H * T * D * w);
-    vRows.resize(kRows.size());
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t h = 0; h < H; ++h)
-        for (int64_t t = 0; t < T; ++t)
-          for (int64_t e = 0; e < D; ++e) {
-            int64_t at = ((b * H + h) * T + t) * D + e;
-            ref::writeScalarBytes(c.element, d.k.at({b, h, before[b] + t, e}),
-                                  &kRows[at * w]);
-            ref::writeScalarBytes(c.element, d.v.at({b, h, before[b] + t, e}),
-                                  &vRows[at * w]);
-          }
-  }
-  int64_t rows() const {
-    return int64_t(c.lengths.size()) * c.kvHeads * c.group * c.queryLen;
-  }
-};
-
 struct SimtBundle {
   std::string dir;
   size_t launches = 0, reports = 0;
@@ -390,8 +354,12 @@ struct SimtBundle {
   }
 };
 
-/// Runs `g` through graph.simt.json's @decode of `sb` and checks pages and
-/// outputs against the reference; `launches` kernels expected.
+/// Runs serving step `g` as the compiled graph's host side: `graphPath`'s
+/// function @decode (append, then decode + merge or prefill) run by
+/// rt::Graph from the function's argument and result buffers alone. The
+/// pool must then hold the reference's pages of all L tokens byte for byte
+/// and the output match the reference attention (the prefill kernel's
+/// tolerance with `prefill`).
 void runGraphStep(const rt::KernelBundle &bundle, rt::LaunchBackend &backend,
                   rt::MemoryBackend &mem, const std::string &graphPath,
                   GraphStep &g, bool prefill = false) {

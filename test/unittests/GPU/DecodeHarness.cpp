@@ -743,13 +743,11 @@ bool DeviceKernels::launch(const std::string &name, rt::Dim3 grid,
 }
 
 std::optional<DecodeRun>
-kvopt::gpu_test::runDecodeOnDevice(Device &device, const DecodeCase &c,
+kvopt::gpu_test::runDecodeOnDevice(DeviceKernels &device, const DecodeCase &c,
                                    const CompiledDecode &k, const DecodeData &d,
                                    int64_t chunkTokens, const std::string &chip,
                                    std::string &error) {
-  auto dk = DeviceKernels::load(device, k.gpuText, chip, error);
-  if (!dk)
-    return std::nullopt;
+  DeviceKernels *dk = &device;
   int64_t B = c.lengths.size(), Hkv = c.kvHeads, D = c.headDim,
           Hq = Hkv * c.group, Tq = c.queryLen, T = maxLength(c);
   DecodeRun r;
@@ -804,18 +802,27 @@ kvopt::gpu_test::runDecodeOnDevice(Device &device, const DecodeCase &c,
     error = dk->error();
     return std::nullopt;
   }
-  for (int64_t i = 0; i < rows * D; ++i) {
-    if (o32) {
+  r.out = outputValues(outHost, c.output);
+  return r;
+}
+
+std::vector<float>
+kvopt::gpu_test::outputValues(const std::vector<uint8_t> &bytes,
+                              ref::ScalarType type) {
+  std::vector<float> out;
+  int64_t w = ref::scalarBytes(type);
+  for (size_t at = 0; at + w <= bytes.size(); at += w) {
+    if (type == ref::ScalarType::F32) {
       float v;
-      std::memcpy(&v, &outHost[i * 4], 4);
-      r.out.push_back(v);
+      std::memcpy(&v, &bytes[at], 4);
+      out.push_back(v);
     } else {
       uint16_t bits;
-      std::memcpy(&bits, &outHost[i * 2], 2);
-      r.out.push_back(float(ref::fromScalarBits(c.output, bits)));
+      std::memcpy(&bits, &bytes[at], 2);
+      out.push_back(float(ref::fromScalarBits(type, bits)));
     }
   }
-  return r;
+  return out;
 }
 
 double kvopt::gpu_test::worstError(const DecodeCase &c, const DecodeData &d,

@@ -206,13 +206,17 @@ private:
   std::vector<rt::DeviceAddress> owned_;
   std::string error_;
 };
-/// runDecode on the real GPU: the PTX of `k.gpuText` for `chip` loaded by
-/// the CUDA launch backend, every buffer in device memory. nullopt with the
-/// reason in `error` when a runtime call fails.
+/// runDecode on the real GPU: `k`'s kernels loaded on the device in `dk`
+/// (DeviceKernels::load of k.gpuText), every buffer in device memory.
+/// nullopt with the reason in `error` when a runtime call fails.
 std::optional<DecodeRun>
-runDecodeOnDevice(Device &device, const DecodeCase &c, const CompiledDecode &k,
-                  const DecodeData &d, int64_t chunkTokens,
-                  const std::string &chip, std::string &error);
+runDecodeOnDevice(DeviceKernels &dk, const DecodeCase &c,
+                  const CompiledDecode &k, const DecodeData &d,
+                  int64_t chunkTokens, const std::string &chip,
+                  std::string &error);
+/// Output elements as f32 from their little-endian bytes in `type`.
+std::vector<float> outputValues(const std::vector<uint8_t> &bytes,
+                                reference::ScalarType type);
 /// Largest |out - expected| / tol and |lse - expected| / tol (<= 1 passes);
 /// `where` names the worst element.
 double worstError(const DecodeCase &c, const DecodeData &d, const DecodeRun &r,

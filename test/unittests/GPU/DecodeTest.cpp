@@ -69,8 +69,10 @@ void check(const DecodeCase &c) {
   // With a GPU, the same case on the device (the planner's split and one
   // of two-tile chunks through the merge); GPUDecode.RealGpu says why not.
   if (Device *device = cudaDevice()) {
+    auto dk = DeviceKernels::load(*device, k->gpuText, "sm_80", error);
+    ASSERT_TRUE(dk) << error;
     for (int64_t chunk : {int64_t(0), 2 * k->tileTokens}) {
-      DecodeRun r = runDecodeOnDevice(*device, c, *k, d, chunk, "sm_80", error)
+      DecodeRun r = runDecodeOnDevice(*dk, c, *k, d, chunk, "sm_80", error)
                         .value_or(DecodeRun{});
       ASSERT_FALSE(r.out.empty()) << error;
       SCOPED_TRACE("real GPU, splits " + std::to_string(r.splits));

@@ -153,11 +153,11 @@ void check(const MLACase &c) {
   }
   // With a GPU, one split per sequence and two-tile chunks on the device.
   if (Device *device = cudaDevice()) {
+    auto dk = DeviceKernels::load(*device, k->gpuText, "sm_80", error);
+    ASSERT_TRUE(dk) << error;
     for (int64_t chunk : {int64_t(1) << 20, 2 * k->tileTokens}) {
       int64_t splits = std::max<int64_t>(1, (T + chunk - 1) / chunk);
       SCOPED_TRACE("real GPU, splits " + std::to_string(splits));
-      auto dk = DeviceKernels::load(*device, k->gpuText, "sm_80", error);
-      ASSERT_TRUE(dk) << error;
       bool o32 = c.output == ref::ScalarType::F32;
       std::vector<uint8_t> out(rows * Lat * (o32 ? 4 : 2));
       std::vector<float> lse(rows, NAN);
