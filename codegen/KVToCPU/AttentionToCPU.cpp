@@ -22,7 +22,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "KernelBuilder.h"
+#include "AttentionKernel.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
@@ -61,7 +61,7 @@ std::string AttentionSpec::str() const {
      << " o=" << outputElement << " lse=" << lse << " causal=" << causal
      << " window=" << window << " sinks=" << sinks << " scale=" << scale
      << " splits=" << splits << " splitTokens=" << splitTokens
-     << " block=" << blockTokens;
+     << " block=" << blockTokens << " vbits=" << vectorBits;
   return s;
 }
 
@@ -78,702 +78,359 @@ static Value splatF32(KB &k, float v, int64_t n) {
   return k.splat(k.f32(v), n);
 }
 
-namespace {
-/// The per-task state and code of one attention kernel.
-struct AttentionKernel {
-  const AttentionSpec &spec;
-  KB &k;
-  ImplicitLocOpBuilder &b;
-  SmallVector<Value> queries;
-  CacheAccess cache;
-  Value lens, out, lse, wsOut, wsLse;
-  int64_t group = 0, rows = 0;
-
-  AttentionKernel(const AttentionSpec &spec, KB &k, ValueRange args)
-      : spec(spec), k(k), b(k.b) {
-    unsigned a = 0;
+AttentionKernel::AttentionKernel(const AttentionSpec &spec, KB &k,
+                                 ValueRange args)
+    : spec(spec), k(k), b(k.b) {
+  unsigned a = 0;
+  queries.push_back(args[a++]);
+  if (spec.mla)
     queries.push_back(args[a++]);
-    if (spec.mla)
-      queries.push_back(args[a++]);
-    cache.layout = spec.layout;
-    cache.bytes = args[a++];
-    lens = args[a++];
-    if (spec.layout.paged)
-      cache.blockTable = args[a++];
-    out = args[a++];
-    if (spec.lse)
-      lse = args[a++];
+  cache.layout = spec.layout;
+  cache.bytes = args[a++];
+  lens = args[a++];
+  if (spec.layout.paged)
+    cache.blockTable = args[a++];
+  out = args[a++];
+  if (spec.lse)
+    lse = args[a++];
+  if (spec.splits > 1) {
+    wsOut = args[a++];
+    wsLse = args[a++];
+  }
+  group = spec.queryHeads / spec.kvHeads;
+  rows = spec.queryHeads * spec.queryRows;
+}
+
+Value AttentionKernel::loadQuery(Value bi, Value head, Value i) {
+  Value q;
+  if (!spec.mla) {
+    q = k.toF32(vector::LoadOp::create(b, k.vec(spec.keyDim, spec.queryElement),
+                                       queries[0],
+                                       ValueRange{bi, head, i, k.idx(0)}));
+  } else {
+    int64_t rope = spec.keyDim - spec.latentDim;
+    Value ql = k.toF32(
+        vector::LoadOp::create(b, k.vec(spec.latentDim, spec.queryElement),
+                               queries[0], ValueRange{bi, head, i, k.idx(0)}));
+    Value qr = k.toF32(
+        vector::LoadOp::create(b, k.vec(rope, spec.queryElement), queries[1],
+                               ValueRange{bi, head, i, k.idx(0)}));
+    q = splatF32(k, 0, spec.keyDim);
+    q = vector::InsertStridedSliceOp::create(b, ql, q, ArrayRef<int64_t>{0},
+                                             ArrayRef<int64_t>{1});
+    q = vector::InsertStridedSliceOp::create(
+        b, qr, q, ArrayRef<int64_t>{spec.latentDim}, ArrayRef<int64_t>{1});
+  }
+  return arith::MulFOp::create(b, q, splatF32(k, spec.scale, spec.keyDim));
+}
+
+Value AttentionKernel::visible(Value len, Value i, Value j) {
+  Value pos = k.add(k.sub(len, k.idx(spec.queryRows)), i);
+  Value ok;
+  if (spec.causal && spec.queryRows > 1)
+    ok = arith::CmpIOp::create(b, arith::CmpIPredicate::sle, j, pos);
+  if (spec.window > 0) {
+    Value inWindow = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, j,
+                                           k.sub(pos, k.idx(spec.window)));
+    if (spec.sinks > 0)
+      inWindow = arith::OrIOp::create(b, inWindow, k.lt(j, k.idx(spec.sinks)));
+    ok = ok ? Value(arith::AndIOp::create(b, ok, inWindow)) : inWindow;
+  }
+  return ok;
+}
+
+Value AttentionKernel::visibleVec(Value len, Value i, Value j) {
+  auto splat = [&](Value v) { return k.splat(v, spec.lanes()); };
+  auto cmp = [&](arith::CmpIPredicate p, Value x, Value y) -> Value {
+    return arith::CmpIOp::create(b, p, x, y);
+  };
+  Value pos = k.add(k.sub(len, k.idx(spec.queryRows)), i);
+  Value ok;
+  if (spec.causal && spec.queryRows > 1)
+    ok = cmp(arith::CmpIPredicate::sle, j, splat(pos));
+  if (spec.window > 0) {
+    Value inWindow = cmp(arith::CmpIPredicate::sgt, j,
+                         splat(k.sub(pos, k.idx(spec.window))));
+    if (spec.sinks > 0)
+      inWindow = arith::OrIOp::create(
+          b, inWindow,
+          cmp(arith::CmpIPredicate::slt, j, splat(k.idx(spec.sinks))));
+    ok = ok ? Value(arith::AndIOp::create(b, ok, inWindow)) : inWindow;
+  }
+  return ok;
+}
+
+bool AttentionKernel::blocked() const {
+  int64_t lanes = spec.lanes();
+  return spec.blockTokens % lanes == 0 && spec.keyDim % lanes == 0 &&
+         spec.valueDim % lanes == 0;
+}
+
+/// Body of one (b, s) task. Every KV head of a token is processed in the
+/// same task: a page's token-major rows are then read sequentially, which
+/// the hardware prefetchers follow (per-head tasks would stride by
+/// Hkv * D elements and wait on every line).
+void AttentionKernel::buildTask(Value bi, Value s) {
+  auto f32 = b.getF32Type();
+  int64_t dk = spec.keyDim, dv = spec.valueDim;
+  Value qs = memref::AllocaOp::create(b, MemRefType::get({rows, dk}, f32));
+  Value acc = memref::AllocaOp::create(b, MemRefType::get({rows, dv}, f32));
+  Value m = memref::AllocaOp::create(b, MemRefType::get({rows}, f32));
+  Value l = memref::AllocaOp::create(b, MemRefType::get({rows}, f32));
+  Value zero = k.idx(0);
+  Value len = k.loadIndex(lens, {bi});
+
+  // This split's keys.
+  Value chunk =
+      k.max(k.ceilDiv(len, k.idx(spec.splits)), k.idx(spec.splitTokens));
+  Value kBegin = k.min(k.mul(s, chunk), len);
+  Value kEnd = k.min(k.add(kBegin, chunk), len);
+
+  k.forLoop(0, rows, [&](Value r) {
+    Value q = loadQuery(bi, rowHead(r), rowQuery(r));
+    vector::StoreOp::create(b, q, qs, ValueRange{r, zero});
+    vector::StoreOp::create(b, splatF32(k, 0, dv), acc, ValueRange{r, zero});
+    memref::StoreOp::create(b, k.f32(kNegInf), m, ValueRange{r});
+    memref::StoreOp::create(b, k.f32(0), l, ValueRange{r});
+  });
+
+  // Iterated keys: sinks [lo1, hi1) then the window [lo2, kEnd); without a
+  // window the first range is empty.
+  Value lo1 = kBegin, n1 = zero, lo2 = kBegin;
+  if (spec.window > 0) {
+    Value hi1 = k.min(kEnd, k.idx(spec.sinks));
+    n1 = k.max(k.sub(hi1, lo1), zero);
+    Value first =
+        k.sub(k.sub(len, k.idx(spec.queryRows)), k.idx(spec.window - 1));
+    lo2 = k.max(kBegin, k.max(k.idx(spec.sinks), first));
+  }
+  Task task;
+  task.bi = bi;
+  task.len = len;
+  task.n = k.add(n1, k.max(k.sub(kEnd, lo2), zero));
+  task.winBase = cache.windowBase(k, bi);
+  task.qs = qs;
+  task.acc = acc;
+  task.m = m;
+  task.l = l;
+  task.tokenAt = [this, n1, lo1, lo2](Value u) {
+    return k.select(k.lt(u, n1), k.add(lo1, u), k.sub(k.add(lo2, u), n1));
+  };
+  if (blocked())
+    buildBlockedLoop(task);
+  else
+    buildGenericLoop(task);
+
+  // Partial or final state per row.
+  k.forLoop(0, rows, [&](Value r) {
+    Value lr = memref::LoadOp::create(b, l, ValueRange{r});
+    Value mr = memref::LoadOp::create(b, m, ValueRange{r});
+    Value any =
+        arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, lr, k.f32(0));
+    Value inv = k.select(any, arith::DivFOp::create(b, k.f32(1), lr), k.f32(0));
+    Value a =
+        vector::LoadOp::create(b, k.vec(dv, f32), acc, ValueRange{r, zero});
+    Value o = arith::MulFOp::create(b, a, k.splat(inv, dv));
+    Value lseValue =
+        k.select(any, arith::AddFOp::create(b, mr, math::LogOp::create(b, lr)),
+                 k.f32(kNegInf));
     if (spec.splits > 1) {
-      wsOut = args[a++];
-      wsLse = args[a++];
+      vector::StoreOp::create(b, o, wsOut, ValueRange{bi, s, r, zero});
+      memref::StoreOp::create(b, lseValue, wsLse, ValueRange{bi, s, r});
+      return;
     }
-    group = spec.queryHeads / spec.kvHeads;
-    rows = spec.queryHeads * spec.queryRows;
-  }
+    Value head = rowHead(r), i = rowQuery(r);
+    vector::StoreOp::create(b, k.fromF32(o, spec.outputElement), out,
+                            ValueRange{bi, head, i, zero});
+    if (lse)
+      memref::StoreOp::create(b, lseValue, lse, ValueRange{bi, head, i});
+  });
+}
 
-  /// Query row (head, i) of sequence b as vector<keyDim x f32>, times scale.
-  Value loadQuery(Value bi, Value head, Value i) {
-    Value q;
-    if (!spec.mla) {
-      q = k.toF32(vector::LoadOp::create(
-          b, k.vec(spec.keyDim, spec.queryElement), queries[0],
-          ValueRange{bi, head, i, k.idx(0)}));
-    } else {
-      int64_t rope = spec.keyDim - spec.latentDim;
-      Value ql = k.toF32(vector::LoadOp::create(
-          b, k.vec(spec.latentDim, spec.queryElement), queries[0],
-          ValueRange{bi, head, i, k.idx(0)}));
-      Value qr = k.toF32(
-          vector::LoadOp::create(b, k.vec(rope, spec.queryElement), queries[1],
-                                 ValueRange{bi, head, i, k.idx(0)}));
-      q = splatF32(k, 0, spec.keyDim);
-      q = vector::InsertStridedSliceOp::create(b, ql, q, ArrayRef<int64_t>{0},
-                                               ArrayRef<int64_t>{1});
-      q = vector::InsertStridedSliceOp::create(
-          b, qr, q, ArrayRef<int64_t>{spec.latentDim}, ArrayRef<int64_t>{1});
-    }
-    return arith::MulFOp::create(b, q, splatF32(k, spec.scale, spec.keyDim));
-  }
+std::pair<Value, Value> AttentionKernel::softmaxStep(const Task &task, Value r,
+                                                     Value sv) {
+  int64_t n = cast<VectorType>(sv.getType()).getNumElements();
+  Value mOld = memref::LoadOp::create(b, task.m, ValueRange{r});
+  // maxnum without NaN/signed-zero care: a tree of vmaxps instead of NaN-
+  // and -0-propagating blends (~45 instructions a row). A NaN score still
+  // reaches the output through its weight.
+  auto fm = arith::FastMathFlags::nnan | arith::FastMathFlags::nsz;
+  Value blockMax =
+      vector::ReductionOp::create(b, vector::CombiningKind::MAXNUMF, sv, fm);
+  Value mNew = arith::MaxNumFOp::create(b, mOld, blockMax, fm);
+  // A row that has seen no visible key yet keeps m = -inf: weights and
+  // alpha are then exp(-inf) = 0 instead of NaN.
+  Value isInf =
+      arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mNew, k.f32(kNegInf));
+  Value mUse = k.select(isInf, k.f32(0), mNew);
+  Value alpha = math::ExpOp::create(b, arith::SubFOp::create(b, mOld, mUse));
+  Value p =
+      math::ExpOp::create(b, arith::SubFOp::create(b, sv, k.splat(mUse, n)));
+  Value lOld = memref::LoadOp::create(b, task.l, ValueRange{r});
+  Value lNew =
+      arith::AddFOp::create(b, arith::MulFOp::create(b, lOld, alpha), k.sum(p));
+  memref::StoreOp::create(b, lNew, task.l, ValueRange{r});
+  memref::StoreOp::create(b, mNew, task.m, ValueRange{r});
+  return {p, alpha};
+}
 
-  /// Whether key `j` is visible to query row i (only emitted when a mask
-  /// can hide keys inside the iterated ranges).
-  Value visible(Value len, Value i, Value j) {
-    Value pos = k.add(k.sub(len, k.idx(spec.queryRows)), i);
-    Value ok;
-    if (spec.causal && spec.queryRows > 1)
-      ok = arith::CmpIOp::create(b, arith::CmpIPredicate::sle, j, pos);
-    if (spec.window > 0) {
-      Value inWindow = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, j,
-                                             k.sub(pos, k.idx(spec.window)));
-      if (spec.sinks > 0)
-        inWindow =
-            arith::OrIOp::create(b, inWindow, k.lt(j, k.idx(spec.sinks)));
-      ok = ok ? Value(arith::AndIOp::create(b, ok, inWindow)) : inWindow;
-    }
-    return ok;
-  }
-
-  /// The value row of token j (the latent prefix of the key row for MLA).
-  Value loadValue(Value pageBase, Value slot, Value winBase, Value j, Value kh,
-                  Value len) {
+void AttentionKernel::buildGenericLoop(const Task &task) {
+  auto f32 = b.getF32Type();
+  int64_t dk = spec.keyDim, dv = spec.valueDim, tb = spec.blockTokens;
+  int64_t headRows = group * spec.queryRows;
+  Value zero = k.idx(0);
+  Value bi = task.bi, len = task.len, n = task.n, winBase = task.winBase;
+  Value qs = task.qs, acc = task.acc;
+  const auto &tokenAt = task.tokenAt;
+  Value sc = memref::AllocaOp::create(b, MemRefType::get({rows, tb}, f32));
+  // Keys ahead to prefetch: one block (into L2, see kPrefetchLocality).
+  int64_t prefetch = tb;
+  // The value row of token j (the latent prefix of the key row for MLA).
+  auto loadValue = [&](Value pageBase, Value slot, Value j, Value kh) {
     if (!spec.mla)
       return cache.loadRow(k, spec.layout.value, pageBase, slot, winBase, j, kh,
                            len);
     Value row =
         cache.loadRow(k, spec.layout.key, pageBase, slot, winBase, j, kh, len);
-    return vector::ExtractStridedSliceOp::create(
+    return Value(vector::ExtractStridedSliceOp::create(
         b, row, ArrayRef<int64_t>{0}, ArrayRef<int64_t>{spec.valueDim},
-        ArrayRef<int64_t>{1});
-  }
+        ArrayRef<int64_t>{1}));
+  };
 
-  /// Width of the score partials of the blocked path: one zmm of f32.
-  static constexpr int64_t kLanes = 16;
-
-  /// Whether the block can take the blocked path: a block is exactly one
-  /// partial vector of tokens and rows split into whole kLanes pieces.
-  bool blocked() const {
-    return spec.blockTokens == kLanes && spec.keyDim % kLanes == 0 &&
-           spec.valueDim % kLanes == 0;
-  }
-
-  /// Largest power of two <= cap dividing n.
-  static int64_t tileOf(int64_t n, int64_t cap) {
-    int64_t t = 1;
-    while (t * 2 <= cap && n % (t * 2) == 0)
-      t *= 2;
-    return t;
-  }
-
-  /// One level of the transposed reduction: `x` and `y` each hold m
-  /// tokens, token i in lanes [i * w, (i + 1) * w) with w = kLanes / m; the
-  /// result holds x's tokens then y's, w / 2 lanes each, with the same sums.
-  Value combine(Value x, Value y, int64_t m) {
-    int64_t w = kLanes / m, h = w / 2;
-    SmallVector<int64_t> lo, hi;
-    for (int64_t src = 0; src < 2; ++src)
-      for (int64_t i = 0; i < m; ++i)
-        for (int64_t l = 0; l < h; ++l) {
-          lo.push_back(src * kLanes + i * w + l);
-          hi.push_back(src * kLanes + i * w + h + l);
-        }
-    return arith::AddFOp::create(b, vector::ShuffleOp::create(b, x, y, lo),
-                                 vector::ShuffleOp::create(b, x, y, hi));
-  }
-
-  /// `visible` for a vector of kLanes key positions `j`.
-  Value visibleVec(Value len, Value i, Value j) {
-    auto splat = [&](Value v) { return k.splat(v, kLanes); };
-    auto cmp = [&](arith::CmpIPredicate p, Value x, Value y) -> Value {
-      return arith::CmpIOp::create(b, p, x, y);
-    };
-    Value pos = k.add(k.sub(len, k.idx(spec.queryRows)), i);
-    Value ok;
-    if (spec.causal && spec.queryRows > 1)
-      ok = cmp(arith::CmpIPredicate::sle, j, splat(pos));
-    if (spec.window > 0) {
-      Value inWindow = cmp(arith::CmpIPredicate::sgt, j,
-                           splat(k.sub(pos, k.idx(spec.window))));
-      if (spec.sinks > 0)
-        inWindow = arith::OrIOp::create(
-            b, inWindow,
-            cmp(arith::CmpIPredicate::slt, j, splat(k.idx(spec.sinks))));
-      ok = ok ? Value(arith::AndIOp::create(b, ok, inWindow)) : inWindow;
-    }
-    return ok;
-  }
-
-  /// Lanes [lane0, lane0 + width) of token j's value row.
-  Value loadValueSlice(Value pageBase, Value slot, Value winBase, Value j,
-                       Value kh, Value len, int64_t lane0, int64_t width) {
-    // MLA: the value is the latent prefix of the key row.
-    const ComponentLayout &c = spec.mla ? spec.layout.key : spec.layout.value;
-    return cache.loadRowSlice(k, c, pageBase, slot, winBase, j, kh, len, lane0,
-                              width);
-  }
-
-  /// Body of one (b, s) task. Every KV head of a token is processed in
-  /// the same task: a page's token-major rows are then read sequentially,
-  /// which the hardware prefetchers follow (per-head tasks would stride by
-  /// Hkv * D elements and wait on every line).
-  void buildTask(Value bi, Value s) {
-    auto f32 = b.getF32Type();
-    int64_t dk = spec.keyDim, dv = spec.valueDim, tb = spec.blockTokens;
-    Value qs = memref::AllocaOp::create(b, MemRefType::get({rows, dk}, f32));
-    Value acc = memref::AllocaOp::create(b, MemRefType::get({rows, dv}, f32));
-    Value m = memref::AllocaOp::create(b, MemRefType::get({rows}, f32));
-    Value l = memref::AllocaOp::create(b, MemRefType::get({rows}, f32));
-    Value sc = memref::AllocaOp::create(b, MemRefType::get({rows, tb}, f32));
-    Value zero = k.idx(0);
-    Value len = k.loadIndex(lens, {bi});
-
-    // This split's keys.
-    Value chunk =
-        k.max(k.ceilDiv(len, k.idx(spec.splits)), k.idx(spec.splitTokens));
-    Value kBegin = k.min(k.mul(s, chunk), len);
-    Value kEnd = k.min(k.add(kBegin, chunk), len);
-
-    // Row r = h * Tq + i reads query head h, which reads KV head h / G;
-    // KV head kh owns rows [kh * G * Tq, (kh + 1) * G * Tq).
-    int64_t headRows = group * spec.queryRows;
-    auto rowHead = [&](Value r) { return k.div(r, spec.queryRows); };
-    auto rowQuery = [&](Value r) { return k.rem(r, spec.queryRows); };
+  auto oldScores = [&](Value blk, Value cnt) {
     k.forLoop(0, rows, [&](Value r) {
-      Value q = loadQuery(bi, rowHead(r), rowQuery(r));
-      vector::StoreOp::create(b, q, qs, ValueRange{r, zero});
-      vector::StoreOp::create(b, splatF32(k, 0, dv), acc, ValueRange{r, zero});
-      memref::StoreOp::create(b, k.f32(kNegInf), m, ValueRange{r});
-      memref::StoreOp::create(b, k.f32(0), l, ValueRange{r});
+      vector::StoreOp::create(b, splatF32(k, kNegInf, tb), sc,
+                              ValueRange{r, zero});
     });
-
-    // Iterated keys: sinks [lo1, hi1) then the window [lo2, kEnd); without a
-    // window the first range is empty.
-    Value lo1 = kBegin, n1 = zero, lo2 = kBegin;
-    if (spec.window > 0) {
-      Value hi1 = k.min(kEnd, k.idx(spec.sinks));
-      n1 = k.max(k.sub(hi1, lo1), zero);
-      Value first =
-          k.sub(k.sub(len, k.idx(spec.queryRows)), k.idx(spec.window - 1));
-      lo2 = k.max(kBegin, k.max(k.idx(spec.sinks), first));
-    }
-    Value n = k.add(n1, k.max(k.sub(kEnd, lo2), zero));
-    auto tokenAt = [&](Value u) {
-      return k.select(k.lt(u, n1), k.add(lo1, u), k.sub(k.add(lo2, u), n1));
-    };
-    Value winBase = cache.windowBase(k, bi);
-    bool masked = (spec.causal && spec.queryRows > 1) || spec.window > 0;
-    // Keys ahead to prefetch: one block (into L2, see kPrefetchLocality),
-    // far enough to hide a miss; two or three blocks measured no better
-    // on the blocked path and up to 10% slower.
-    int64_t prefetch = tb;
-
-    // Per-token (per key) path, for any block size and head dim.
-    auto oldScores = [&](Value blk, Value cnt) {
-      k.forLoop(0, rows, [&](Value r) {
-        vector::StoreOp::create(b, splatF32(k, kNegInf, tb), sc,
-                                ValueRange{r, zero});
-      });
-      // Scores: each K row read once for every row of the group.
-      k.forLoop(zero, cnt, [&](Value t) {
-        Value j = tokenAt(k.add(blk, t));
-        auto [pageBase0, slot0] = cache.page(k, bi, j);
-        Value pageBase = pageBase0, slot = slot0;
-        // Prefetch the token `prefetch` keys ahead (clamped to the
-        // split), K and V of every head.
-        Value ahead = tokenAt(
-            k.min(k.add(k.add(blk, t), k.idx(prefetch)), k.sub(n, k.idx(1))));
-        auto [aheadBase, aheadSlot] = cache.page(k, bi, ahead);
-        cache.prefetchToken(k, spec.layout.key, aheadBase, aheadSlot);
-        if (spec.layout.value.present)
-          cache.prefetchToken(k, spec.layout.value, aheadBase, aheadSlot);
-        k.forLoop(0, spec.kvHeads, [&](Value kh) {
-          Value key = cache.loadRow(k, spec.layout.key, pageBase, slot, winBase,
-                                    j, kh, len);
-          Value first = k.mul(kh, headRows);
-          k.forLoop(first, k.add(first, headRows), [&](Value r) {
-            auto store = [&] {
-              Value q = vector::LoadOp::create(b, k.vec(dk, f32), qs,
-                                               ValueRange{r, zero});
-              Value dot = k.sum(arith::MulFOp::create(b, q, key));
-              memref::StoreOp::create(b, dot, sc, ValueRange{r, t});
-            };
-            if (masked)
-              k.ifThen(visible(len, rowQuery(r), j), store);
-            else
-              store();
-          });
-        });
-      });
-    };
-    auto oldValues = [&](Value blk, Value cnt) {
-      // Values: each V row read once for every row of the group.
-      k.forLoop(zero, cnt, [&](Value t) {
-        Value j = tokenAt(k.add(blk, t));
-        auto [pageBase0, slot0] = cache.page(k, bi, j);
-        Value pageBase = pageBase0, slot = slot0;
-        k.forLoop(0, spec.kvHeads, [&](Value kh) {
-          Value v = loadValue(pageBase, slot, winBase, j, kh, len);
-          Value first = k.mul(kh, headRows);
-          k.forLoop(first, k.add(first, headRows), [&](Value r) {
-            Value p = memref::LoadOp::create(b, sc, ValueRange{r, t});
-            Value a = vector::LoadOp::create(b, k.vec(dv, f32), acc,
+    // Scores: each K row read once for every row of the group.
+    k.forLoop(zero, cnt, [&](Value t) {
+      Value j = tokenAt(k.add(blk, t));
+      auto [pageBase0, slot0] = cache.page(k, bi, j);
+      Value pageBase = pageBase0, slot = slot0;
+      // Prefetch the token `prefetch` keys ahead (clamped to the
+      // split), K and V of every head.
+      Value ahead = tokenAt(
+          k.min(k.add(k.add(blk, t), k.idx(prefetch)), k.sub(n, k.idx(1))));
+      auto [aheadBase, aheadSlot] = cache.page(k, bi, ahead);
+      cache.prefetchToken(k, spec.layout.key, aheadBase, aheadSlot);
+      if (spec.layout.value.present)
+        cache.prefetchToken(k, spec.layout.value, aheadBase, aheadSlot);
+      k.forLoop(0, spec.kvHeads, [&](Value kh) {
+        Value key = cache.loadRow(k, spec.layout.key, pageBase, slot, winBase,
+                                  j, kh, len);
+        Value first = k.mul(kh, headRows);
+        k.forLoop(first, k.add(first, headRows), [&](Value r) {
+          auto store = [&] {
+            Value q = vector::LoadOp::create(b, k.vec(dk, f32), qs,
                                              ValueRange{r, zero});
-            a = math::FmaOp::create(b, k.splat(p, dv), v, a);
-            vector::StoreOp::create(b, a, acc, ValueRange{r, zero});
-          });
+            Value dot = k.sum(arith::MulFOp::create(b, q, key));
+            memref::StoreOp::create(b, dot, sc, ValueRange{r, t});
+          };
+          if (masked())
+            k.ifThen(visible(len, rowQuery(r), j), store);
+          else
+            store();
         });
       });
-    };
-
-    // Blocked path (blockTokens == 16, head dims multiples of 16). The
-    // block's tokens are resolved to (page, slot, key) once, then per KV
-    // head and tile of its rows: 16 tokens are scored into one partial
-    // vector each and reduced together (a transposed reduction: 15 adds
-    // and 30 shuffles per row instead of 16 horizontal sums), and the
-    // values are accumulated in registers over the block, slice by slice.
-    bool fast = blocked();
-    Value tokPage, tokSlot, tokKey, aheadPage, aheadSlots, alphas;
-    if (fast) {
-      // Per row, the block's rescale exp(m_old - m_new) of the accumulators.
-      alphas = memref::AllocaOp::create(b, MemRefType::get({rows}, f32));
-      auto table = MemRefType::get({tb}, b.getIndexType());
-      tokPage = memref::AllocaOp::create(b, table);
-      tokSlot = memref::AllocaOp::create(b, table);
-      tokKey = memref::AllocaOp::create(b, table);
-      aheadPage = memref::AllocaOp::create(b, table);
-      aheadSlots = memref::AllocaOp::create(b, table);
-    }
-    const ComponentLayout &keyLayout = spec.layout.key;
-    // One symmetric scale per stored row (token axis, group = dim, no
-    // window): the scale is taken out of the sums, s * (q . c) for keys and
-    // (p * s) * c for values, instead of a multiply per element.
-    auto foldable = [&](const ComponentLayout &c) {
-      return fast && c.quant && !c.channelAxis() && c.group() == c.dim &&
-             !c.hasWindow() && c.quant.getSymmetric();
-    };
-    bool foldK = foldable(keyLayout);
-    bool foldV = !spec.mla && foldable(spec.layout.value);
-    bool stageKeys = fast && !foldK && keyLayout.quant &&
-                     (keyLayout.bits() < 8 || keyLayout.hasWindow());
-    // Per-token scales of the block, [head][token] (f32).
-    Value scaleK, scaleV, pScaled;
-    auto headTable = MemRefType::get({spec.kvHeads, tb}, f32);
-    if (foldK)
-      scaleK = memref::AllocaOp::create(b, headTable);
-    if (foldV)
-      scaleV = memref::AllocaOp::create(b, headTable);
-    Value keyStage, parked;
-    int64_t scoreTile = tileOf(headRows, 4);
-    if (fast) {
-      if (stageKeys)
-        keyStage = memref::AllocaOp::create(b, MemRefType::get({tb, dk}, f32));
-      parked = memref::AllocaOp::create(
-          b, MemRefType::get({scoreTile, scoreTile, kLanes}, f32));
-    }
-    // Rows scored together (scoreTile, at most 4, times 16 / scoreTile
-    // tokens = 16 accumulators in registers).
-    if (foldV)
-      pScaled = memref::AllocaOp::create(
-          b, MemRefType::get({tileOf(headRows, 8), tb}, f32));
-    // Rows accumulated together and the slice width: the accumulators
-    // (valueTile * sliceWidth / 16 zmm) stay in registers over the block.
-    int64_t valueTile = tileOf(headRows, 8);
-    int64_t sliceWidth = kLanes;
-    for (int64_t w = dv; w >= kLanes; w -= kLanes)
-      if (dv % w == 0 && w % kLanes == 0 && valueTile * w / kLanes <= 16) {
-        sliceWidth = w;
-        break;
-      }
-    // The undequantized codes of lanes [lane0, lane0 + width) of a row.
-    auto loadCodes = [&](const ComponentLayout &c, Value pageBase, Value slot,
-                         Value head, int64_t lane0, int64_t width) {
-      Value row = k.add(k.mul(slot, c.heads), head);
-      Value at =
-          k.add(pageBase, k.add(k.mul(row, c.dim * c.bits() / 8),
-                                k.idx(c.dataOffset + lane0 * c.bits() / 8)));
-      return decodeCodes(k, c.quant, cache.bytes, at, width);
-    };
-    // Token t's scales of every head into table[head][t].
-    auto stageScales = [&](const ComponentLayout &c, Value table,
-                           Value pageBase, Value slot, Value t) {
-      Value at = k.add(pageBase, k.add(k.mul(slot, c.heads * c.scaleBytes()),
-                                       k.idx(c.scaleOffset)));
-      Value all =
-          k.toF32(k.loadBytes(cache.bytes, at, k.vec(c.heads, c.scaleType())));
-      for (int64_t h = 0; h < c.heads; ++h)
-        memref::StoreOp::create(
-            b, vector::ExtractOp::create(b, all, ArrayRef<int64_t>{h}), table,
-            ValueRange{k.idx(h), t});
-    };
-    auto blockScores = [&](Value blk) {
-      // Token u of the block, clamped into the iterated range: lanes past
-      // the end score a valid key and are masked to -inf below.
-      Value last = k.sub(n, k.idx(1));
-      k.forLoop(0, tb, [&](Value t) {
-        Value u = k.add(blk, t);
-        Value j = tokenAt(k.min(u, last));
-        auto [pageBase, slot] = cache.page(k, bi, j);
-        memref::StoreOp::create(b, pageBase, tokPage, ValueRange{t});
-        memref::StoreOp::create(b, slot, tokSlot, ValueRange{t});
-        memref::StoreOp::create(b, j, tokKey, ValueRange{t});
-        if (foldK)
-          stageScales(keyLayout, scaleK, pageBase, slot, t);
-        if (foldV)
-          stageScales(spec.layout.value, scaleV, pageBase, slot, t);
-        // The token `prefetch` keys ahead, prefetched head by head below.
-        Value ahead = tokenAt(k.min(k.add(u, k.idx(prefetch)), last));
-        auto [aheadBase, aheadSlot] = cache.page(k, bi, ahead);
-        memref::StoreOp::create(b, aheadBase, aheadPage, ValueRange{t});
-        memref::StoreOp::create(b, aheadSlot, aheadSlots, ValueRange{t});
-      });
-      auto indexVec = k.vec(tb, b.getIndexType());
-      SmallVector<int64_t> iota;
-      for (int64_t t = 0; t < tb; ++t)
-        iota.push_back(t);
-      Value lanes = arith::ConstantOp::create(
-          b, DenseElementsAttr::get(indexVec, ArrayRef<int64_t>(iota)));
-      Value inRange =
-          arith::CmpIOp::create(b, arith::CmpIPredicate::slt, lanes,
-                                k.splat(k.min(k.idx(tb), k.sub(n, blk)), tb));
-      Value keys;
-      if (masked)
-        keys = vector::LoadOp::create(b, indexVec, tokKey, ValueRange{zero});
-      Value negInf = splatF32(k, kNegInf, tb);
-      // Token group: scoreTile * groupTokens partials (16) are the
-      // accumulators of a register-blocked product over 16-lane chunks.
-      int64_t groupTokens = tb / scoreTile;
-      int64_t groups = tb / groupTokens, chunks = dk / kLanes;
-      auto chunkType = k.vec(kLanes, f32);
+    });
+  };
+  auto oldValues = [&](Value blk, Value cnt) {
+    // Values: each V row read once for every row of the group.
+    k.forLoop(zero, cnt, [&](Value t) {
+      Value j = tokenAt(k.add(blk, t));
+      auto [pageBase0, slot0] = cache.page(k, bi, j);
+      Value pageBase = pageBase0, slot = slot0;
       k.forLoop(0, spec.kvHeads, [&](Value kh) {
-        // K and V rows of head kh two blocks ahead: spread over the heads
-        // like the reads they precede, instead of every head of 16 tokens
-        // in one burst at the start of the block.
-        k.forLoop(0, tb, [&](Value t) {
-          Value base = memref::LoadOp::create(b, aheadPage, ValueRange{t});
-          Value slot = memref::LoadOp::create(b, aheadSlots, ValueRange{t});
-          cache.prefetchRow(k, spec.layout.key, base, slot, kh);
-          if (spec.layout.value.present)
-            cache.prefetchRow(k, spec.layout.value, base, slot, kh);
-        });
-        auto tokenRow = [&](Value t) {
-          Value pageBase = memref::LoadOp::create(b, tokPage, ValueRange{t});
-          Value slot = memref::LoadOp::create(b, tokSlot, ValueRange{t});
-          Value j = memref::LoadOp::create(b, tokKey, ValueRange{t});
-          return std::make_tuple(pageBase, slot, j);
-        };
-        // Packed codes are unpacked a whole row at a time (wide shifts and
-        // interleaves) into an f32 staging block that stays in L1;
-        // full-precision and byte codes convert chunk by chunk in place.
-        if (stageKeys)
-          k.forLoop(0, tb, [&](Value t) {
-            auto [pageBase, slot, j] = tokenRow(t);
-            Value row = cache.loadRowSlice(k, spec.layout.key, pageBase, slot,
-                                           winBase, j, kh, len, 0, dk);
-            vector::StoreOp::create(b, row, keyStage, ValueRange{t, zero});
-          });
-        k.forLoop(0, headRows / scoreTile, [&](Value tile) {
-          Value r0 = k.add(k.mul(kh, headRows), k.mul(tile, scoreTile));
-          SmallVector<Value> rowsAt;
-          for (int64_t rr = 0; rr < scoreTile; ++rr)
-            rowsAt.push_back(k.add(r0, k.idx(rr)));
-          k.forLoop(0, groups, [&](Value grp) {
-            Value t0 = k.mul(grp, groupTokens);
-            SmallVector<Value> tok;
-            SmallVector<std::tuple<Value, Value, Value>> where;
-            for (int64_t t = 0; t < groupTokens; ++t) {
-              tok.push_back(k.add(t0, k.idx(t)));
-              if (!stageKeys)
-                where.push_back(tokenRow(tok[t]));
-            }
-            SmallVector<Value> part(scoreTile * groupTokens);
-            for (int64_t c = 0; c < chunks; ++c) {
-              Value col = k.idx(c * kLanes);
-              SmallVector<Value> qc, kc;
-              for (Value r : rowsAt)
-                qc.push_back(vector::LoadOp::create(b, chunkType, qs,
-                                                    ValueRange{r, col}));
-              for (int64_t t = 0; t < groupTokens; ++t) {
-                if (stageKeys) {
-                  kc.push_back(vector::LoadOp::create(b, chunkType, keyStage,
-                                                      ValueRange{tok[t], col}));
-                  continue;
-                }
-                auto [pageBase, slot, j] = where[t];
-                kc.push_back(foldK ? loadCodes(keyLayout, pageBase, slot, kh,
-                                               c * kLanes, kLanes)
-                                   : cache.loadRowSlice(
-                                         k, keyLayout, pageBase, slot, winBase,
-                                         j, kh, len, c * kLanes, kLanes));
-              }
-              for (int64_t rr = 0; rr < scoreTile; ++rr)
-                for (int64_t t = 0; t < groupTokens; ++t) {
-                  Value &pv = part[rr * groupTokens + t];
-                  pv = c == 0
-                           ? Value(arith::MulFOp::create(b, qc[rr], kc[t]))
-                           : Value(math::FmaOp::create(b, qc[rr], kc[t], pv));
-                }
-            }
-            // The group's tokens reduced together, parked per row.
-            for (int64_t rr = 0; rr < scoreTile; ++rr) {
-              SmallVector<Value> level(part.begin() + rr * groupTokens,
-                                       part.begin() + (rr + 1) * groupTokens);
-              for (int64_t m = 1; m < groupTokens; m *= 2) {
-                SmallVector<Value> next;
-                for (size_t i = 0; i < level.size(); i += 2)
-                  next.push_back(combine(level[i], level[i + 1], m));
-                level = next;
-              }
-              vector::StoreOp::create(b, level[0], parked,
-                                      ValueRange{k.idx(rr), grp, zero});
-            }
-          });
-          for (int64_t rr = 0; rr < scoreTile; ++rr) {
-            SmallVector<Value> level;
-            for (int64_t g = 0; g < groups; ++g)
-              level.push_back(vector::LoadOp::create(
-                  b, chunkType, parked, ValueRange{k.idx(rr), k.idx(g), zero}));
-            for (int64_t m = groupTokens; m < tb; m *= 2) {
-              SmallVector<Value> next;
-              for (size_t i = 0; i < level.size(); i += 2)
-                next.push_back(combine(level[i], level[i + 1], m));
-              level = next;
-            }
-            Value scores = level[0];
-            if (foldK)
-              scores = arith::MulFOp::create(
-                  b, scores,
-                  vector::LoadOp::create(b, chunkType, scaleK,
-                                         ValueRange{kh, zero}));
-            Value ok = inRange;
-            if (masked)
-              ok = arith::AndIOp::create(
-                  b, ok, visibleVec(len, rowQuery(rowsAt[rr]), keys));
-            scores = arith::SelectOp::create(b, ok, scores, negInf);
-            vector::StoreOp::create(b, scores, sc,
-                                    ValueRange{rowsAt[rr], zero});
-          }
+        Value v = loadValue(pageBase, slot, j, kh);
+        Value first = k.mul(kh, headRows);
+        k.forLoop(first, k.add(first, headRows), [&](Value r) {
+          Value p = memref::LoadOp::create(b, sc, ValueRange{r, t});
+          Value a = vector::LoadOp::create(b, k.vec(dv, f32), acc,
+                                           ValueRange{r, zero});
+          a = math::FmaOp::create(b, k.splat(p, dv), v, a);
+          vector::StoreOp::create(b, a, acc, ValueRange{r, zero});
         });
       });
-    };
-    auto blockValues = [&](Value cnt) {
-      auto vecType = k.vec(sliceWidth, f32);
-      k.forLoop(0, spec.kvHeads, [&](Value kh) {
-        k.forLoop(0, headRows / valueTile, [&](Value tile) {
-          Value r0 = k.add(k.mul(kh, headRows), k.mul(tile, valueTile));
-          SmallVector<Value> rowsAt;
-          for (int64_t rr = 0; rr < valueTile; ++rr)
-            rowsAt.push_back(k.add(r0, k.idx(rr)));
-          // Weights times the tokens' value scales, once per row.
-          Value weights = sc;
-          if (foldV) {
-            Value sv = vector::LoadOp::create(b, k.vec(tb, f32), scaleV,
-                                              ValueRange{kh, zero});
-            for (auto [rr, r] : llvm::enumerate(rowsAt)) {
-              Value p = vector::LoadOp::create(b, k.vec(tb, f32), sc,
-                                               ValueRange{r, zero});
-              vector::StoreOp::create(b, arith::MulFOp::create(b, p, sv),
-                                      pScaled, ValueRange{k.idx(rr), zero});
-            }
-            weights = pScaled;
-          }
-          for (int64_t lane0 = 0; lane0 < dv; lane0 += sliceWidth) {
-            Value col = k.idx(lane0);
-            SmallVector<Value> init;
-            for (Value r : rowsAt)
-              init.push_back(arith::MulFOp::create(
-                  b,
-                  vector::LoadOp::create(b, vecType, acc, ValueRange{r, col}),
-                  k.splat(memref::LoadOp::create(b, alphas, ValueRange{r}),
-                          sliceWidth)));
-            auto loop = scf::ForOp::create(
-                b, zero, cnt, k.idx(1), init,
-                [&](OpBuilder &nested, Location, Value t, ValueRange a) {
-                  OpBuilder::InsertionGuard guard(b);
-                  b.setInsertionPoint(nested.getInsertionBlock(),
-                                      nested.getInsertionPoint());
-                  Value pageBase =
-                      memref::LoadOp::create(b, tokPage, ValueRange{t});
-                  Value slot =
-                      memref::LoadOp::create(b, tokSlot, ValueRange{t});
-                  Value j = memref::LoadOp::create(b, tokKey, ValueRange{t});
-                  Value v = foldV ? loadCodes(spec.layout.value, pageBase, slot,
-                                              kh, lane0, sliceWidth)
-                                  : loadValueSlice(pageBase, slot, winBase, j,
-                                                   kh, len, lane0, sliceWidth);
-                  SmallVector<Value> next;
-                  for (auto [rr, r] : llvm::enumerate(rowsAt)) {
-                    Value p = memref::LoadOp::create(
-                        b, weights, ValueRange{foldV ? k.idx(rr) : r, t});
-                    next.push_back(math::FmaOp::create(
-                        b, k.splat(p, sliceWidth), v, a[rr]));
-                  }
-                  scf::YieldOp::create(b, next);
-                });
-            for (auto [rr, r] : llvm::enumerate(rowsAt))
-              vector::StoreOp::create(b, loop.getResult(rr), acc,
-                                      ValueRange{r, col});
-          }
-        });
-      });
-    };
+    });
+  };
 
-    scf::ForOp::create(
-        b, zero, n, k.idx(tb), ValueRange{},
-        [&](OpBuilder &nested, Location, Value blk, ValueRange) {
+  scf::ForOp::create(b, zero, n, k.idx(tb), ValueRange{},
+                     [&](OpBuilder &nested, Location, Value blk, ValueRange) {
+                       OpBuilder::InsertionGuard guard(b);
+                       b.setInsertionPoint(nested.getInsertionBlock(),
+                                           nested.getInsertionPoint());
+                       Value cnt = k.min(k.idx(tb), k.sub(n, blk));
+                       oldScores(blk, cnt);
+                       // Online softmax step per row.
+                       k.forLoop(0, rows, [&](Value r) {
+                         Value sv = vector::LoadOp::create(
+                             b, k.vec(tb, f32), sc, ValueRange{r, zero});
+                         auto [p, alpha] = softmaxStep(task, r, sv);
+                         vector::StoreOp::create(b, p, sc, ValueRange{r, zero});
+                         Value a = vector::LoadOp::create(
+                             b, k.vec(dv, f32), acc, ValueRange{r, zero});
+                         vector::StoreOp::create(
+                             b, arith::MulFOp::create(b, a, k.splat(alpha, dv)),
+                             acc, ValueRange{r, zero});
+                       });
+                       oldValues(blk, cnt);
+                       scf::YieldOp::create(b);
+                     });
+}
+
+void AttentionKernel::buildMerge(Value bi, Value r) {
+  auto f32 = b.getF32Type();
+  int64_t dv = spec.valueDim;
+  Value zero = k.idx(0);
+  {
+    Value head = k.div(r, spec.queryRows);
+    Value i = k.rem(r, spec.queryRows);
+    auto result = scf::ForOp::create(
+        b, zero, k.idx(spec.splits), k.idx(1), ValueRange{k.f32(kNegInf)},
+        [&](OpBuilder &nested, Location, Value s, ValueRange it) {
           OpBuilder::InsertionGuard guard(b);
           b.setInsertionPoint(nested.getInsertionBlock(),
                               nested.getInsertionPoint());
-          Value cnt = k.min(k.idx(tb), k.sub(n, blk));
-          if (fast)
-            blockScores(blk);
-          else
-            oldScores(blk, cnt);
-          // Online softmax step per row.
-          k.forLoop(0, rows, [&](Value r) {
-            Value sv = vector::LoadOp::create(b, k.vec(tb, f32), sc,
-                                              ValueRange{r, zero});
-            Value mOld = memref::LoadOp::create(b, m, ValueRange{r});
-            // maxnum without NaN/signed-zero care: a tree of vmaxps instead
-            // of NaN- and -0-propagating blends (~45 instructions a row). A
-            // NaN score still reaches the output through its weight.
-            auto fm = arith::FastMathFlags::nnan | arith::FastMathFlags::nsz;
-            Value blockMax = vector::ReductionOp::create(
-                b, vector::CombiningKind::MAXNUMF, sv, fm);
-            Value mNew = arith::MaxNumFOp::create(b, mOld, blockMax, fm);
-            Value isInf = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ,
-                                                mNew, k.f32(kNegInf));
-            Value mUse = k.select(isInf, k.f32(0), mNew);
-            Value alpha =
-                math::ExpOp::create(b, arith::SubFOp::create(b, mOld, mUse));
-            Value p = math::ExpOp::create(
-                b, arith::SubFOp::create(b, sv, k.splat(mUse, tb)));
-            Value lOld = memref::LoadOp::create(b, l, ValueRange{r});
-            Value lNew = arith::AddFOp::create(
-                b, arith::MulFOp::create(b, lOld, alpha), k.sum(p));
-            memref::StoreOp::create(b, lNew, l, ValueRange{r});
-            memref::StoreOp::create(b, mNew, m, ValueRange{r});
-            vector::StoreOp::create(b, p, sc, ValueRange{r, zero});
-            if (fast) {
-              // blockValues rescales the accumulators as it loads them.
-              memref::StoreOp::create(b, alpha, alphas, ValueRange{r});
-              return;
-            }
-            Value a = vector::LoadOp::create(b, k.vec(dv, f32), acc,
-                                             ValueRange{r, zero});
-            vector::StoreOp::create(
-                b, arith::MulFOp::create(b, a, k.splat(alpha, dv)), acc,
-                ValueRange{r, zero});
-          });
-          if (fast)
-            blockValues(cnt);
-          else
-            oldValues(blk, cnt);
-          scf::YieldOp::create(b);
+          Value v = memref::LoadOp::create(b, wsLse, ValueRange{bi, s, r});
+          scf::YieldOp::create(
+              b, ValueRange{arith::MaximumFOp::create(b, it[0], v)});
         });
-
-    // Partial or final state per row.
-    k.forLoop(0, rows, [&](Value r) {
-      Value lr = memref::LoadOp::create(b, l, ValueRange{r});
-      Value mr = memref::LoadOp::create(b, m, ValueRange{r});
-      Value any =
-          arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, lr, k.f32(0));
-      Value inv =
-          k.select(any, arith::DivFOp::create(b, k.f32(1), lr), k.f32(0));
-      Value a =
-          vector::LoadOp::create(b, k.vec(dv, f32), acc, ValueRange{r, zero});
-      Value o = arith::MulFOp::create(b, a, k.splat(inv, dv));
+    Value mx = result.getResult(0);
+    Value isInf =
+        arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mx, k.f32(kNegInf));
+    Value mUse = k.select(isInf, k.f32(0), mx);
+    auto sums = scf::ForOp::create(
+        b, zero, k.idx(spec.splits), k.idx(1),
+        ValueRange{splatF32(k, 0, dv), k.f32(0)},
+        [&](OpBuilder &nested, Location, Value s, ValueRange it) {
+          OpBuilder::InsertionGuard guard(b);
+          b.setInsertionPoint(nested.getInsertionBlock(),
+                              nested.getInsertionPoint());
+          Value ls = memref::LoadOp::create(b, wsLse, ValueRange{bi, s, r});
+          Value w = math::ExpOp::create(b, arith::SubFOp::create(b, ls, mUse));
+          Value o = vector::LoadOp::create(b, k.vec(dv, f32), wsOut,
+                                           ValueRange{bi, s, r, zero});
+          // A split without keys has w = 0 and an output of 0.
+          Value a = math::FmaOp::create(b, k.splat(w, dv), o, it[0]);
+          scf::YieldOp::create(
+              b, ValueRange{a, arith::AddFOp::create(b, it[1], w)});
+        });
+    Value total = sums.getResult(1);
+    Value any =
+        arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, total, k.f32(0));
+    Value inv =
+        k.select(any, arith::DivFOp::create(b, k.f32(1), total), k.f32(0));
+    Value o = arith::MulFOp::create(b, sums.getResult(0), k.splat(inv, dv));
+    vector::StoreOp::create(b, k.fromF32(o, spec.outputElement), out,
+                            ValueRange{bi, head, i, zero});
+    if (lse) {
       Value lseValue = k.select(
-          any, arith::AddFOp::create(b, mr, math::LogOp::create(b, lr)),
+          any, arith::AddFOp::create(b, mUse, math::LogOp::create(b, total)),
           k.f32(kNegInf));
-      if (spec.splits > 1) {
-        vector::StoreOp::create(b, o, wsOut, ValueRange{bi, s, r, zero});
-        memref::StoreOp::create(b, lseValue, wsLse, ValueRange{bi, s, r});
-        return;
-      }
-      Value head = rowHead(r), i = rowQuery(r);
-      vector::StoreOp::create(b, k.fromF32(o, spec.outputElement), out,
-                              ValueRange{bi, head, i, zero});
-      if (lse)
-        memref::StoreOp::create(b, lseValue, lse, ValueRange{bi, head, i});
-    });
-  }
-
-  /// Second phase with S > 1: merge the partial states of row r.
-  void buildMerge(Value bi, Value r) {
-    auto f32 = b.getF32Type();
-    int64_t dv = spec.valueDim;
-    Value zero = k.idx(0);
-    {
-      Value head = k.div(r, spec.queryRows);
-      Value i = k.rem(r, spec.queryRows);
-      auto result = scf::ForOp::create(
-          b, zero, k.idx(spec.splits), k.idx(1), ValueRange{k.f32(kNegInf)},
-          [&](OpBuilder &nested, Location, Value s, ValueRange it) {
-            OpBuilder::InsertionGuard guard(b);
-            b.setInsertionPoint(nested.getInsertionBlock(),
-                                nested.getInsertionPoint());
-            Value v = memref::LoadOp::create(b, wsLse, ValueRange{bi, s, r});
-            scf::YieldOp::create(
-                b, ValueRange{arith::MaximumFOp::create(b, it[0], v)});
-          });
-      Value mx = result.getResult(0);
-      Value isInf = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mx,
-                                          k.f32(kNegInf));
-      Value mUse = k.select(isInf, k.f32(0), mx);
-      auto sums = scf::ForOp::create(
-          b, zero, k.idx(spec.splits), k.idx(1),
-          ValueRange{splatF32(k, 0, dv), k.f32(0)},
-          [&](OpBuilder &nested, Location, Value s, ValueRange it) {
-            OpBuilder::InsertionGuard guard(b);
-            b.setInsertionPoint(nested.getInsertionBlock(),
-                                nested.getInsertionPoint());
-            Value ls = memref::LoadOp::create(b, wsLse, ValueRange{bi, s, r});
-            Value w =
-                math::ExpOp::create(b, arith::SubFOp::create(b, ls, mUse));
-            Value o = vector::LoadOp::create(b, k.vec(dv, f32), wsOut,
-                                             ValueRange{bi, s, r, zero});
-            // A split without keys has w = 0 and an output of 0.
-            Value a = math::FmaOp::create(b, k.splat(w, dv), o, it[0]);
-            scf::YieldOp::create(
-                b, ValueRange{a, arith::AddFOp::create(b, it[1], w)});
-          });
-      Value total = sums.getResult(1);
-      Value any =
-          arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, total, k.f32(0));
-      Value inv =
-          k.select(any, arith::DivFOp::create(b, k.f32(1), total), k.f32(0));
-      Value o = arith::MulFOp::create(b, sums.getResult(0), k.splat(inv, dv));
-      vector::StoreOp::create(b, k.fromF32(o, spec.outputElement), out,
-                              ValueRange{bi, head, i, zero});
-      if (lse) {
-        Value lseValue = k.select(
-            any, arith::AddFOp::create(b, mUse, math::LogOp::create(b, total)),
-            k.f32(kNegInf));
-        memref::StoreOp::create(b, lseValue, lse, ValueRange{bi, head, i});
-      }
+      memref::StoreOp::create(b, lseValue, lse, ValueRange{bi, head, i});
     }
   }
-};
-} // namespace
+}
 
 func::FuncOp kvopt::cpu::buildAttentionKernel(ModuleOp module,
                                               const AttentionSpec &spec,
@@ -922,6 +579,7 @@ struct AttentionLowering : OpConversionPattern<kv::AttentionOp> {
     spec.splits = chooseSplits(options, cacheType.getCapacity());
     spec.splitTokens = options.splitTokens;
     spec.blockTokens = options.blockTokens;
+    spec.vectorBits = options.vectorBits;
     auto module = op->getParentOfType<ModuleOp>();
     SmallVector<Value> results = emitAttentionCall(
         rewriter, op.getLoc(), module, spec, {op.getQueries()},

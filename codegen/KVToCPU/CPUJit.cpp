@@ -77,6 +77,7 @@ CPUModule::compile(llvm::StringRef source, const CPUCompileOptions &options) {
   pipeline.splits = options.splits;
   pipeline.splitTokens = options.splitTokens;
   pipeline.blockTokens = options.blockTokens;
+  pipeline.vectorBits = options.vectorBits;
   pipeline.threads = options.threads;
   buildKVToCPUPipeline(pm, pipeline);
   if (failed(pm.run(*module)))

@@ -81,6 +81,11 @@ struct KVCPUToLoopsPass
       return module.emitError() << "kv-cpu-to-loops: option 'block-tokens' "
                                    "must be in [1, 1024], got "
                                 << blockTokens.getValue();
+    if (vectorBits != 0 && vectorBits != 128 && vectorBits != 256 &&
+        vectorBits != 512)
+      return module.emitError() << "kv-cpu-to-loops: option 'vector-bits' "
+                                   "must be 0, 128, 256 or 512, got "
+                                << vectorBits.getValue();
     return success();
   }
 
@@ -118,6 +123,7 @@ struct KVCPUToLoopsPass
     options.splits = splits;
     options.splitTokens = splitTokens;
     options.blockTokens = blockTokens;
+    options.vectorBits = vectorBits ? vectorBits.getValue() : hostVectorBits();
 
     RewritePatternSet patterns(ctx);
     patterns.add<ShareCacheLowering>(converter, ctx);
@@ -174,6 +180,7 @@ void kvopt::buildKVToCPUPipeline(OpPassManager &pm,
   lower.splits = options.splits;
   lower.splitTokens = options.splitTokens;
   lower.blockTokens = options.blockTokens;
+  lower.vectorBits = options.vectorBits;
   lower.emitCInterface = options.emitCInterface;
   pm.addPass(createKVCPUToLoops(lower));
   pm.addPass(createCanonicalizerPass());

@@ -18,6 +18,7 @@
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/Support/xxhash.h"
+#include "llvm/TargetParser/Host.h"
 
 #include <algorithm>
 #include <cmath>
@@ -29,6 +30,18 @@ using namespace kvopt::cpu;
 //===----------------------------------------------------------------------===//
 // Layout
 //===----------------------------------------------------------------------===//
+
+int64_t kvopt::cpu::hostVectorBits() {
+  static const int64_t bits = [] {
+    llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
+    if (features.lookup("avx512f"))
+      return 512;
+    if (features.lookup("avx2"))
+      return 256;
+    return 128;
+  }();
+  return bits;
+}
 
 int64_t ComponentLayout::group() const {
   if (!quant)

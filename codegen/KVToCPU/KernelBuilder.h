@@ -27,7 +27,13 @@ struct KernelOptions {
   int64_t splits = 0;
   int64_t splitTokens = 128;
   int64_t blockTokens = 16;
+  /// f32 vector width the attention kernels are register-tiled for.
+  int64_t vectorBits = 512;
 };
+
+/// The host CPU's widest f32 vector in bits: 512 with AVX-512F, 256 with
+/// AVX2 (x86) and 128 otherwise.
+int64_t hostVectorBits();
 
 /// One stored component of a cache: K, V, or the MLA latent row.
 struct ComponentLayout {
@@ -274,6 +280,14 @@ struct AttentionSpec {
   int64_t window = 0, sinks = 0;
   double scale = 1.0;
   int64_t splits = 1, splitTokens = 128, blockTokens = 16;
+  /// f32 lanes per vector register and registers available for
+  /// accumulators on the blocked path (KernelOptions::vectorBits).
+  int64_t vectorBits = 512;
+  int64_t lanes() const { return vectorBits / 32; }
+  /// Vector registers the register tiles may fill with accumulators: half
+  /// the register file (32 zmm with AVX-512, 16 otherwise), the rest for
+  /// operands.
+  int64_t accumulatorRegisters() const { return vectorBits >= 512 ? 16 : 8; }
   std::string str() const;
 };
 

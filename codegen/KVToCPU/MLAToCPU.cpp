@@ -54,6 +54,7 @@ struct MLAAttentionLowering : OpConversionPattern<kv::MLAAttentionOp> {
     spec.splits = chooseSplits(options, cacheType.getCapacity());
     spec.splitTokens = options.splitTokens;
     spec.blockTokens = options.blockTokens;
+    spec.vectorBits = options.vectorBits;
     if (cast<RankedTensorType>(op.getQRope().getType()).getElementType() !=
         spec.queryElement)
       return op.emitOpError("the CPU lowering needs q_latent and q_rope of "

@@ -45,11 +45,14 @@
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
 #include "mlir/Transforms/Passes.h"
+#include "llvm/ExecutionEngine/Orc/Mangling.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <cstdint>
+#include <cstring>
 #include <functional>
 
 using namespace mlir;
@@ -71,6 +74,24 @@ void kvopt::simt::buildEmulatorPipeline(OpPassManager &pm,
   emu.instrumentGlobal = options.instrumentGlobal;
   emu.instrumentShared = options.instrumentShared;
   pm.addPass(createSIMTEmulate(emu));
+}
+
+/// f32 -> bf16, round to nearest even, NaNs kept (quieted): the libcall
+/// LLVM emits for `fptrunc float to bfloat` on x86 hosts without
+/// AVX512-BF16. Neither Debian's libgcc 12 nor the process provides it, so
+/// the JIT gets this definition (the same rounding as cvt.rn.bf16.f32).
+extern "C" __bf16 kvoptSimtTruncSFBF2(float x) {
+  uint32_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  uint16_t result;
+  if ((bits & 0x7fffffffu) > 0x7f800000u)
+    result = static_cast<uint16_t>((bits >> 16) | 0x40u);
+  else
+    result =
+        static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+  __bf16 out;
+  std::memcpy(&out, &result, sizeof out);
+  return out;
 }
 
 EmulatedModule::EmulatedModule() = default;
@@ -144,6 +165,13 @@ EmulatedModule::compile(StringRef source, const EmulatorOptions &options,
     return makeError("JIT compilation failed: " +
                      llvm::toString(engine.takeError()) + "\n" + diagnostics);
   m->engine = std::move(*engine);
+  m->engine->registerSymbols([](llvm::orc::MangleAndInterner interner) {
+    llvm::orc::SymbolMap symbols;
+    symbols[interner("__truncsfbf2")] = {
+        llvm::orc::ExecutorAddr::fromPtr(&kvoptSimtTruncSFBF2),
+        llvm::JITSymbolFlags::Exported};
+    return symbols;
+  });
   return m;
 }
 

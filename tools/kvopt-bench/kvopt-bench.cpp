@@ -42,6 +42,13 @@ static cl::opt<int64_t>
 static cl::opt<int64_t> splitTokens("bench-split-tokens",
                                     cl::desc("split-tokens of the pipeline"),
                                     cl::init(128));
+static cl::opt<int64_t> blockTokens("bench-block-tokens",
+                                    cl::desc("block-tokens of the pipeline"),
+                                    cl::init(16));
+static cl::opt<int64_t>
+    vectorBits("bench-vector-bits",
+               cl::desc("vector-bits of the pipeline (0 = the host's)"),
+               cl::init(0));
 static cl::opt<double>
     touchGiB("touch-gib",
              cl::desc("KV GiB one measured step reads (cycled layers)"),
@@ -259,6 +266,8 @@ int main(int argc, char **argv) {
       options.threads = n;
       options.splits = kvSplits;
       options.splitTokens = splitTokens;
+      options.blockTokens = blockTokens;
+      options.vectorBits = vectorBits;
       options.keepObject = !dumpObject.empty();
       auto module = CPUModule::compile(src.str(), options);
       if (!module) {

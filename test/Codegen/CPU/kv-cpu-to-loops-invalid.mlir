@@ -2,12 +2,14 @@
 // RUN: not kvopt-opt %s -kv-cpu-to-loops=kv-splits=-1 2>&1 | FileCheck %s --check-prefix=SPLITS
 // RUN: not kvopt-opt %s -kv-cpu-to-loops=block-tokens=0 2>&1 | FileCheck %s --check-prefix=BLOCK
 // RUN: not kvopt-opt %s -kv-cpu-to-loops=split-tokens=0 2>&1 | FileCheck %s --check-prefix=TOKENS
+// RUN: not kvopt-opt %s -kv-cpu-to-loops=vector-bits=384 2>&1 | FileCheck %s --check-prefix=VBITS
 // Unsupported IR and bad options give diagnostics naming the op or the
 // option, never a crash.
 
 // SPLITS: error: kv-cpu-to-loops: option 'kv-splits' must be >= 0, got -1
 // BLOCK: error: kv-cpu-to-loops: option 'block-tokens' must be in [1, 1024], got 0
 // TOKENS: error: kv-cpu-to-loops: option 'split-tokens' must be >= 1, got 0
+// VBITS: error: kv-cpu-to-loops: option 'vector-bits' must be 0, 128, 256 or 512, got 384
 
 // A cache allocated inside the module has no batch to size it with.
 // CHECK: error: 'kv.alloc_cache' op is not supported by the CPU lowering: pass the cache in as a function argument

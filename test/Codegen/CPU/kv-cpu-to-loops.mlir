@@ -1,5 +1,6 @@
-// RUN: kvopt-opt %s -split-input-file -kv-cpu-to-loops | FileCheck %s
-// RUN: kvopt-opt %s -split-input-file -kv-cpu-to-loops=kv-splits=4 | FileCheck %s --check-prefix=SPLIT
+// RUN: kvopt-opt %s -split-input-file -kv-cpu-to-loops=vector-bits=512 | FileCheck %s
+// RUN: kvopt-opt %s -split-input-file -kv-cpu-to-loops="kv-splits=4 vector-bits=512" | FileCheck %s --check-prefix=SPLIT
+// RUN: kvopt-opt %s -split-input-file -kv-cpu-to-loops=vector-bits=256 | FileCheck %s --check-prefix=AVX2
 // kv-cpu-to-loops turns caches into raw bytes and every kv op into a call
 // to an outlined scf/vector kernel over memrefs.
 
@@ -18,19 +19,30 @@
 // CHECK: func.func private @[[K]](
 // CHECK: scf.parallel
 // CHECK: memref.alloca_scope
-// Scores: 16-lane K chunks (vector<32xi8> as f16) into per-token partial
-// vectors, reduced for all tokens of the block together by shuffles; the
-// softmax sums the block's weights; values accumulate in scf.for
-// iter_args over the block, a 64-lane slice per row.
+// Scores: a register tile of query rows x tokens of 16-lane partial dot
+// products, accumulated in scf.for iter_args over the row's chunks (K
+// chunks are vector<32xi8> bitcast to f16), with the next block's rows
+// prefetched a few lines per iteration; the partials of 16 tokens are
+// reduced together by a shuffle tree; the softmax sums the block's
+// weights; values accumulate in scf.for iter_args over the block's tokens,
+// 2 rows x 64 lanes of accumulators.
+// CHECK: scf.for {{.*}} iter_args({{.*}}) -> (vector<16xf32>, vector<16xf32>
+// CHECK: memref.prefetch
 // CHECK: vector.load %{{.*}} : memref<?xi8>, vector<32xi8>
 // CHECK: vector.bitcast %{{.*}} : vector<32xi8> to vector<16xf16>
 // CHECK: math.fma %{{.*}} : vector<16xf32>
 // CHECK: vector.shuffle %{{.*}} [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23] : vector<16xf32>, vector<16xf32>
 // CHECK: vector.reduction <add>
-// CHECK: scf.for {{.*}} iter_args({{.*}}) -> (vector<64xf32>, vector<64xf32>)
-// CHECK: vector.load %{{.*}} : memref<?xi8>, vector<128xi8>
-// CHECK: vector.bitcast %{{.*}} : vector<128xi8> to vector<64xf16>
-// CHECK: math.fma %{{.*}} : vector<64xf32>
+// CHECK: scf.for {{.*}} iter_args({{.*}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
+// CHECK: vector.load %{{.*}} : memref<?xi8>, vector<32xi8>
+// CHECK: math.fma %{{.*}} : vector<16xf32>
+// With 256-bit vectors (AVX2, 16 registers) the tiles are 8 lanes wide
+// and hold at most 8 accumulators.
+// AVX2-LABEL: func.func @attention(
+// AVX2: scf.for {{.*}} iter_args({{.*}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>) {
+// AVX2: vector.bitcast %{{.*}} : vector<16xi8> to vector<8xf16>
+// AVX2: math.fma %{{.*}} : vector<8xf32>
+// AVX2: vector.shuffle %{{.*}} [0, 1, 2, 3, 8, 9, 10, 11] : vector<8xf32>, vector<8xf32>
 // SPLIT-LABEL: func.func @attention(
 // SPLIT: memref.alloc() : memref<1x4x4x64xf32>
 // SPLIT: memref.alloc() : memref<1x4x4xf32>
@@ -83,15 +95,15 @@ func.func @append(%c: !Q, %pos: tensor<2xi32>, %k: tensor<2x2x1x64xf16>, %v: ten
 !L = !kv.latent_cache<latent_dim = 32, rope_dim = 16, capacity = 64, element = bf16>
 
 // MLA latent attention reuses the attention kernel with a 48-wide key row
-// whose first 32 elements are the value: the value slices are loads of the
-// key row's first 32 bf16 (64 bytes).
+// whose first 32 elements are the value: the value chunks are loads of the
+// key row's first 32 bf16, 16 at a time.
 // CHECK-LABEL: func.func @mla(
 // CHECK: call @[[K:__kv_cpu_mla_attention_[0-9a-f]+]](
 // CHECK: func.func private @[[K]](
 // CHECK: vector.insert_strided_slice %{{.*}} {offsets = [32], strides = [1]} : vector<16xf32> into vector<48xf32>
-// CHECK: scf.for {{.*}} iter_args({{.*}}) -> (vector<32xf32>, vector<32xf32>, vector<32xf32>, vector<32xf32>)
-// CHECK: vector.load %{{.*}} : memref<?xi8>, vector<64xi8>
-// CHECK: vector.bitcast %{{.*}} : vector<64xi8> to vector<32xbf16>
+// CHECK: scf.for {{.*}} iter_args({{.*}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
+// CHECK: vector.load %{{.*}} : memref<?xi8>, vector<32xi8>
+// CHECK: vector.bitcast %{{.*}} : vector<32xi8> to vector<16xbf16>
 func.func @mla(%ql: tensor<1x4x1x32xbf16>, %qr: tensor<1x4x1x16xbf16>, %c: !L, %lens: tensor<1xi32>) -> tensor<1x4x1x32xbf16> {
   %o = kv.mla_attention %ql, %qr, %c, %lens {scale = 0.125 : f32} : (tensor<1x4x1x32xbf16>, tensor<1x4x1x16xbf16>, !L, tensor<1xi32>) -> tensor<1x4x1x32xbf16>
   return %o : tensor<1x4x1x32xbf16>

@@ -38,6 +38,11 @@ struct KVToCPUPipelineOptions
       *this, "block-tokens",
       llvm::cl::desc("keys scored per online-softmax step"),
       llvm::cl::init(16)};
+  Option<int64_t> vectorBits{
+      *this, "vector-bits",
+      llvm::cl::desc("f32 vector width the attention kernels are tiled for "
+                     "(128, 256, 512); 0 = the host CPU's widest"),
+      llvm::cl::init(0)};
   Option<unsigned> threads{
       *this, "threads",
       llvm::cl::desc("worker threads for scf.parallel loops through the "

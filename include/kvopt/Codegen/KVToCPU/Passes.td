@@ -49,6 +49,10 @@ def KVCPUToLoops : Pass<"kv-cpu-to-loops", "::mlir::ModuleOp"> {
            "fewest keys one split processes (also the automatic split size)">,
     Option<"blockTokens", "block-tokens", "int64_t", /*default=*/"16",
            "keys scored together before one online-softmax rescale">,
+    Option<"vectorBits", "vector-bits", "int64_t", /*default=*/"0",
+           "f32 vector width (bits) the attention kernels are register-tiled "
+           "for: 128, 256 or 512; 0 = the host CPU's widest (512 with "
+           "AVX-512F, 256 with AVX2, otherwise 128)">,
     Option<"emitCInterface", "emit-c-interface", "bool", /*default=*/"true",
            "mark public functions llvm.emit_c_interface (ExecutionEngine)">
   ];
