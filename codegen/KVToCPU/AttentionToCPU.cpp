@@ -61,7 +61,8 @@ std::string AttentionSpec::str() const {
      << " o=" << outputElement << " lse=" << lse << " causal=" << causal
      << " window=" << window << " sinks=" << sinks << " scale=" << scale
      << " splits=" << splits << " splitTokens=" << splitTokens
-     << " block=" << blockTokens << " vbits=" << vectorBits;
+     << " block=" << blockTokens << " vbits=" << vectorBits
+     << " intDots=" << intDots;
   return s;
 }
 
@@ -580,6 +581,7 @@ struct AttentionLowering : OpConversionPattern<kv::AttentionOp> {
     spec.splitTokens = options.splitTokens;
     spec.blockTokens = options.blockTokens;
     spec.vectorBits = options.vectorBits;
+    spec.intDots = options.intDots;
     auto module = op->getParentOfType<ModuleOp>();
     SmallVector<Value> results = emitAttentionCall(
         rewriter, op.getLoc(), module, spec, {op.getQueries()},

@@ -95,6 +95,23 @@ struct BlockedLoop {
   /// Register tiles: scores R x T tokens, values R' x W / lanes vectors.
   int64_t scoreRows = 1, scoreTokens = 1, valueRows = 1, valueChunks = 1;
 
+  /// Fixed-point path (int-dots): K codes times 16-bit queries, V codes
+  /// times 16-bit weights, pairs of i16 products summed exactly in i32.
+  bool intK = false, intV = false;
+  /// K: channels per i16 chunk (2 * lanes), channels summed in i32 before
+  /// conversion (a divisor of the group that cannot overflow), groups.
+  int64_t kChunk = 0, kSpan = 0, kGroups = 0;
+  /// V: channels per unit (the codes of `lanes` bytes, 8 / bits planes of
+  /// `lanes` channels each), units per slice, groups, largest weight.
+  int64_t vUnit = 0, vUnits = 0, vGroups = 0, weightMax = 0;
+  // Fixed-point scratch: queries [rows][dk] i16 (chunk-permuted), their
+  // scales [rows], per-group sums [rows][kGroups]; the block's group
+  // scales and zero points [groups][tb] of K and of V; the zero-point term
+  // of the scores [headRows][tb]; weights [R'][vGroups][tb] i16, their
+  // scales and zero-point sums [R'][vGroups].
+  Value qInt, qScale, qSum, kScales, kZeros, vScales, vZeros, zeroTerm;
+  Value wInt, wScale, wZero;
+
   // Per-block tables ([tb] index): the token's page byte offset, its slot,
   // its key index; for the token one block ahead, its page and slot and
   // the byte offsets of its K and V rows of head 0.
@@ -128,10 +145,25 @@ struct BlockedLoop {
       return c.quant && !c.channelAxis() && c.group() == c.dim &&
              !c.hasWindow() && c.quant.getSymmetric();
     };
-    stageK = needsStage(keyC);
-    foldK = !stageK && foldable(keyC);
-    stageV = spec.mla ? stageK : needsStage(valueC);
-    foldV = spec.mla ? foldK : !stageV && foldable(valueC);
+    kChunk = 2 * lanes;
+    intK = !spec.mla && intEligible(keyC, kChunk);
+    if (intK) {
+      kGroups = dk / keyC.group();
+      kSpan = spanOf(keyC);
+    }
+    vUnit = lanes * 8 / (valueC.present ? valueC.bits() : 8);
+    intV = !spec.mla && valueC.present && intEligible(valueC, vUnit) &&
+           tb % 2 == 0;
+    if (intV) {
+      vGroups = dv / valueC.group();
+      // tb tokens of weights <= weightMax times codes <= codeMax sum in i32.
+      weightMax = std::min<int64_t>(32767, int64_t(2147483647) /
+                                               (tb * codeMax(valueC)));
+    }
+    stageK = !intK && needsStage(keyC);
+    foldK = !intK && !stageK && foldable(keyC);
+    stageV = spec.mla ? stageK : !intV && needsStage(valueC);
+    foldV = spec.mla ? foldK : !intV && !stageV && foldable(valueC);
 
     // Scores: R rows (at most 8) x T tokens of accumulators fill the
     // accumulator registers; values: R' rows (at most 4) x W lanes.
@@ -140,6 +172,48 @@ struct BlockedLoop {
     scoreTokens = tileOf(tb, std::max<int64_t>(1, regs / scoreRows));
     valueRows = tileOf(headRows, 4);
     valueChunks = tileOf(dv / lanes, std::max<int64_t>(1, regs / valueRows));
+    if (intK && dk / kSpan > 1) {
+      // i32 span accumulators beside the f32 row accumulators: half each.
+      scoreRows = tileOf(headRows, std::min<int64_t>(8, regs / 2));
+      scoreTokens = tileOf(tb, std::max<int64_t>(1, regs / 2 / scoreRows));
+    }
+    if (intV) {
+      int64_t planes = vUnit / lanes;
+      valueRows = tileOf(
+          headRows, std::max<int64_t>(1, std::min<int64_t>(4, regs / planes)));
+      vUnits =
+          tileOf(dv / vUnit, std::max<int64_t>(1, regs / (valueRows * planes)));
+    }
+  }
+
+  /// Largest magnitude of a code of `c` (symmetric codes are signed).
+  static int64_t codeMax(const ComponentLayout &c) {
+    int64_t bits = c.bits();
+    return c.quant.getSymmetric() ? int64_t(1) << (bits - 1)
+                                  : (int64_t(1) << bits) - 1;
+  }
+  /// Whether rows of `c` take the fixed-point path: token-axis int8, int4
+  /// or int2 codes without full-precision windows, in groups of whole
+  /// `unit`s of channels.
+  bool intEligible(const ComponentLayout &c, int64_t unit) const {
+    if (!spec.intDots || !c.quant || c.channelAxis() || c.hasWindow())
+      return false;
+    kv::QuantKind kind = c.quant.getKind();
+    if (kind != kv::QuantKind::Int8 && kind != kv::QuantKind::Int4 &&
+        kind != kv::QuantKind::Int2)
+      return false;
+    return c.dim % unit == 0 && c.group() % unit == 0;
+  }
+  /// Channels of a K group summed in i32 before conversion: the largest
+  /// divisor of the group, in whole chunks, whose sum of codes times
+  /// 16-bit queries cannot overflow.
+  int64_t spanOf(const ComponentLayout &c) const {
+    int64_t limit = int64_t(2147483647) / (codeMax(c) * 32767);
+    int64_t g = c.group();
+    for (int64_t span = g; span >= kChunk; span -= kChunk)
+      if (g % span == 0 && span % kChunk == 0 && span <= limit)
+        return span;
+    return kChunk;
   }
 
   MemRefType buffer(ArrayRef<int64_t> shape, Type element) {
@@ -188,6 +262,26 @@ struct BlockedLoop {
       scaleV = scaleK;
     if (foldV)
       weights = scratch({valueRows, tb}, f32);
+    auto i16 = b.getI16Type();
+    if (intK) {
+      qInt = scratch({kernel.rows, dk}, i16);
+      qScale = scratch({kernel.rows}, f32);
+      kScales = scratch({kGroups, tb}, f32);
+      if (!keyC.quant.getSymmetric()) {
+        qSum = scratch({kernel.rows, kGroups}, f32);
+        kZeros = scratch({kGroups, tb}, f32);
+        zeroTerm = scratch({headRows, tb}, f32);
+      }
+    }
+    if (intV) {
+      vScales = scratch({vGroups, tb}, f32);
+      wInt = scratch({valueRows, vGroups, tb}, i16);
+      wScale = scratch({valueRows, vGroups}, f32);
+      if (!valueC.quant.getSymmetric()) {
+        vZeros = scratch({vGroups, tb}, f32);
+        wZero = scratch({valueRows, vGroups}, f32);
+      }
+    }
   }
 
   /// Resolves the block's tokens (clamped into the iterated range: lanes
@@ -256,11 +350,11 @@ struct BlockedLoop {
                                  /*isDataCache=*/true);
     }
   }
-  static int prefetchLocality() {
-    static int hint =
-        getenv("KVOPT_PF_HINT") ? atoi(getenv("KVOPT_PF_HINT")) : 3;
-    return hint;
-  }
+  /// Locality hint of the spread prefetches: 3 (into L1). Few lines are in
+  /// flight at a time, so they do not evict the block being read; measured
+  /// on Zen 3 at 32k (f16, mean of 6 alternating runs): 10.1 GB/s against
+  /// 8.8 with hint 2 (L2).
+  static constexpr int prefetchLocality() { return 3; }
 
   /// Prefetches head kh's token-axis scales and zero points of the next
   /// block (a line or two per row; the data lines are spread over the
@@ -381,49 +475,72 @@ struct BlockedLoop {
                                  vector::ShuffleOp::create(b, x, y, hi));
   }
 
+  /// Prefetches iteration `c`'s share of the T tokens' next-block K lines
+  /// (from t0), the inner loop of row tile `tile` running `chunks`
+  /// iterations per tile.
+  void prefetchKeyShare(Value kh, Value tile, Value t0, Value c, int64_t T,
+                        int64_t chunks) {
+    int64_t lines = T * rowLines(keyC);
+    int64_t iters = (headRows / scoreRows) * chunks;
+    int64_t per = (lines + iters - 1) / iters;
+    Value i0 = k.mul(k.add(k.mul(tile, chunks), c), per);
+    for (int64_t j = 0; j < per; ++j) {
+      Value i = k.min(k.add(i0, k.idx(j)), k.idx(lines - 1));
+      prefetchLines(keyC, load(aheadKey, {k.add(t0, k.rem(i, T))}), kh,
+                    k.div(i, T), 1);
+    }
+  }
+
+  /// The R x T vector<lanes x f32> partial dot products of rows [r0, r0 +
+  /// R) with block tokens `tok`, in f32: K chunks converted (or staged) and
+  /// multiplied with the f32 queries.
+  SmallVector<Value> floatPartials(Value kh, Value tile, Value r0,
+                                   ArrayRef<Value> tok) {
+    int64_t R = scoreRows, T = tok.size();
+    SmallVector<Value> data;
+    for (Value t : tok)
+      data.push_back(stageK ? Value() : rowData(keyC, t, kh));
+    SmallVector<Value> init(R * T, k.splat(k.f32(0), lanes));
+    return forWithArgs(
+        k, k.idx(0), k.idx(dk / lanes), init, [&](Value c, ValueRange acc) {
+          Value lane = k.mul(c, lanes);
+          prefetchKeyShare(kh, tile, tok[0], c, T, dk / lanes);
+          SmallVector<Value> q, key;
+          for (int64_t r = 0; r < R; ++r)
+            q.push_back(loadVec(task.qs, {k.add(r0, k.idx(r)), lane}, lanes));
+          for (int64_t t = 0; t < T; ++t)
+            key.push_back(
+                chunk(keyC, keyStage, foldK, tok[t], kh, data[t], lane));
+          SmallVector<Value> next;
+          for (int64_t r = 0; r < R; ++r)
+            for (int64_t t = 0; t < T; ++t)
+              next.push_back(
+                  math::FmaOp::create(b, q[r], key[t], acc[r * T + t]));
+          return next;
+        });
+  }
+
   /// Scores of head kh's rows over the block into sc (-inf where hidden).
-  void scores(Value kh, Value cnt) {
+  /// A register tile of scoreRows x scoreTokens partial vectors (from
+  /// `partials`) is parked in `part`; each run of `lanes` tokens is then
+  /// reduced together, and `finish(r, lr, t0, s)` turns the sums of row r
+  /// (local row lr) for tokens [t0, t0 + lanes) into scores.
+  void
+  scores(Value kh, Value cnt,
+         const std::function<SmallVector<Value>(Value, Value, ArrayRef<Value>)>
+             &partials,
+         const std::function<Value(Value, Value, Value, Value)> &finish) {
     int64_t R = scoreRows, T = scoreTokens;
     Value zero = k.idx(0);
-    Value zeros = k.splat(k.f32(0), lanes);
     k.forLoop(0, headRows / R, [&](Value tile) {
       Value lr0 = k.mul(tile, R);
       Value r0 = k.add(k.mul(kh, headRows), lr0);
       k.forLoop(0, tb / T, [&](Value tg) {
         Value t0 = k.mul(tg, T);
-        SmallVector<Value> tok, data;
-        for (int64_t t = 0; t < T; ++t) {
+        SmallVector<Value> tok;
+        for (int64_t t = 0; t < T; ++t)
           tok.push_back(k.add(t0, k.idx(t)));
-          data.push_back(stageK ? Value() : rowData(keyC, tok[t], kh));
-        }
-        SmallVector<Value> init(R * T, zeros);
-        SmallVector<Value> accs = forWithArgs(
-            k, zero, k.idx(dk / lanes), init, [&](Value c, ValueRange acc) {
-              Value lane = k.mul(c, lanes);
-              // This iteration's share of the T tokens' next-block lines.
-              int64_t lines = T * rowLines(keyC);
-              int64_t iters = (headRows / R) * (dk / lanes);
-              int64_t per = (lines + iters - 1) / iters;
-              Value i0 = k.mul(k.add(k.mul(tile, dk / lanes), c), per);
-              for (int64_t j = 0; j < per; ++j) {
-                Value i = k.min(k.add(i0, k.idx(j)), k.idx(lines - 1));
-                prefetchLines(keyC, load(aheadKey, {k.add(t0, k.rem(i, T))}),
-                              kh, k.div(i, T), 1);
-              }
-              SmallVector<Value> q, key;
-              for (int64_t r = 0; r < R; ++r)
-                q.push_back(
-                    loadVec(task.qs, {k.add(r0, k.idx(r)), lane}, lanes));
-              for (int64_t t = 0; t < T; ++t)
-                key.push_back(
-                    chunk(keyC, keyStage, foldK, tok[t], kh, data[t], lane));
-              SmallVector<Value> next;
-              for (int64_t r = 0; r < R; ++r)
-                for (int64_t t = 0; t < T; ++t)
-                  next.push_back(
-                      math::FmaOp::create(b, q[r], key[t], acc[r * T + t]));
-              return next;
-            });
+        SmallVector<Value> accs = partials(tile, r0, tok);
         for (int64_t r = 0; r < R; ++r)
           for (int64_t t = 0; t < T; ++t)
             storeVec(accs[r * T + t], part, {k.idx(r), tok[t], zero});
@@ -444,9 +561,6 @@ struct BlockedLoop {
         Value keys;
         if (kernel.masked())
           keys = vector::LoadOp::create(b, indexVec, tokKey, ValueRange{t0});
-        Value tokenScales;
-        if (foldK)
-          tokenScales = loadVec(scaleK, {t0}, lanes);
         for (int64_t r = 0; r < R; ++r) {
           SmallVector<Value> level;
           for (int64_t i = 0; i < lanes; ++i)
@@ -458,17 +572,416 @@ struct BlockedLoop {
               next.push_back(combine(level[i], level[i + 1], m));
             level = next;
           }
-          Value s = level[0];
-          if (foldK)
-            s = arith::MulFOp::create(b, s, tokenScales);
+          Value row = k.add(r0, k.idx(r)), lr = k.add(lr0, k.idx(r));
+          Value s = finish(row, lr, t0, level[0]);
           Value ok = inRange;
           if (kernel.masked())
             ok = arith::AndIOp::create(
-                b, ok,
-                kernel.visibleVec(task.len,
-                                  kernel.rowQuery(k.add(r0, k.idx(r))), keys));
+                b, ok, kernel.visibleVec(task.len, kernel.rowQuery(row), keys));
           s = arith::SelectOp::create(b, ok, s, k.splat(k.f32(kNegInf), lanes));
-          storeVec(s, sc, {k.add(lr0, k.idx(r)), t0});
+          storeVec(s, sc, {lr, t0});
+        }
+      });
+    });
+  }
+
+  /// Scores on the f32 path (folded row scales applied after the sums).
+  void floatScores(Value kh, Value cnt) {
+    scores(
+        kh, cnt,
+        [&](Value tile, Value r0, ArrayRef<Value> tok) {
+          return floatPartials(kh, tile, r0, tok);
+        },
+        [&](Value, Value, Value t0, Value s) -> Value {
+          if (!foldK)
+            return s;
+          return arith::MulFOp::create(b, s, loadVec(scaleK, {t0}, lanes));
+        });
+  }
+
+  //===--------------------------------------------------------------===//
+  // Fixed-point path
+  //===--------------------------------------------------------------===//
+
+  /// Pairwise product of two vector<2n x i16>: lane i of the result is
+  /// a[2i] * b[2i] + a[2i + 1] * b[2i + 1] in i32 (vpmaddwd on x86; the
+  /// sum of two products of 16-bit values cannot overflow).
+  Value pairDot(Value x, Value y) {
+    int64_t n = cast<VectorType>(x.getType()).getNumElements();
+    auto wide = k.vec(n, b.getI32Type());
+    Value p = arith::MulIOp::create(b, arith::ExtSIOp::create(b, wide, x),
+                                    arith::ExtSIOp::create(b, wide, y));
+    SmallVector<int64_t> even, odd;
+    for (int64_t i = 0; i < n / 2; ++i) {
+      even.push_back(2 * i);
+      odd.push_back(2 * i + 1);
+    }
+    return arith::AddIOp::create(b, vector::ShuffleOp::create(b, p, p, even),
+                                 vector::ShuffleOp::create(b, p, p, odd));
+  }
+
+  /// The 8 / bits planes of the codes in `raw` (vector<n x i8>): plane m
+  /// lane j holds the code of channel (8 / bits) * j + m, sign-extended for
+  /// symmetric encodings (docs/CacheLayout.md packing).
+  SmallVector<Value> planesOf(const ComponentLayout &c, Value raw) {
+    int64_t bits = c.bits(),
+            n = cast<VectorType>(raw.getType()).getNumElements();
+    if (bits == 8)
+      return {raw};
+    auto cst = [&](int64_t v) {
+      return arith::ConstantOp::create(
+          b, DenseElementsAttr::get(k.vec(n, b.getI8Type()),
+                                    b.getI8IntegerAttr(v)));
+    };
+    SmallVector<Value> planes;
+    for (int64_t m = 0; m < 8 / bits; ++m) {
+      if (c.quant.getSymmetric())
+        planes.push_back(arith::ShRSIOp::create(
+            b, arith::ShLIOp::create(b, raw, cst(8 - bits * (m + 1))),
+            cst(8 - bits)));
+      else
+        planes.push_back(arith::AndIOp::create(
+            b, arith::ShRUIOp::create(b, raw, cst(bits * m)),
+            cst((1 << bits) - 1)));
+    }
+    return planes;
+  }
+  /// Codes (i8) extended to i16: signed for symmetric encodings.
+  Value widen(const ComponentLayout &c, Value codes) {
+    int64_t n = cast<VectorType>(codes.getType()).getNumElements();
+    auto type = k.vec(n, b.getI16Type());
+    if (c.quant.getSymmetric())
+      return arith::ExtSIOp::create(b, type, codes);
+    return arith::ExtUIOp::create(b, type, codes);
+  }
+  /// Concatenation of equally long vectors.
+  Value concat(ArrayRef<Value> parts) {
+    SmallVector<Value> level(parts.begin(), parts.end());
+    while (level.size() > 1) {
+      SmallVector<Value> next;
+      for (size_t i = 0; i < level.size(); i += 2) {
+        int64_t n = cast<VectorType>(level[i].getType()).getNumElements();
+        SmallVector<int64_t> mask;
+        for (int64_t l = 0; l < 2 * n; ++l)
+          mask.push_back(l);
+        next.push_back(
+            vector::ShuffleOp::create(b, level[i], level[i + 1], mask));
+      }
+      level = next;
+    }
+    return level[0];
+  }
+  /// Channel (within its chunk) of lane `lane` of a K chunk: the chunk's
+  /// planes one after the other.
+  int64_t keyChannelOfLane(int64_t lane) const {
+    int64_t planes = 8 / keyC.bits(), perPlane = kChunk / planes;
+    return planes * (lane % perPlane) + lane / perPlane;
+  }
+  /// K codes of channels [ch, ch + kChunk) of the row at byte `data`, as
+  /// vector<kChunk x i16> in keyChannelOfLane order.
+  Value keyCodes(Value data, Value ch) {
+    int64_t bytes = kChunk * keyC.bits() / 8;
+    Value raw =
+        k.loadBytes(cache.bytes, k.add(data, k.div(k.mul(ch, keyC.bits()), 8)),
+                    k.vec(bytes, b.getI8Type()));
+    return widen(keyC, concat(planesOf(keyC, raw)));
+  }
+
+  /// Once per task: each query row rounded to 16-bit fixed point with its
+  /// own scale (max |q| / 32767), lanes permuted like the K chunks, and
+  /// for zero points the row's exact sum per group.
+  void prepareQueries() {
+    Value zero = k.idx(0);
+    auto fm = arith::FastMathFlags::nnan | arith::FastMathFlags::nsz;
+    k.forLoop(0, kernel.rows, [&](Value r) {
+      Value q = loadVec(task.qs, {r, zero}, dk);
+      Value amax = vector::ReductionOp::create(
+          b, vector::CombiningKind::MAXNUMF, math::AbsFOp::create(b, q), fm);
+      Value any =
+          arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, amax, k.f32(0));
+      Value scale =
+          k.select(any, arith::DivFOp::create(b, amax, k.f32(32767)), k.f32(1));
+      Value inv = arith::DivFOp::create(b, k.f32(1), scale);
+      memref::StoreOp::create(b, scale, qScale, ValueRange{r});
+      SmallVector<int64_t> perm;
+      for (int64_t l = 0; l < kChunk; ++l)
+        perm.push_back(keyChannelOfLane(l));
+      for (int64_t c = 0; c < dk; c += kChunk) {
+        Value part = vector::ExtractStridedSliceOp::create(
+            b, q, ArrayRef<int64_t>{c}, ArrayRef<int64_t>{kChunk},
+            ArrayRef<int64_t>{1});
+        part = vector::ShuffleOp::create(b, part, part, perm);
+        Value scaled = math::RoundEvenOp::create(
+            b, arith::MulFOp::create(b, part, k.splat(inv, kChunk)));
+        Value fixed =
+            arith::FPToSIOp::create(b, k.vec(kChunk, b.getI16Type()), scaled);
+        vector::StoreOp::create(b, fixed, qInt, ValueRange{r, k.idx(c)});
+      }
+      if (qSum) {
+        int64_t g = keyC.group();
+        for (int64_t gi = 0; gi < kGroups; ++gi) {
+          Value part = vector::ExtractStridedSliceOp::create(
+              b, q, ArrayRef<int64_t>{gi * g}, ArrayRef<int64_t>{g},
+              ArrayRef<int64_t>{1});
+          memref::StoreOp::create(b, k.sum(part), qSum,
+                                  ValueRange{r, k.idx(gi)});
+        }
+      }
+    });
+  }
+
+  /// The group scales (and zero points) of head kh's rows of `c` for every
+  /// block token, transposed to [group][token].
+  void gatherGroupScales(const ComponentLayout &c, Value scales, Value zeros,
+                         Value kh) {
+    int64_t groups = c.dim / c.group();
+    int64_t row = groups * c.scaleBytes();
+    k.forLoop(0, tb, [&](Value t) {
+      Value at =
+          k.add(load(tokPage, {t}),
+                k.mul(k.add(k.mul(load(tokSlot, {t}), c.heads), kh), row));
+      auto gather = [&](Value table, int64_t region) {
+        Value all = k.toF32(k.loadBytes(cache.bytes, k.add(at, k.idx(region)),
+                                        k.vec(groups, c.scaleType())));
+        for (int64_t g = 0; g < groups; ++g)
+          memref::StoreOp::create(
+              b, vector::ExtractOp::create(b, all, ArrayRef<int64_t>{g}), table,
+              ValueRange{k.idx(g), t});
+      };
+      gather(scales, c.scaleOffset);
+      if (zeros)
+        gather(zeros, c.zeroOffset);
+    });
+  }
+
+  /// Per row of head kh: the zero points' part of its scores,
+  /// sum_g z[g][t] * (sum of the row's queries over group g).
+  void zeroPointTerm(Value kh) {
+    Value zero = k.idx(0);
+    k.forLoop(0, headRows, [&](Value lr) {
+      Value r = k.add(k.mul(kh, headRows), lr);
+      Value acc = k.splat(k.f32(0), tb);
+      for (int64_t g = 0; g < kGroups; ++g)
+        acc = math::FmaOp::create(b, loadVec(kZeros, {k.idx(g), zero}, tb),
+                                  k.splat(load(qSum, {r, k.idx(g)}), tb), acc);
+      storeVec(acc, zeroTerm, {lr, zero});
+    });
+  }
+
+  /// Fixed-point partial dot products of rows [r0, r0 + R) with block
+  /// tokens `tok`: i32 sums of codes times 16-bit queries over each span
+  /// of channels, converted to f32 and, with several groups, scaled by the
+  /// token's group scale.
+  SmallVector<Value> intPartials(Value kh, Value tile, Value r0,
+                                 ArrayRef<Value> tok) {
+    int64_t R = scoreRows, T = tok.size();
+    int64_t spans = dk / kSpan, chunks = kSpan / kChunk;
+    SmallVector<Value> data;
+    for (Value t : tok)
+      data.push_back(rowData(keyC, t, kh));
+    Value zero = k.idx(0);
+    SmallVector<Value> izero(R * T, k.splat(k.i32(0), lanes));
+    auto spanSums = [&](Value sp) {
+      return forWithArgs(
+          k, zero, k.idx(chunks), izero, [&](Value c, ValueRange acc) {
+            Value it = k.add(k.mul(sp, chunks), c);
+            prefetchKeyShare(kh, tile, tok[0], it, T, dk / kChunk);
+            Value ch = k.mul(it, kChunk);
+            SmallVector<Value> q, key;
+            for (int64_t r = 0; r < R; ++r)
+              q.push_back(
+                  vector::LoadOp::create(b, k.vec(kChunk, b.getI16Type()), qInt,
+                                         ValueRange{k.add(r0, k.idx(r)), ch}));
+            for (int64_t t = 0; t < T; ++t)
+              key.push_back(keyCodes(data[t], ch));
+            SmallVector<Value> next;
+            for (int64_t r = 0; r < R; ++r)
+              for (int64_t t = 0; t < T; ++t)
+                next.push_back(arith::AddIOp::create(b, acc[r * T + t],
+                                                     pairDot(q[r], key[t])));
+            return next;
+          });
+    };
+    auto toFloat = [&](Value v) {
+      return arith::SIToFPOp::create(b, k.vec(lanes, f32), v).getResult();
+    };
+    if (spans == 1) {
+      SmallVector<Value> sums = spanSums(zero), out;
+      for (Value v : sums)
+        out.push_back(toFloat(v));
+      return out;
+    }
+    SmallVector<Value> fzero(R * T, k.splat(k.f32(0), lanes));
+    return forWithArgs(
+        k, zero, k.idx(spans), fzero, [&](Value sp, ValueRange acc) {
+          SmallVector<Value> sums = spanSums(sp), next;
+          Value g = k.div(k.mul(sp, kSpan), keyC.group());
+          for (int64_t r = 0; r < R; ++r)
+            for (int64_t t = 0; t < T; ++t) {
+              Value f = toFloat(sums[r * T + t]);
+              if (kGroups == 1) {
+                next.push_back(arith::AddFOp::create(b, acc[r * T + t], f));
+                continue;
+              }
+              Value s = k.splat(load(kScales, {g, tok[t]}), lanes);
+              next.push_back(math::FmaOp::create(b, f, s, acc[r * T + t]));
+            }
+          return next;
+        });
+  }
+
+  /// Scores on the fixed-point path: sums times the query row's scale
+  /// (and the token's scale for one group per row), plus the zero points.
+  void intScores(Value kh, Value cnt) {
+    gatherGroupScales(keyC, kScales, kZeros, kh);
+    if (kZeros)
+      zeroPointTerm(kh);
+    scores(
+        kh, cnt,
+        [&](Value tile, Value r0, ArrayRef<Value> tok) {
+          return intPartials(kh, tile, r0, tok);
+        },
+        [&](Value r, Value lr, Value t0, Value s) -> Value {
+          s = arith::MulFOp::create(b, s, k.splat(load(qScale, {r}), lanes));
+          if (kGroups == 1)
+            s = arith::MulFOp::create(b, s,
+                                      loadVec(kScales, {k.idx(0), t0}, lanes));
+          if (zeroTerm)
+            s = arith::AddFOp::create(b, s, loadVec(zeroTerm, {lr, t0}, lanes));
+          return s;
+        });
+  }
+
+  /// acc[r] = acc[r] * alpha[r] + sum_t p[r][t] * V[t] for head kh on the
+  /// fixed-point path: per row and group, the weights p * s (s the token's
+  /// group scale) are rounded to 16-bit fixed point with the largest one
+  /// at weightMax; codes of token pairs, interleaved per channel, are
+  /// multiplied with the pairs' weights and summed exactly in i32 over the
+  /// block; the sums are converted once per block, times the weights'
+  /// scale, plus sum_t p * z for zero points.
+  void intValues(Value kh) {
+    int64_t R = valueRows, planes = vUnit / lanes, width = vUnits * vUnit;
+    int64_t g = valueC.group();
+    Value zero = k.idx(0);
+    auto fm = arith::FastMathFlags::nnan | arith::FastMathFlags::nsz;
+    gatherGroupScales(valueC, vScales, vZeros, kh);
+    k.forLoop(0, headRows / R, [&](Value tile) {
+      Value lr0 = k.mul(tile, R);
+      Value r0 = k.add(k.mul(kh, headRows), lr0);
+      // Weights of the tile's rows, per group.
+      for (int64_t rr = 0; rr < R; ++rr) {
+        Value p = loadVec(sc, {k.add(lr0, k.idx(rr)), zero}, tb);
+        k.forLoop(0, vGroups, [&](Value gi) {
+          Value w =
+              arith::MulFOp::create(b, p, loadVec(vScales, {gi, zero}, tb));
+          Value wmax = vector::ReductionOp::create(
+              b, vector::CombiningKind::MAXNUMF, w, fm);
+          Value any = arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, wmax,
+                                            k.f32(0));
+          Value scale = k.select(
+              any, arith::DivFOp::create(b, wmax, k.f32(double(weightMax))),
+              k.f32(1));
+          Value inv = arith::DivFOp::create(b, k.f32(1), scale);
+          Value fixed = arith::FPToSIOp::create(
+              b, k.vec(tb, b.getI16Type()),
+              math::RoundEvenOp::create(
+                  b, arith::MulFOp::create(b, w, k.splat(inv, tb))));
+          vector::StoreOp::create(b, fixed, wInt,
+                                  ValueRange{k.idx(rr), gi, zero});
+          memref::StoreOp::create(b, scale, wScale, ValueRange{k.idx(rr), gi});
+          if (wZero)
+            memref::StoreOp::create(b,
+                                    k.sum(arith::MulFOp::create(
+                                        b, p, loadVec(vZeros, {gi, zero}, tb))),
+                                    wZero, ValueRange{k.idx(rr), gi});
+        });
+      }
+      int64_t valueIters = (headRows / R) * (dv / width);
+      int64_t valuePer = (rowLines(valueC) + valueIters - 1) / valueIters;
+      k.forLoop(0, dv / width, [&](Value slice) {
+        Value lane0 = k.mul(slice, width);
+        Value line0 = k.mul(k.add(k.mul(tile, dv / width), slice), valuePer);
+        // The slice lies in one group when the group is a multiple of it.
+        bool oneGroup = g % width == 0;
+        SmallVector<Value> izero(R * vUnits * planes, k.splat(k.i32(0), lanes));
+        SmallVector<Value> sums = forWithArgs(
+            k, zero, k.idx(tb / 2), izero, [&](Value tp, ValueRange acc) {
+              Value t0 = k.mul(tp, 2), t1 = k.add(t0, k.idx(1));
+              prefetchLines(valueC, load(aheadValue, {t0}), kh, line0,
+                            valuePer);
+              prefetchLines(valueC, load(aheadValue, {t1}), kh, line0,
+                            valuePer);
+              Value d0 = rowData(valueC, t0, kh), d1 = rowData(valueC, t1, kh);
+              // pairs[u][m]: plane m of unit u, the two tokens' codes
+              // interleaved per channel.
+              SmallVector<Value> pairs;
+              for (int64_t u = 0; u < vUnits; ++u) {
+                Value at = k.div(
+                    k.mul(k.add(lane0, k.idx(u * vUnit)), valueC.bits()), 8);
+                auto bytesOf = [&](Value d) {
+                  return k.loadBytes(cache.bytes, k.add(d, at),
+                                     k.vec(lanes, b.getI8Type()));
+                };
+                SmallVector<Value> p0 = planesOf(valueC, bytesOf(d0));
+                SmallVector<Value> p1 = planesOf(valueC, bytesOf(d1));
+                for (int64_t m = 0; m < planes; ++m)
+                  pairs.push_back(widen(
+                      valueC, vector::InterleaveOp::create(b, p0[m], p1[m])));
+              }
+              SmallVector<Value> next;
+              for (int64_t rr = 0; rr < R; ++rr) {
+                Value wpair;
+                for (int64_t u = 0; u < vUnits; ++u) {
+                  if (!wpair || !oneGroup) {
+                    Value gi = k.div(k.add(lane0, k.idx(u * vUnit)), g);
+                    Value two = vector::LoadOp::create(
+                        b, k.vec(2, b.getI16Type()), wInt,
+                        ValueRange{k.idx(rr), gi, t0});
+                    Value word = vector::ExtractOp::create(
+                        b,
+                        vector::BitCastOp::create(b, k.vec(1, b.getI32Type()),
+                                                  two),
+                        ArrayRef<int64_t>{0});
+                    wpair = vector::BitCastOp::create(
+                        b, k.vec(2 * lanes, b.getI16Type()),
+                        k.splat(word, lanes));
+                  }
+                  for (int64_t m = 0; m < planes; ++m) {
+                    int64_t at = (rr * vUnits + u) * planes + m;
+                    next.push_back(arith::AddIOp::create(
+                        b, acc[at], pairDot(pairs[u * planes + m], wpair)));
+                  }
+                }
+              }
+              return next;
+            });
+        // Once per block: planes back in channel order, converted, scaled.
+        for (int64_t rr = 0; rr < R; ++rr) {
+          Value lr = k.add(lr0, k.idx(rr)), r = k.add(r0, k.idx(rr));
+          Value alpha = k.splat(load(alphas, {lr}), vUnit);
+          for (int64_t u = 0; u < vUnits; ++u) {
+            Value ch = k.add(lane0, k.idx(u * vUnit));
+            Value gi = k.div(ch, g);
+            SmallVector<Value> f;
+            for (int64_t m = 0; m < planes; ++m)
+              f.push_back(arith::SIToFPOp::create(
+                  b, k.vec(lanes, f32), sums[(rr * vUnits + u) * planes + m]));
+            Value natural =
+                planes == 1 ? f[0]
+                : planes == 2
+                    ? Value(vector::InterleaveOp::create(b, f[0], f[1]))
+                    : Value(vector::InterleaveOp::create(
+                          b, vector::InterleaveOp::create(b, f[0], f[2]),
+                          vector::InterleaveOp::create(b, f[1], f[3])));
+            Value scaled = arith::MulFOp::create(
+                b, natural, k.splat(load(wScale, {k.idx(rr), gi}), vUnit));
+            if (wZero)
+              scaled = arith::AddFOp::create(
+                  b, scaled, k.splat(load(wZero, {k.idx(rr), gi}), vUnit));
+            Value old = loadVec(task.acc, {r, ch}, vUnit);
+            storeVec(math::FmaOp::create(b, old, alpha, scaled), task.acc,
+                     {r, ch});
+          }
         }
       });
     });
@@ -552,6 +1065,8 @@ struct BlockedLoop {
 
   void build() {
     allocate();
+    if (intK)
+      prepareQueries();
     Value zero = k.idx(0);
     scf::ForOp::create(b, zero, task.n, k.idx(tb), ValueRange{},
                        [&](OpBuilder &nested, Location, Value blk, ValueRange) {
@@ -566,13 +1081,19 @@ struct BlockedLoop {
                              stageRows(keyC, keyStage, kh, dk);
                            if (foldK)
                              gatherScales(keyC, scaleK, kh);
-                           scores(kh, cnt);
+                           if (intK)
+                             intScores(kh, cnt);
+                           else
+                             floatScores(kh, cnt);
                            softmax(kh);
                            if (stageV && !spec.mla)
                              stageRows(valueC, valueStage, kh, dv);
                            if (foldV && !spec.mla)
                              gatherScales(valueC, scaleV, kh);
-                           values(kh, cnt);
+                           if (intV)
+                             intValues(kh);
+                           else
+                             values(kh, cnt);
                          });
                          scf::YieldOp::create(b);
                        });

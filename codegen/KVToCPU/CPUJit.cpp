@@ -78,6 +78,7 @@ CPUModule::compile(llvm::StringRef source, const CPUCompileOptions &options) {
   pipeline.splitTokens = options.splitTokens;
   pipeline.blockTokens = options.blockTokens;
   pipeline.vectorBits = options.vectorBits;
+  pipeline.intDots = options.intDots;
   pipeline.threads = options.threads;
   buildKVToCPUPipeline(pm, pipeline);
   if (failed(pm.run(*module)))

@@ -124,6 +124,7 @@ struct KVCPUToLoopsPass
     options.splitTokens = splitTokens;
     options.blockTokens = blockTokens;
     options.vectorBits = vectorBits ? vectorBits.getValue() : hostVectorBits();
+    options.intDots = intDots;
 
     RewritePatternSet patterns(ctx);
     patterns.add<ShareCacheLowering>(converter, ctx);
@@ -181,6 +182,7 @@ void kvopt::buildKVToCPUPipeline(OpPassManager &pm,
   lower.splitTokens = options.splitTokens;
   lower.blockTokens = options.blockTokens;
   lower.vectorBits = options.vectorBits;
+  lower.intDots = options.intDots;
   lower.emitCInterface = options.emitCInterface;
   pm.addPass(createKVCPUToLoops(lower));
   pm.addPass(createCanonicalizerPass());

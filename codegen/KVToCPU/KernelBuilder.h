@@ -29,6 +29,8 @@ struct KernelOptions {
   int64_t blockTokens = 16;
   /// f32 vector width the attention kernels are register-tiled for.
   int64_t vectorBits = 512;
+  /// Fixed-point dot products for token-axis integer codes.
+  bool intDots = true;
 };
 
 /// The host CPU's widest f32 vector in bits: 512 with AVX-512F, 256 with
@@ -283,6 +285,8 @@ struct AttentionSpec {
   /// f32 lanes per vector register and registers available for
   /// accumulators on the blocked path (KernelOptions::vectorBits).
   int64_t vectorBits = 512;
+  /// Fixed-point (16-bit) dot products for token-axis integer codes.
+  bool intDots = true;
   int64_t lanes() const { return vectorBits / 32; }
   /// Vector registers the register tiles may fill with accumulators: half
   /// the register file (32 zmm with AVX-512, 16 otherwise), the rest for

@@ -55,6 +55,7 @@ struct MLAAttentionLowering : OpConversionPattern<kv::MLAAttentionOp> {
     spec.splitTokens = options.splitTokens;
     spec.blockTokens = options.blockTokens;
     spec.vectorBits = options.vectorBits;
+    spec.intDots = options.intDots;
     if (cast<RankedTensorType>(op.getQRope().getType()).getElementType() !=
         spec.queryElement)
       return op.emitOpError("the CPU lowering needs q_latent and q_rope of "

@@ -227,3 +227,28 @@ AttentionTolerance kvopt::reference::fp32AttentionTolerance(
       maxValue * (2.0 * scoreError + sumError + valueError + outputRounding);
   return tolerance;
 }
+
+int64_t kvopt::reference::fixedPointWeightMax(int64_t blockTokens,
+                                              int64_t codeMax) {
+  int64_t limit = int64_t(2147483647) / (blockTokens * codeMax);
+  return std::max<int64_t>(1, std::min<int64_t>(32767, limit));
+}
+
+void kvopt::reference::addFixedPointTolerance(
+    AttentionTolerance &tol, double maxQuery, double maxCodeSum,
+    double maxValue, bool fixedValues, int64_t blockTokens, int64_t codeMax,
+    double maxValueRange) {
+  // Rounding a query element moves it by at most half a step; the score is
+  // sum_d q_d * (k_d - z_d) + (a term computed from the exact queries).
+  double scoreError = maxQuery / 65534.0 * maxCodeSum;
+  tol.lse += scoreError;
+  // Softmax weights move by at most 2 * scoreError relative.
+  tol.out += 2.0 * scoreError * maxValue;
+  if (fixedValues) {
+    // A weight moves by at most half a step, wmax / (2 * weightMax), with
+    // wmax the block's largest weight; summed over the block and divided
+    // by l >= the sum of the blocks' largest weights.
+    double weightMax = double(fixedPointWeightMax(blockTokens, codeMax));
+    tol.out += double(blockTokens) * maxValueRange / (2.0 * weightMax);
+  }
+}

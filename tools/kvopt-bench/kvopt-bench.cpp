@@ -49,6 +49,10 @@ static cl::opt<int64_t>
     vectorBits("bench-vector-bits",
                cl::desc("vector-bits of the pipeline (0 = the host's)"),
                cl::init(0));
+static cl::opt<bool>
+    intDots("bench-int-dots",
+            cl::desc("int-dots of the pipeline (fixed-point dot products)"),
+            cl::init(true));
 static cl::opt<double>
     touchGiB("touch-gib",
              cl::desc("KV GiB one measured step reads (cycled layers)"),
@@ -268,6 +272,7 @@ int main(int argc, char **argv) {
       options.splitTokens = splitTokens;
       options.blockTokens = blockTokens;
       options.vectorBits = vectorBits;
+      options.intDots = intDots;
       options.keepObject = !dumpObject.empty();
       auto module = CPUModule::compile(src.str(), options);
       if (!module) {

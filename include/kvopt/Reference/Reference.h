@@ -195,6 +195,26 @@ AttentionTolerance fp32AttentionTolerance(int64_t dim, int64_t keys,
                                           double maxLse, bool dequantizing,
                                           ScalarType outputType);
 
+/// Largest weight of the CPU kernels' 16-bit fixed-point values (int-dots):
+/// `blockTokens` weights times codes of magnitude <= `codeMax` must sum in
+/// an i32.
+int64_t fixedPointWeightMax(int64_t blockTokens, int64_t codeMax);
+
+/// Adds the error of the CPU kernels' fixed-point dot products (int-dots,
+/// docs/Numerics.md) to `tol`. Keys: each query row is rounded to 16 bits
+/// with step max|scale * q| / 32767, so a score moves by at most
+/// `maxQuery` / 65534 * `maxCodeSum`, where `maxQuery` bounds |scale * q|
+/// and `maxCodeSum` bounds sum_d |k_d - z_d| over keys (z the zero point,
+/// 0 when symmetric). Values (when `fixedValues`): the weights p * s of a
+/// block of `blockTokens` keys are rounded with the largest at
+/// fixedPointWeightMax, so the output moves by at most blockTokens *
+/// `maxValueRange` / (2 * weightMax), where `maxValueRange` bounds
+/// |v - z|.
+void addFixedPointTolerance(AttentionTolerance &tol, double maxQuery,
+                            double maxCodeSum, double maxValue,
+                            bool fixedValues, int64_t blockTokens,
+                            int64_t codeMax, double maxValueRange);
+
 //===----------------------------------------------------------------------===//
 // Multi-head latent attention (MLA)
 //===----------------------------------------------------------------------===//

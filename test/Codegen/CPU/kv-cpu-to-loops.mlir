@@ -1,6 +1,7 @@
 // RUN: kvopt-opt %s -split-input-file -kv-cpu-to-loops=vector-bits=512 | FileCheck %s
 // RUN: kvopt-opt %s -split-input-file -kv-cpu-to-loops="kv-splits=4 vector-bits=512" | FileCheck %s --check-prefix=SPLIT
 // RUN: kvopt-opt %s -split-input-file -kv-cpu-to-loops=vector-bits=256 | FileCheck %s --check-prefix=AVX2
+// RUN: kvopt-opt %s -split-input-file -kv-cpu-to-loops="vector-bits=512 int-dots=false" | FileCheck %s --check-prefix=F32DOTS
 // kv-cpu-to-loops turns caches into raw bytes and every kv op into a call
 // to an outlined scf/vector kernel over memrefs.
 
@@ -57,15 +58,28 @@ func.func @attention(%q: tensor<1x4x1x64xf16>, %c: !C, %lens: tensor<1xi32>) -> 
 
 !P = !kv.cache<kv_heads = 1, head_dim = 64, capacity = 64, element = f32, layout = #kv.layout<paged, page_size = 16>, key = #kv.quant<int4, group = 32, symmetric = false>>
 
-// Paged, int4 keys: the page comes from the block table, codes are unpacked
-// (two nibbles interleaved) and scaled per group inside the kernel.
+// Paged, int4 keys in groups of 32: the page comes from the block table;
+// the fixed-point path rounds each query row to i16 once per task, loads
+// 32 codes (16 bytes) at a time as two nibble planes widened to i16, and
+// sums pairs of products in i32 (vpmaddwd), converted and scaled per group.
 // CHECK-LABEL: func.func @paged_int4(
 // CHECK: call @[[K:__kv_cpu_attention_[0-9a-f]+]](
 // CHECK: func.func private @[[K]](
+// CHECK: math.roundeven %{{.*}} : vector<32xf32>
+// CHECK: arith.fptosi %{{.*}} : vector<32xf32> to vector<32xi16>
 // CHECK: memref.load %{{.*}} : memref<2x4xi32>
-// CHECK: vector.load %{{.*}} : memref<?xi8>, vector<32xi8>
-// CHECK: vector.interleave
-// CHECK: arith.uitofp
+// CHECK: vector.load %{{.*}} : memref<?xi8>, vector<16xi8>
+// CHECK: arith.extui %{{.*}} : vector<32xi8> to vector<32xi16>
+// CHECK: arith.muli %{{.*}} : vector<32xi32>
+// CHECK: arith.sitofp %{{.*}} : vector<16xi32> to vector<16xf32>
+// Without int-dots the codes are unpacked (two nibbles interleaved) into
+// an f32 staging block and scaled per group.
+// F32DOTS-LABEL: func.func @paged_int4(
+// F32DOTS: func.func private @__kv_cpu_attention_
+// F32DOTS-NOT: arith.muli %{{.*}} : vector<32xi32>
+// F32DOTS: vector.load %{{.*}} : memref<?xi8>, vector<32xi8>
+// F32DOTS: vector.interleave
+// F32DOTS: arith.uitofp
 func.func @paged_int4(%q: tensor<2x2x1x64xf32>, %c: !P, %lens: tensor<2xi32>, %bt: tensor<2x4xi32>) -> (tensor<2x2x1x64xf32>, tensor<2x2x1xf32>) {
   %o, %l = kv.attention %q, %c, %lens block_table %bt : (tensor<2x2x1x64xf32>, !P, tensor<2xi32>, tensor<2x4xi32>) -> (tensor<2x2x1x64xf32>, tensor<2x2x1xf32>)
   return %o, %l : tensor<2x2x1x64xf32>, tensor<2x2x1xf32>

@@ -34,6 +34,50 @@ double maxScore(const Tensor &q, const Tensor &k, double scale,
   return worst;
 }
 
+/// Whether the kernels take the fixed-point path (int-dots) for `q`:
+/// token-axis int8/int4/int2 codes without full-precision windows. (Groups
+/// that do not split into whole chunks fall back to f32; the bound below
+/// then only loosens the comparison.)
+bool fixedPoint(const CPUCompileOptions &options,
+                const std::optional<QuantEncoding> &q) {
+  return options.intDots && q && q->axis == QuantAxis::Token &&
+         q->recent == 0 && q->sinks == 0 && q->kind != QuantKind::Fp8E4M3;
+}
+
+/// Largest code magnitude the kernels size their i32 sums for.
+int64_t kernelCodeMax(const QuantEncoding &q) {
+  int64_t bits = reference::quantBits(q.kind);
+  return q.symmetric ? int64_t(1) << (bits - 1) : (int64_t(1) << bits) - 1;
+}
+
+/// For each visible key and head, sum_d |k_d - z_d| (z the group's zero
+/// point, the smallest dequantized value of the group when asymmetric, 0
+/// when symmetric) and the largest |v - z|; the maxima over keys.
+std::pair<double, double> codeSums(const Tensor &x, const QuantEncoding &q,
+                                   const std::vector<int64_t> &lengths) {
+  int64_t d = x.dim(3), g = q.group ? q.group : d;
+  double sum = 0, range = 0;
+  for (int64_t b = 0; b < x.dim(0); ++b)
+    for (int64_t h = 0; h < x.dim(1); ++h)
+      for (int64_t t = 0; t < lengths[b]; ++t) {
+        double row = 0;
+        for (int64_t c0 = 0; c0 < d; c0 += g) {
+          double z = 0;
+          if (!q.symmetric) {
+            z = x.at({b, h, t, c0});
+            for (int64_t c = c0; c < c0 + g; ++c)
+              z = std::min(z, x.at({b, h, t, c}));
+          }
+          for (int64_t c = c0; c < c0 + g; ++c) {
+            row += std::fabs(x.at({b, h, t, c}) - z);
+            range = std::max(range, std::fabs(x.at({b, h, t, c}) - z));
+          }
+        }
+        sum = std::max(sum, row);
+      }
+  return {sum, range};
+}
+
 double maxAbs(const Tensor &t) {
   double m = 0;
   for (double x : t.values())
@@ -85,7 +129,9 @@ std::string AttentionCase::describe() const {
      << " Tq=" << queryRows << " q=" << typeName(queryType)
      << " causal=" << causal << " window=" << window << " sinks=" << sinks
      << " lse=" << lse << " splits=" << compile.splits
-     << " threads=" << compile.threads;
+     << " threads=" << compile.threads << " block=" << compile.blockTokens
+     << " vector-bits=" << compile.vectorBits
+     << " int-dots=" << compile.intDots;
   return os.str();
 }
 
@@ -183,6 +229,16 @@ void kvopt::cputest::runAttention(const AttentionCase &c, uint64_t seed) {
   AttentionTolerance tol = fp32AttentionTolerance(
       d, keys, maxScore(q, kEff, options.scale, lengths), maxAbs(vEff),
       maxFinite(want.lse), cs.key || cs.value, c.queryType);
+  bool fixedK = fixedPoint(c.compile, cs.key);
+  bool fixedV = fixedPoint(c.compile, cs.value);
+  if (fixedK || fixedV) {
+    double keySum = fixedK ? codeSums(kEff, *cs.key, lengths).first : 0;
+    double valueRange = fixedV ? codeSums(vEff, *cs.value, lengths).second : 0;
+    reference::addFixedPointTolerance(
+        tol, options.scale * maxAbs(q), keySum, maxAbs(vEff), fixedV,
+        c.compile.blockTokens, fixedV ? kernelCodeMax(*cs.value) : 1,
+        valueRange);
+  }
   std::string where = c.describe() + " seed " + std::to_string(seed);
   expectClose(got, want.out, tol.out, "out", where);
   if (c.lse) {

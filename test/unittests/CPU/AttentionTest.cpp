@@ -114,6 +114,79 @@ TEST(CPUAttention, CausalPrefillWindowAndSinks) {
   runSeeds(c);
 }
 
+TEST(CPUAttention, FixedPointDots) {
+  // Token-axis integer codes take the fixed-point path (int-dots): every
+  // kind, symmetric and asymmetric, one group per row and groups of 32,
+  // for 8- and 16-lane tiles; f32 queries and outputs, so the comparison is
+  // the f32 bound plus the fixed-point one. The same cases with int-dots
+  // off keep the f32 contract.
+  auto enc = makeEncoding;
+  std::vector<std::pair<std::string, QuantEncoding>> codes = {
+      {"int8_sym",
+       enc(QuantKind::Int8, QuantAxis::Token, 0, true, ScalarType::F32)},
+      {"int8_g32_asym",
+       enc(QuantKind::Int8, QuantAxis::Token, 32, false, ScalarType::F16)},
+      {"int4_g32_asym",
+       enc(QuantKind::Int4, QuantAxis::Token, 32, false, ScalarType::F16)},
+      {"int4_sym",
+       enc(QuantKind::Int4, QuantAxis::Token, 0, true, ScalarType::BF16)},
+      {"int2_g32_asym",
+       enc(QuantKind::Int2, QuantAxis::Token, 32, false, ScalarType::F16)},
+      {"int2_sym",
+       enc(QuantKind::Int2, QuantAxis::Token, 0, true, ScalarType::F32)}};
+  for (auto [bits, intDots] :
+       {std::pair<int64_t, bool>{256, true}, {512, true}, {0, false}})
+    for (auto &[name, q] : codes) {
+      SCOPED_TRACE(name);
+      AttentionCase c = baseCase(16, 128, 4, ScalarType::F32);
+      c.cache.key = c.cache.value = q;
+      c.compile.vectorBits = bits;
+      c.compile.intDots = intDots;
+      runSeeds(c);
+    }
+}
+
+TEST(CPUAttention, FixedPointSpansAndBlocks) {
+  // Sums of 8-bit codes split into several i32 spans (512 channels of one
+  // group, and groups of 32 with one scale each), blocks of 32 and 64 keys
+  // (smaller largest weights), lengths that are not multiples of a block.
+  auto enc = makeEncoding;
+  AttentionCase c = baseCase(16, 512, 2, ScalarType::F32);
+  c.cache.capacity = 150;
+  c.cache.key = c.cache.value =
+      enc(QuantKind::Int8, QuantAxis::Token, 0, false, ScalarType::F16);
+  runSeeds(c);
+  c = baseCase(64, 128, 8, ScalarType::F32);
+  c.cache.key =
+      enc(QuantKind::Int4, QuantAxis::Token, 32, false, ScalarType::F16);
+  c.cache.value =
+      enc(QuantKind::Int8, QuantAxis::Token, 64, true, ScalarType::F32);
+  for (int64_t block : {32, 64}) {
+    c.compile.blockTokens = block;
+    runSeeds(c);
+  }
+}
+
+TEST(CPUAttention, FixedPointDetectsAMissingKey) {
+  // The fixed-point bound still leaves room to fail: one key less on a
+  // short context is caught.
+  AttentionCase c = baseCase(16, 64, 2, ScalarType::F32);
+  c.cache.key = c.cache.value = makeEncoding(QuantKind::Int8, QuantAxis::Token,
+                                             32, false, ScalarType::F16);
+  c.batch = 1;
+  c.lengths = {9};
+  c.kernelLengthDelta = -1;
+  ::testing::TestPartResultArray failures;
+  {
+    ::testing::ScopedFakeTestPartResultReporter reporter(
+        ::testing::ScopedFakeTestPartResultReporter::
+            INTERCEPT_ONLY_CURRENT_THREAD,
+        &failures);
+    runAttention(c, 7);
+  }
+  EXPECT_GT(failures.size(), 0);
+}
+
 TEST(CPUAttention, DetectsAMissingKey) {
   // The comparison can fail: a kernel that sees one key less than the
   // reference must fall outside the tolerance on a short context.

@@ -43,6 +43,11 @@ struct KVToCPUPipelineOptions
       llvm::cl::desc("f32 vector width the attention kernels are tiled for "
                      "(128, 256, 512); 0 = the host CPU's widest"),
       llvm::cl::init(0)};
+  Option<bool> intDots{
+      *this, "int-dots",
+      llvm::cl::desc("fixed-point (16-bit) dot products for token-axis "
+                     "integer K/V codes"),
+      llvm::cl::init(true)};
   Option<unsigned> threads{
       *this, "threads",
       llvm::cl::desc("worker threads for scf.parallel loops through the "

@@ -53,6 +53,11 @@ def KVCPUToLoops : Pass<"kv-cpu-to-loops", "::mlir::ModuleOp"> {
            "f32 vector width (bits) the attention kernels are register-tiled "
            "for: 128, 256 or 512; 0 = the host CPU's widest (512 with "
            "AVX-512F, 256 with AVX2, otherwise 128)">,
+    Option<"intDots", "int-dots", "bool", /*default=*/"true",
+           "fixed-point dot products for token-axis int8/int4/int2 K and V "
+           "rows without full-precision windows: codes times 16-bit "
+           "queries and weights, summed exactly in i32 (vpmaddwd on x86), "
+           "instead of codes converted to f32">,
     Option<"emitCInterface", "emit-c-interface", "bool", /*default=*/"true",
            "mark public functions llvm.emit_c_interface (ExecutionEngine)">
   ];
