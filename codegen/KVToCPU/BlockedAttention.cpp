@@ -1035,26 +1035,50 @@ struct BlockedLoop {
                         {k.add(r0, k.idx(rr)), k.add(lane0, k.idx(c * lanes))},
                         lanes),
                 alpha[rr]));
-        SmallVector<Value> accs =
-            forWithArgs(k, zero, cnt, init, [&](Value t, ValueRange acc) {
-              // This (tile, slice)'s share of token t's next-block lines.
-              if (prefetchValues())
-                prefetchLines(valueC, load(aheadValue, {t}), kh, valueLine0,
-                              valuePer);
-              Value data = stageV ? Value() : rowData(valueC, t, kh);
-              SmallVector<Value> v;
-              for (int64_t c = 0; c < valueChunks; ++c)
-                v.push_back(chunk(valueC, valueStage, foldV, t, kh, data,
-                                  k.add(lane0, k.idx(c * lanes))));
-              SmallVector<Value> next;
-              for (int64_t rr = 0; rr < R; ++rr) {
-                Value p = k.splat(load(w, {k.add(wRow0, k.idx(rr)), t}), lanes);
+        // Every token of the block: weights past the end are 0 and their
+        // rows are the last key's (a static trip count LLVM can unroll).
+        auto tokens = [&](bool prefetch) {
+          return forWithArgs(
+              k, zero, k.idx(tb), init, [&](Value t, ValueRange acc) {
+                // This (tile, slice)'s share of token t's next-block lines.
+                if (prefetch)
+                  prefetchLines(valueC, load(aheadValue, {t}), kh, valueLine0,
+                                valuePer);
+                Value data = stageV ? Value() : rowData(valueC, t, kh);
+                SmallVector<Value> v;
                 for (int64_t c = 0; c < valueChunks; ++c)
-                  next.push_back(math::FmaOp::create(
-                      b, p, v[c], acc[rr * valueChunks + c]));
-              }
-              return next;
-            });
+                  v.push_back(chunk(valueC, valueStage, foldV, t, kh, data,
+                                    k.add(lane0, k.idx(c * lanes))));
+                SmallVector<Value> next;
+                for (int64_t rr = 0; rr < R; ++rr) {
+                  Value p =
+                      k.splat(load(w, {k.add(wRow0, k.idx(rr)), t}), lanes);
+                  for (int64_t c = 0; c < valueChunks; ++c)
+                    next.push_back(math::FmaOp::create(
+                        b, p, v[c], acc[rr * valueChunks + c]));
+                }
+                return next;
+              });
+        };
+        // Slices past the row's lines prefetch nothing: two versions of
+        // the loop instead of a branch per token.
+        SmallVector<Value> accs;
+        if (!prefetchValues()) {
+          accs = tokens(false);
+        } else {
+          SmallVector<Type> types(init.size(), k.vec(lanes, f32));
+          auto version = scf::IfOp::create(
+              b, types, k.lt(valueLine0, k.idx(rowLines(valueC))),
+              /*withElseRegion=*/true);
+          for (auto [region, prefetch] :
+               {std::pair<Region *, bool>{&version.getThenRegion(), true},
+                {&version.getElseRegion(), false}}) {
+            OpBuilder::InsertionGuard guard(b);
+            b.setInsertionPointToStart(&region->front());
+            scf::YieldOp::create(b, tokens(prefetch));
+          }
+          accs = SmallVector<Value>(version.getResults());
+        }
         for (int64_t rr = 0; rr < R; ++rr)
           for (int64_t c = 0; c < valueChunks; ++c)
             storeVec(accs[rr * valueChunks + c], task.acc,

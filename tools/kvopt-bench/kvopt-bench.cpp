@@ -126,14 +126,39 @@ __attribute__((target("avx512f"))) static float fmaChains512(long n) {
 }
 #endif
 
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) static float fmaChains256(long n) {
+  typedef float v8 __attribute__((vector_size(32)));
+  v8 a[12], b, c;
+  for (int j = 0; j < 8; ++j) {
+    b[j] = 0.999f;
+    c[j] = 1e-3f;
+  }
+  for (int i = 0; i < 12; ++i)
+    for (int j = 0; j < 8; ++j)
+      a[i][j] = float(i + j);
+  for (long i = 0; i < n; ++i)
+    for (int k = 0; k < 12; ++k)
+      a[k] = __builtin_elementwise_fma(a[k], b, c);
+  float s = 0;
+  for (int i = 0; i < 12; ++i)
+    s += a[i][0] + a[i][7];
+  return s;
+}
+#endif
+
 static float fmaChainsScalarWidth(long n, int &lanes) {
 #if defined(__x86_64__)
   if (__builtin_cpu_supports("avx512f")) {
     lanes = 16;
     return fmaChains512(n);
   }
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    lanes = 8;
+    return fmaChains256(n);
+  }
 #endif
-  // Portable fallback: the compiler's own vectors of 8 (AVX2 or narrower).
+  // Portable fallback: the compiler's own vectors of 8 (no FMA unit).
   typedef float v8 __attribute__((vector_size(32)));
   lanes = 8;
   v8 a[12], b, c;
@@ -176,6 +201,88 @@ static double measureFma(unsigned n, int &lanes) {
   return best;
 }
 
+/// 12 independent chains of i16 pair products summed into i32 (vpmaddwd +
+/// vpaddd, the fixed-point path's inner step) on the widest vectors the
+/// host has; returns a value that depends on every chain. `macs` is set to
+/// the i16 multiply-adds per step of one chain.
+#if defined(__x86_64__)
+__attribute__((target("avx512bw"))) static int pairChains512(long n) {
+  typedef short v32s __attribute__((vector_size(64)));
+  typedef int v16i __attribute__((vector_size(64)));
+  v16i a[12];
+  v32s x, y;
+  for (int j = 0; j < 32; ++j) {
+    x[j] = short(j + 1);
+    y[j] = short(3 - j);
+  }
+  for (int i = 0; i < 12; ++i)
+    for (int j = 0; j < 16; ++j)
+      a[i][j] = i + j;
+  for (long i = 0; i < n; ++i)
+    for (int k = 0; k < 12; ++k) {
+      a[k] += __builtin_ia32_pmaddwd512(x, y);
+      __asm__("" : "+v"(a[k]));
+    }
+  int s = 0;
+  for (int i = 0; i < 12; ++i)
+    s += a[i][0] + a[i][15];
+  return s;
+}
+__attribute__((target("avx2"))) static int pairChains256(long n) {
+  typedef short v16s __attribute__((vector_size(32)));
+  typedef int v8i __attribute__((vector_size(32)));
+  v8i a[12];
+  v16s x, y;
+  for (int j = 0; j < 16; ++j) {
+    x[j] = short(j + 1);
+    y[j] = short(3 - j);
+  }
+  for (int i = 0; i < 12; ++i)
+    for (int j = 0; j < 8; ++j)
+      a[i][j] = i + j;
+  for (long i = 0; i < n; ++i)
+    for (int k = 0; k < 12; ++k) {
+      a[k] += __builtin_ia32_pmaddwd256(x, y);
+      __asm__("" : "+x"(a[k]));
+    }
+  int s = 0;
+  for (int i = 0; i < 12; ++i)
+    s += a[i][0] + a[i][7];
+  return s;
+}
+#endif
+
+/// i16 multiply-adds per second on `n` threads through the pair-product
+/// instruction, 0 where the host has none this bench knows.
+static double measurePairMacs(unsigned n) {
+#if defined(__x86_64__)
+  bool wide = __builtin_cpu_supports("avx512bw");
+  if (!wide && !__builtin_cpu_supports("avx2"))
+    return 0;
+  const long iters = 20000000;
+  int macs = wide ? 32 : 16;
+  double best = 0;
+  for (int r = 0; r < 3; ++r) {
+    std::vector<int> sink(n);
+    auto start = Clock::now();
+    std::vector<std::thread> pool;
+    for (unsigned t = 0; t < n; ++t)
+      pool.emplace_back([&, t] {
+        sink[t] = wide ? pairChains512(iters) : pairChains256(iters);
+      });
+    for (auto &t : pool)
+      t.join();
+    double sec = seconds(start, Clock::now());
+    best = std::max(best, double(n) * iters * 12 * macs / sec);
+    if (std::accumulate(sink.begin(), sink.end(), 0) == 42)
+      std::puts("");
+  }
+  return best;
+#else
+  return 0;
+#endif
+}
+
 /// Bytes per token of one cache (docs/CacheLayout.md) and its MLIR type.
 struct KVType {
   std::string name, encoding;
@@ -214,19 +321,22 @@ int main(int argc, char **argv) {
               bandwidth, n, static_cast<double>(streamGiB));
   int lanes = 0;
   double fmaLanes = measureFma(n, lanes);
-  // The kernel's f32 work per token and KV head: G query rows times D
-  // channels for the scores and again for the values, one FMA lane each.
+  double pairMacs = measurePairMacs(n);
+  // The kernel's multiply-adds per token and KV head: G query rows times D
+  // channels for the scores and again for the values.
   const double macsPerTokenHead = 2.0 * (hq / hkv) * dim;
   std::printf("f32 FMA throughput: %.1f G lanes/s (%u threads, %d-lane "
-              "vectors); \"FMA bound\" = the GB/s at which the kernel's %.0f "
-              "FMAs per token and KV head take all of it\n",
-              fmaLanes / 1e9, n, lanes, macsPerTokenHead);
+              "vectors); i16 pair-product throughput: %.1f G MACs/s; \"MAC "
+              "bound\" = the GB/s at which the kernel's %.0f multiply-adds per "
+              "token and KV head take all of the rate of the instructions "
+              "they use (f32 FMAs, or i16 pair products with int-dots)\n",
+              fmaLanes / 1e9, n, lanes, pairMacs / 1e9, macsPerTokenHead);
   std::printf("decode attention, paged (page %lld), %lld q heads / %lld KV "
               "heads, head dim %lld, batch %lld, %u threads\n",
               (long long)pageSize, (long long)hq, (long long)hkv,
               (long long)dim, (long long)batch, n);
   std::printf("%-6s %8s %7s %11s %12s %8s %7s %10s %8s\n", "kv", "context",
-              "layers", "us/layer", "KV MB/layer", "GB/s", "of BW", "FMA bound",
+              "layers", "us/layer", "KV MB/layer", "GB/s", "of BW", "MAC bound",
               "of it");
 
   std::mt19937_64 rng(1);
@@ -338,8 +448,13 @@ int main(int argc, char **argv) {
         best = std::min(best, seconds(start, Clock::now()) / layers);
       }
       double gbs = kvBytes / best / 1e9;
+      // Quantized bench types are token-axis integer codes: the fixed-point
+      // path's pair products when int-dots is on.
+      double macRate = intDots && !type.encoding.empty() && pairMacs > 0
+                           ? pairMacs
+                           : fmaLanes;
       double fmaBound =
-          fmaLanes / macsPerTokenHead * (type.bytesPerToken / hkv) / 1e9;
+          macRate / macsPerTokenHead * (type.bytesPerToken / hkv) / 1e9;
       std::printf("%-6s %8lld %7lld %11.1f %12.2f %8.2f %6.0f%% %10.1f "
                   "%7.0f%%\n",
                   typeName.c_str(), (long long)ctx, (long long)layers,
