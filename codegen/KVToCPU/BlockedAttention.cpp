@@ -1000,7 +1000,7 @@ struct BlockedLoop {
   }
 
   /// acc[r] = acc[r] * alpha[r] + sum_t weight[r][t] * V[t] for head kh.
-  void values(Value kh, Value cnt) {
+  void values(Value kh) {
     int64_t R = valueRows, width = valueChunks * lanes;
     Value zero = k.idx(0);
     k.forLoop(0, headRows / R, [&](Value tile) {
@@ -1117,7 +1117,7 @@ struct BlockedLoop {
                            if (intV)
                              intValues(kh);
                            else
-                             values(kh, cnt);
+                             values(kh);
                          });
                          scf::YieldOp::create(b);
                        });

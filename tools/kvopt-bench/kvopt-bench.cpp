@@ -202,26 +202,23 @@ static double measureFma(unsigned n, int &lanes) {
 }
 
 /// 12 independent chains of i16 pair products summed into i32 (vpmaddwd +
-/// vpaddd, the fixed-point path's inner step) on the widest vectors the
-/// host has; returns a value that depends on every chain. `macs` is set to
-/// the i16 multiply-adds per step of one chain.
+/// vpaddd, the fixed-point path's inner step; each step multiplies the
+/// chain's own value, so nothing is loop-invariant) on the widest vectors
+/// the host has; returns a value that depends on every chain.
 #if defined(__x86_64__)
 __attribute__((target("avx512bw"))) static int pairChains512(long n) {
   typedef short v32s __attribute__((vector_size(64)));
   typedef int v16i __attribute__((vector_size(64)));
   v16i a[12];
-  v32s x, y;
-  for (int j = 0; j < 32; ++j) {
-    x[j] = short(j + 1);
+  v32s y;
+  for (int j = 0; j < 32; ++j)
     y[j] = short(3 - j);
-  }
   for (int i = 0; i < 12; ++i)
     for (int j = 0; j < 16; ++j)
       a[i][j] = i + j;
   for (long i = 0; i < n; ++i)
     for (int k = 0; k < 12; ++k) {
-      a[k] += __builtin_ia32_pmaddwd512(x, y);
-      __asm__("" : "+v"(a[k]));
+      a[k] += __builtin_ia32_pmaddwd512((v32s)a[k], y);
     }
   int s = 0;
   for (int i = 0; i < 12; ++i)
@@ -232,18 +229,15 @@ __attribute__((target("avx2"))) static int pairChains256(long n) {
   typedef short v16s __attribute__((vector_size(32)));
   typedef int v8i __attribute__((vector_size(32)));
   v8i a[12];
-  v16s x, y;
-  for (int j = 0; j < 16; ++j) {
-    x[j] = short(j + 1);
+  v16s y;
+  for (int j = 0; j < 16; ++j)
     y[j] = short(3 - j);
-  }
   for (int i = 0; i < 12; ++i)
     for (int j = 0; j < 8; ++j)
       a[i][j] = i + j;
   for (long i = 0; i < n; ++i)
     for (int k = 0; k < 12; ++k) {
-      a[k] += __builtin_ia32_pmaddwd256(x, y);
-      __asm__("" : "+x"(a[k]));
+      a[k] += __builtin_ia32_pmaddwd256((v16s)a[k], y);
     }
   int s = 0;
   for (int i = 0; i < 12; ++i)

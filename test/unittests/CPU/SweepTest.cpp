@@ -1,7 +1,8 @@
 //===- SweepTest.cpp - the exhaustive CPU numerics grid -------------------===//
 //
-// Head dims x group sizes x page sizes x encodings x masks x splits, and MLA;
-// runs only with KVOPT_CPU_SWEEP=1 (ctest -L sweep).
+// Head dims x group sizes x page sizes x encodings x masks x splits, the
+// fixed-point path x tile widths x blocks, and MLA; runs only with
+// KVOPT_CPU_SWEEP=1 (ctest -L sweep).
 //
 //===----------------------------------------------------------------------===//
 
@@ -89,6 +90,39 @@ TEST(Sweep, MasksSplitsThreads) {
             for (uint64_t seed : testSeeds())
               runAttention(c, seed);
           }
+}
+
+TEST(Sweep, FixedPointTilesBlocks) {
+  // Every token-axis integer encoding of the zoo, on the fixed-point path
+  // and off it, with 8- and 16-lane tiles, blocks of 16 and 32 keys, group
+  // sizes 1, 4 and 8, f32 outputs (the tightest comparison).
+  if (!sweepEnabled())
+    GTEST_SKIP() << "set KVOPT_CPU_SWEEP=1 (ctest -L sweep)";
+  for (int64_t dim : {64, 128, 256})
+    for (auto &[name, q] : encodingZoo(dim)) {
+      if (q.axis != QuantAxis::Token || q.kind == QuantKind::Fp8E4M3)
+        continue;
+      for (int64_t bits : {256, 512})
+        for (bool intDots : {true, false})
+          for (int64_t block : {16, 32}) {
+            SCOPED_TRACE(name);
+            AttentionCase c;
+            c.cache.kvHeads = 2;
+            c.cache.headDim = dim;
+            c.cache.capacity = 250;
+            c.cache.pageSize = 16;
+            c.cache.element = ScalarType::F32;
+            c.cache.key = q;
+            c.cache.value = q;
+            c.queryHeads = 2 * (block == 16 ? 4 : dim == 64 ? 1 : 8);
+            c.queryType = ScalarType::F32;
+            c.compile.vectorBits = bits;
+            c.compile.intDots = intDots;
+            c.compile.blockTokens = block;
+            for (uint64_t seed : testSeeds())
+              runAttention(c, seed);
+          }
+    }
 }
 
 TEST(Sweep, AppendEncodingsPages) {
