@@ -74,6 +74,23 @@ forWithArgs(KB &k, Value lb, Value ub, ValueRange inits,
   return SmallVector<Value>(loop.getResults());
 }
 
+/// Two versions of the code `build(flag)` emits, chosen by `cond` (true:
+/// build(true)); returns the chosen version's values of `types`.
+SmallVector<Value>
+versioned(KB &k, Value cond, TypeRange types,
+          const std::function<SmallVector<Value>(bool)> &build) {
+  ImplicitLocOpBuilder &b = k.b;
+  auto version = scf::IfOp::create(b, types, cond, /*withElseRegion=*/true);
+  for (auto [region, flag] :
+       {std::pair<Region *, bool>{&version.getThenRegion(), true},
+        {&version.getElseRegion(), false}}) {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&region->front());
+    scf::YieldOp::create(b, build(flag));
+  }
+  return SmallVector<Value>(version.getResults());
+}
+
 /// The blocked key loop of one task.
 struct BlockedLoop {
   AttentionKernel &kernel;
@@ -904,57 +921,66 @@ struct BlockedLoop {
         // The slice lies in one group when the group is a multiple of it.
         bool oneGroup = g % width == 0;
         SmallVector<Value> izero(R * vUnits * planes, k.splat(k.i32(0), lanes));
-        SmallVector<Value> sums = forWithArgs(
-            k, zero, k.idx(tb / 2), izero, [&](Value tp, ValueRange acc) {
-              Value t0 = k.mul(tp, 2), t1 = k.add(t0, k.idx(1));
-              prefetchLines(valueC, load(aheadValue, {t0}), kh, line0,
-                            valuePer);
-              prefetchLines(valueC, load(aheadValue, {t1}), kh, line0,
-                            valuePer);
-              Value d0 = rowData(valueC, t0, kh), d1 = rowData(valueC, t1, kh);
-              // pairs[u][m]: plane m of unit u, the two tokens' codes
-              // interleaved per channel.
-              SmallVector<Value> pairs;
-              for (int64_t u = 0; u < vUnits; ++u) {
-                Value at = k.div(
-                    k.mul(k.add(lane0, k.idx(u * vUnit)), valueC.bits()), 8);
-                auto bytesOf = [&](Value d) {
-                  return k.loadBytes(cache.bytes, k.add(d, at),
-                                     k.vec(lanes, b.getI8Type()));
-                };
-                SmallVector<Value> p0 = planesOf(valueC, bytesOf(d0));
-                SmallVector<Value> p1 = planesOf(valueC, bytesOf(d1));
-                for (int64_t m = 0; m < planes; ++m)
-                  pairs.push_back(widen(
-                      valueC, vector::InterleaveOp::create(b, p0[m], p1[m])));
-              }
-              SmallVector<Value> next;
-              for (int64_t rr = 0; rr < R; ++rr) {
-                Value wpair;
+        auto pairsLoop = [&](bool prefetch) {
+          return forWithArgs(
+              k, zero, k.idx(tb / 2), izero, [&](Value tp, ValueRange acc) {
+                Value t0 = k.mul(tp, 2), t1 = k.add(t0, k.idx(1));
+                if (prefetch) {
+                  prefetchLines(valueC, load(aheadValue, {t0}), kh, line0,
+                                valuePer);
+                  prefetchLines(valueC, load(aheadValue, {t1}), kh, line0,
+                                valuePer);
+                }
+                Value d0 = rowData(valueC, t0, kh),
+                      d1 = rowData(valueC, t1, kh);
+                // pairs[u][m]: plane m of unit u, the two tokens' codes
+                // interleaved per channel.
+                SmallVector<Value> pairs;
                 for (int64_t u = 0; u < vUnits; ++u) {
-                  if (!wpair || !oneGroup) {
-                    Value gi = k.div(k.add(lane0, k.idx(u * vUnit)), g);
-                    Value two = vector::LoadOp::create(
-                        b, k.vec(2, b.getI16Type()), wInt,
-                        ValueRange{k.idx(rr), gi, t0});
-                    Value word = vector::ExtractOp::create(
-                        b,
-                        vector::BitCastOp::create(b, k.vec(1, b.getI32Type()),
-                                                  two),
-                        ArrayRef<int64_t>{0});
-                    wpair = vector::BitCastOp::create(
-                        b, k.vec(2 * lanes, b.getI16Type()),
-                        k.splat(word, lanes));
-                  }
-                  for (int64_t m = 0; m < planes; ++m) {
-                    int64_t at = (rr * vUnits + u) * planes + m;
-                    next.push_back(arith::AddIOp::create(
-                        b, acc[at], pairDot(pairs[u * planes + m], wpair)));
+                  Value at = k.div(
+                      k.mul(k.add(lane0, k.idx(u * vUnit)), valueC.bits()), 8);
+                  auto bytesOf = [&](Value d) {
+                    return k.loadBytes(cache.bytes, k.add(d, at),
+                                       k.vec(lanes, b.getI8Type()));
+                  };
+                  SmallVector<Value> p0 = planesOf(valueC, bytesOf(d0));
+                  SmallVector<Value> p1 = planesOf(valueC, bytesOf(d1));
+                  for (int64_t m = 0; m < planes; ++m)
+                    pairs.push_back(widen(
+                        valueC, vector::InterleaveOp::create(b, p0[m], p1[m])));
+                }
+                SmallVector<Value> next;
+                for (int64_t rr = 0; rr < R; ++rr) {
+                  Value wpair;
+                  for (int64_t u = 0; u < vUnits; ++u) {
+                    if (!wpair || !oneGroup) {
+                      Value gi = k.div(k.add(lane0, k.idx(u * vUnit)), g);
+                      Value two = vector::LoadOp::create(
+                          b, k.vec(2, b.getI16Type()), wInt,
+                          ValueRange{k.idx(rr), gi, t0});
+                      Value word = vector::ExtractOp::create(
+                          b,
+                          vector::BitCastOp::create(b, k.vec(1, b.getI32Type()),
+                                                    two),
+                          ArrayRef<int64_t>{0});
+                      wpair = vector::BitCastOp::create(
+                          b, k.vec(2 * lanes, b.getI16Type()),
+                          k.splat(word, lanes));
+                    }
+                    for (int64_t m = 0; m < planes; ++m) {
+                      int64_t at = (rr * vUnits + u) * planes + m;
+                      next.push_back(arith::AddIOp::create(
+                          b, acc[at], pairDot(pairs[u * planes + m], wpair)));
+                    }
                   }
                 }
-              }
-              return next;
-            });
+                return next;
+              });
+        };
+        // Slices past the row's lines prefetch nothing (two loop versions).
+        SmallVector<Value> sums =
+            versioned(k, k.lt(line0, k.idx(rowLines(valueC))),
+                      ValueRange(izero).getTypes(), pairsLoop);
         // Once per block: planes back in channel order, converted, scaled.
         for (int64_t rr = 0; rr < R; ++rr) {
           Value lr = k.add(lr0, k.idx(rr)), r = k.add(r0, k.idx(rr));
@@ -1062,23 +1088,11 @@ struct BlockedLoop {
         };
         // Slices past the row's lines prefetch nothing: two versions of
         // the loop instead of a branch per token.
-        SmallVector<Value> accs;
-        if (!prefetchValues()) {
-          accs = tokens(false);
-        } else {
-          SmallVector<Type> types(init.size(), k.vec(lanes, f32));
-          auto version = scf::IfOp::create(
-              b, types, k.lt(valueLine0, k.idx(rowLines(valueC))),
-              /*withElseRegion=*/true);
-          for (auto [region, prefetch] :
-               {std::pair<Region *, bool>{&version.getThenRegion(), true},
-                {&version.getElseRegion(), false}}) {
-            OpBuilder::InsertionGuard guard(b);
-            b.setInsertionPointToStart(&region->front());
-            scf::YieldOp::create(b, tokens(prefetch));
-          }
-          accs = SmallVector<Value>(version.getResults());
-        }
+        SmallVector<Value> accs =
+            prefetchValues()
+                ? versioned(k, k.lt(valueLine0, k.idx(rowLines(valueC))),
+                            ValueRange(init).getTypes(), tokens)
+                : tokens(false);
         for (int64_t rr = 0; rr < R; ++rr)
           for (int64_t c = 0; c < valueChunks; ++c)
             storeVec(accs[rr * valueChunks + c], task.acc,
