@@ -1063,25 +1063,32 @@ struct BlockedLoop {
                 alpha[rr]));
         // Every token of the block: weights past the end are 0 and their
         // rows are the last key's (a static trip count LLVM can unroll).
+        // Two tokens per iteration (blocks are whole vectors of lanes, so
+        // even): half the loop control and address arithmetic.
         auto tokens = [&](bool prefetch) {
           return forWithArgs(
-              k, zero, k.idx(tb), init, [&](Value t, ValueRange acc) {
-                // This (tile, slice)'s share of token t's next-block lines.
-                if (prefetch)
-                  prefetchLines(valueC, load(aheadValue, {t}), kh, valueLine0,
-                                valuePer);
-                Value data = stageV ? Value() : rowData(valueC, t, kh);
-                SmallVector<Value> v;
-                for (int64_t c = 0; c < valueChunks; ++c)
-                  v.push_back(chunk(valueC, valueStage, foldV, t, kh, data,
-                                    k.add(lane0, k.idx(c * lanes))));
-                SmallVector<Value> next;
-                for (int64_t rr = 0; rr < R; ++rr) {
-                  Value p =
-                      k.splat(load(w, {k.add(wRow0, k.idx(rr)), t}), lanes);
+              k, zero, k.idx(tb / 2), init, [&](Value tp, ValueRange acc) {
+                SmallVector<Value> next(acc.begin(), acc.end());
+                for (int64_t half = 0; half < 2; ++half) {
+                  Value t = k.add(k.mul(tp, 2), k.idx(half));
+                  // This (tile, slice)'s share of token t's next-block
+                  // lines.
+                  if (prefetch)
+                    prefetchLines(valueC, load(aheadValue, {t}), kh, valueLine0,
+                                  valuePer);
+                  Value data = stageV ? Value() : rowData(valueC, t, kh);
+                  SmallVector<Value> v;
                   for (int64_t c = 0; c < valueChunks; ++c)
-                    next.push_back(math::FmaOp::create(
-                        b, p, v[c], acc[rr * valueChunks + c]));
+                    v.push_back(chunk(valueC, valueStage, foldV, t, kh, data,
+                                      k.add(lane0, k.idx(c * lanes))));
+                  for (int64_t rr = 0; rr < R; ++rr) {
+                    Value p =
+                        k.splat(load(w, {k.add(wRow0, k.idx(rr)), t}), lanes);
+                    for (int64_t c = 0; c < valueChunks; ++c) {
+                      Value &a = next[rr * valueChunks + c];
+                      a = math::FmaOp::create(b, p, v[c], a);
+                    }
+                  }
                 }
                 return next;
               });
