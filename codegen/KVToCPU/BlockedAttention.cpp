@@ -138,7 +138,7 @@ struct BlockedLoop {
   // Scratch: scores then weights [headRows][tb], rescales [headRows],
   // score partials [R][tb][lanes], staging blocks [tb][dim], per-token
   // scales [tb], weights times value scales [R'][tb].
-  Value sc, alphas, part, keyStage, valueStage, scaleK, scaleV, weights;
+  Value sc, alphas, part, keyStage, valueStage, weights;
 
   BlockedLoop(AttentionKernel &kernel, const AttentionKernel::Task &task)
       : kernel(kernel), spec(kernel.spec), k(kernel.k), b(kernel.b), task(task),
@@ -271,31 +271,33 @@ struct BlockedLoop {
       valueStage = scratch({tb, dv}, f32);
     if (spec.mla)
       valueStage = keyStage;
-    if (foldK)
-      scaleK = scratch({tb}, f32);
-    if (foldV && !spec.mla)
-      scaleV = scratch({tb}, f32);
+    // Token-axis scales (and zero points) of every head for the block's
+    // tokens, [head][group][token], gathered once per block.
+    if (foldK || intK)
+      kScales = scratch({keyC.heads, groupsOf(keyC), tb}, f32);
+    if (intK && !keyC.quant.getSymmetric())
+      kZeros = scratch({keyC.heads, groupsOf(keyC), tb}, f32);
+    if ((foldV || intV) && !spec.mla)
+      vScales = scratch({valueC.heads, groupsOf(valueC), tb}, f32);
+    if (intV && !valueC.quant.getSymmetric())
+      vZeros = scratch({valueC.heads, groupsOf(valueC), tb}, f32);
     if (spec.mla)
-      scaleV = scaleK;
+      vScales = kScales;
     if (foldV)
       weights = scratch({valueRows, tb}, f32);
     auto i16 = b.getI16Type();
     if (intK) {
       qInt = scratch({kernel.rows, dk}, i16);
       qScale = scratch({kernel.rows}, f32);
-      kScales = scratch({kGroups, tb}, f32);
       if (!keyC.quant.getSymmetric()) {
         qSum = scratch({kernel.rows, kGroups}, f32);
-        kZeros = scratch({kGroups, tb}, f32);
         zeroTerm = scratch({headRows, tb}, f32);
       }
     }
     if (intV) {
-      vScales = scratch({vGroups, tb}, f32);
       wInt = scratch({valueRows, vGroups, tb}, i16);
       wScale = scratch({valueRows, vGroups}, f32);
       if (!valueC.quant.getSymmetric()) {
-        vZeros = scratch({vGroups, tb}, f32);
         wZero = scratch({valueRows, vGroups}, f32);
       }
     }
@@ -324,10 +326,74 @@ struct BlockedLoop {
       memref::StoreOp::create(b, aheadSlotValue, aheadSlot, ValueRange{t});
       memref::StoreOp::create(b, rowOffset(keyC, aheadBase, aheadSlotValue),
                               aheadKey, ValueRange{t});
+      gatherScales(keyC, kScales, kZeros, pageBase, slot, t);
+      if (!spec.mla)
+        gatherScales(valueC, vScales, vZeros, pageBase, slot, t);
+      prefetchScales(keyC, aheadBase, aheadSlotValue);
+      if (prefetchValues())
+        prefetchScales(valueC, aheadBase, aheadSlotValue);
       if (prefetchValues())
         memref::StoreOp::create(b, rowOffset(valueC, aheadBase, aheadSlotValue),
                                 aheadValue, ValueRange{t});
     });
+  }
+
+  /// Token-axis scale groups per row of `c` (1 for a whole-row scale).
+  static int64_t groupsOf(const ComponentLayout &c) {
+    return c.dim / c.group();
+  }
+  /// Bytes of one token's scales (or zero points), every head.
+  static int64_t scaleBytesPerToken(const ComponentLayout &c) {
+    return c.heads * groupsOf(c) * c.scaleBytes();
+  }
+
+  /// Token t's scales (and zero points) of every head and group of `c`,
+  /// one contiguous load each, into tables [head][group][token].
+  void gatherScales(const ComponentLayout &c, Value scales, Value zeros,
+                    Value pageBase, Value slot, Value t) {
+    if (!scales)
+      return;
+    int64_t groups = groupsOf(c), n = c.heads * groups;
+    auto gather = [&](Value table, int64_t region) {
+      Value at = k.add(
+          pageBase, k.add(k.mul(slot, scaleBytesPerToken(c)), k.idx(region)));
+      Value all =
+          k.toF32(k.loadBytes(cache.bytes, at, k.vec(n, c.scaleType())));
+      for (int64_t h = 0; h < c.heads; ++h)
+        for (int64_t g = 0; g < groups; ++g)
+          memref::StoreOp::create(
+              b,
+              vector::ExtractOp::create(b, all,
+                                        ArrayRef<int64_t>{h * groups + g}),
+              table, ValueRange{k.idx(h), k.idx(g), t});
+    };
+    gather(scales, c.scaleOffset);
+    if (zeros)
+      gather(zeros, c.zeroOffset);
+  }
+
+  /// Prefetches the lines of a token's token-axis scales and zero points
+  /// (every head; a line or two) at `pageBase`/`slot`.
+  void prefetchScales(const ComponentLayout &c, Value pageBase, Value slot) {
+    if (!c.quant || c.channelAxis())
+      return;
+    int64_t bytes = scaleBytesPerToken(c);
+    for (int64_t region : {c.scaleOffset, c.zeroOffset}) {
+      if (region == c.zeroOffset && c.quant.getSymmetric())
+        continue;
+      Value start = k.add(pageBase, k.add(k.mul(slot, bytes), k.idx(region)));
+      SmallVector<int64_t> offsets;
+      for (int64_t at = 0; at < bytes; at += 64)
+        offsets.push_back(at);
+      // And the last byte: pages need not start on a line.
+      if (bytes > 1)
+        offsets.push_back(bytes - 1);
+      for (int64_t at : offsets)
+        memref::PrefetchOp::create(b, cache.bytes,
+                                   ValueRange{k.add(start, k.idx(at))},
+                                   /*isWrite=*/false, prefetchLocality(),
+                                   /*isDataCache=*/true);
+    }
   }
 
   /// Byte offset of the data of row (slot, head 0) of `c` in a page.
@@ -373,38 +439,6 @@ struct BlockedLoop {
   /// 8.8 with hint 2 (L2).
   static constexpr int prefetchLocality() { return 3; }
 
-  /// Prefetches head kh's token-axis scales and zero points of the next
-  /// block (a line or two per row; the data lines are spread over the
-  /// inner loops).
-  void prefetchScales(Value kh) {
-    auto scaleRegions = [&](const ComponentLayout &c, Value base, Value slot) {
-      if (!c.quant || c.channelAxis())
-        return;
-      int64_t scaleRow = (c.dim / c.group()) * c.scaleBytes();
-      Value row = k.add(k.mul(slot, c.heads), kh);
-      for (int64_t region : {c.scaleOffset, c.zeroOffset}) {
-        if (region == c.zeroOffset && c.quant.getSymmetric())
-          continue;
-        Value start = k.add(base, k.add(k.mul(row, scaleRow), k.idx(region)));
-        for (int64_t at : {int64_t(0), scaleRow - 1})
-          memref::PrefetchOp::create(b, cache.bytes,
-                                     ValueRange{k.add(start, at)},
-                                     /*isWrite=*/false, prefetchLocality(),
-                                     /*isDataCache=*/true);
-      }
-    };
-    bool any = (keyC.quant && !keyC.channelAxis()) ||
-               (prefetchValues() && valueC.quant && !valueC.channelAxis());
-    if (!any)
-      return;
-    k.forLoop(0, tb, [&](Value t) {
-      Value base = load(aheadPage, {t}), slot = load(aheadSlot, {t});
-      scaleRegions(keyC, base, slot);
-      if (prefetchValues())
-        scaleRegions(valueC, base, slot);
-    });
-  }
-
   /// Decodes row (t, kh) of every block token into `stage` ([tb][width]).
   void stageRows(const ComponentLayout &c, Value stage, Value kh,
                  int64_t width) {
@@ -414,18 +448,6 @@ struct BlockedLoop {
                              task.winBase, load(tokKey, {t}), kh, task.len,
                              /*lane0=*/0, width);
       storeVec(row, stage, {t, k.idx(0)});
-    });
-  }
-
-  /// The row scale of (t, kh) of every block token into `scales` ([tb]).
-  void gatherScales(const ComponentLayout &c, Value scales, Value kh) {
-    k.forLoop(0, tb, [&](Value t) {
-      Value row = k.add(k.mul(load(tokSlot, {t}), c.heads), kh);
-      Value at = k.add(load(tokPage, {t}),
-                       k.add(k.mul(row, c.scaleBytes()), k.idx(c.scaleOffset)));
-      memref::StoreOp::create(
-          b, k.toF32(k.loadBytes(cache.bytes, at, c.scaleType())), scales,
-          ValueRange{t});
     });
   }
 
@@ -612,7 +634,8 @@ struct BlockedLoop {
         [&](Value, Value, Value t0, Value s) -> Value {
           if (!foldK)
             return s;
-          return arith::MulFOp::create(b, s, loadVec(scaleK, {t0}, lanes));
+          return arith::MulFOp::create(
+              b, s, loadVec(kScales, {kh, k.idx(0), t0}, lanes));
         });
   }
 
@@ -747,30 +770,6 @@ struct BlockedLoop {
     });
   }
 
-  /// The group scales (and zero points) of head kh's rows of `c` for every
-  /// block token, transposed to [group][token].
-  void gatherGroupScales(const ComponentLayout &c, Value scales, Value zeros,
-                         Value kh) {
-    int64_t groups = c.dim / c.group();
-    int64_t row = groups * c.scaleBytes();
-    k.forLoop(0, tb, [&](Value t) {
-      Value at =
-          k.add(load(tokPage, {t}),
-                k.mul(k.add(k.mul(load(tokSlot, {t}), c.heads), kh), row));
-      auto gather = [&](Value table, int64_t region) {
-        Value all = k.toF32(k.loadBytes(cache.bytes, k.add(at, k.idx(region)),
-                                        k.vec(groups, c.scaleType())));
-        for (int64_t g = 0; g < groups; ++g)
-          memref::StoreOp::create(
-              b, vector::ExtractOp::create(b, all, ArrayRef<int64_t>{g}), table,
-              ValueRange{k.idx(g), t});
-      };
-      gather(scales, c.scaleOffset);
-      if (zeros)
-        gather(zeros, c.zeroOffset);
-    });
-  }
-
   /// Per row of head kh: the zero points' part of its scores,
   /// sum_g z[g][t] * (sum of the row's queries over group g).
   void zeroPointTerm(Value kh) {
@@ -779,7 +778,7 @@ struct BlockedLoop {
       Value r = k.add(k.mul(kh, headRows), lr);
       Value acc = k.splat(k.f32(0), tb);
       for (int64_t g = 0; g < kGroups; ++g)
-        acc = math::FmaOp::create(b, loadVec(kZeros, {k.idx(g), zero}, tb),
+        acc = math::FmaOp::create(b, loadVec(kZeros, {kh, k.idx(g), zero}, tb),
                                   k.splat(load(qSum, {r, k.idx(g)}), tb), acc);
       storeVec(acc, zeroTerm, {lr, zero});
     });
@@ -840,7 +839,7 @@ struct BlockedLoop {
                 next.push_back(arith::AddFOp::create(b, acc[r * T + t], f));
                 continue;
               }
-              Value s = k.splat(load(kScales, {g, tok[t]}), lanes);
+              Value s = k.splat(load(kScales, {kh, g, tok[t]}), lanes);
               next.push_back(math::FmaOp::create(b, f, s, acc[r * T + t]));
             }
           return next;
@@ -850,7 +849,6 @@ struct BlockedLoop {
   /// Scores on the fixed-point path: sums times the query row's scale
   /// (and the token's scale for one group per row), plus the zero points.
   void intScores(Value kh, Value cnt) {
-    gatherGroupScales(keyC, kScales, kZeros, kh);
     if (kZeros)
       zeroPointTerm(kh);
     scores(
@@ -861,8 +859,8 @@ struct BlockedLoop {
         [&](Value r, Value lr, Value t0, Value s) -> Value {
           s = arith::MulFOp::create(b, s, k.splat(load(qScale, {r}), lanes));
           if (kGroups == 1)
-            s = arith::MulFOp::create(b, s,
-                                      loadVec(kScales, {k.idx(0), t0}, lanes));
+            s = arith::MulFOp::create(
+                b, s, loadVec(kScales, {kh, k.idx(0), t0}, lanes));
           if (zeroTerm)
             s = arith::AddFOp::create(b, s, loadVec(zeroTerm, {lr, t0}, lanes));
           return s;
@@ -881,7 +879,6 @@ struct BlockedLoop {
     int64_t g = valueC.group();
     Value zero = k.idx(0);
     auto fm = arith::FastMathFlags::nnan | arith::FastMathFlags::nsz;
-    gatherGroupScales(valueC, vScales, vZeros, kh);
     k.forLoop(0, headRows / R, [&](Value tile) {
       Value lr0 = k.mul(tile, R);
       Value r0 = k.add(k.mul(kh, headRows), lr0);
@@ -890,7 +887,7 @@ struct BlockedLoop {
         Value p = loadVec(sc, {k.add(lr0, k.idx(rr)), zero}, tb);
         k.forLoop(0, vGroups, [&](Value gi) {
           Value w =
-              arith::MulFOp::create(b, p, loadVec(vScales, {gi, zero}, tb));
+              arith::MulFOp::create(b, p, loadVec(vScales, {kh, gi, zero}, tb));
           Value wmax = vector::ReductionOp::create(
               b, vector::CombiningKind::MAXNUMF, w, fm);
           Value any = arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, wmax,
@@ -907,10 +904,11 @@ struct BlockedLoop {
                                   ValueRange{k.idx(rr), gi, zero});
           memref::StoreOp::create(b, scale, wScale, ValueRange{k.idx(rr), gi});
           if (wZero)
-            memref::StoreOp::create(b,
-                                    k.sum(arith::MulFOp::create(
-                                        b, p, loadVec(vZeros, {gi, zero}, tb))),
-                                    wZero, ValueRange{k.idx(rr), gi});
+            memref::StoreOp::create(
+                b,
+                k.sum(arith::MulFOp::create(
+                    b, p, loadVec(vZeros, {kh, gi, zero}, tb))),
+                wZero, ValueRange{k.idx(rr), gi});
         });
       }
       int64_t valueIters = (headRows / R) * (dv / width);
@@ -1035,7 +1033,7 @@ struct BlockedLoop {
       // Weights times the tokens' value scales, once per row.
       Value w = sc, wRow0 = lr0;
       if (foldV) {
-        Value sv = loadVec(scaleV, {zero}, tb);
+        Value sv = loadVec(vScales, {kh, zero, zero}, tb);
         for (int64_t rr = 0; rr < R; ++rr)
           storeVec(arith::MulFOp::create(
                        b, loadVec(sc, {k.add(lr0, k.idx(rr)), zero}, tb), sv),
@@ -1121,11 +1119,8 @@ struct BlockedLoop {
                          Value cnt = k.min(k.idx(tb), k.sub(task.n, blk));
                          fillTables(blk);
                          k.forLoop(0, spec.kvHeads, [&](Value kh) {
-                           prefetchScales(kh);
                            if (stageK)
                              stageRows(keyC, keyStage, kh, dk);
-                           if (foldK)
-                             gatherScales(keyC, scaleK, kh);
                            if (intK)
                              intScores(kh, cnt);
                            else
@@ -1133,8 +1128,6 @@ struct BlockedLoop {
                            softmax(kh);
                            if (stageV && !spec.mla)
                              stageRows(valueC, valueStage, kh, dv);
-                           if (foldV && !spec.mla)
-                             gatherScales(valueC, scaleV, kh);
                            if (intV)
                              intValues(kh);
                            else
