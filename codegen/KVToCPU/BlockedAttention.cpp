@@ -138,7 +138,7 @@ struct BlockedLoop {
   // Scratch: scores then weights [headRows][tb], rescales [headRows],
   // score partials [R][tb][lanes], staging blocks [tb][dim], per-token
   // scales [tb], weights times value scales [R'][tb].
-  Value sc, alphas, part, keyStage, valueStage, weights;
+  Value sc, alphas, newMax, part, keyStage, valueStage, weights;
 
   BlockedLoop(AttentionKernel &kernel, const AttentionKernel::Task &task)
       : kernel(kernel), spec(kernel.spec), k(kernel.k), b(kernel.b), task(task),
@@ -264,6 +264,7 @@ struct BlockedLoop {
       aheadValue = scratch({tb}, index);
     sc = scratch({headRows, tb}, f32);
     alphas = scratch({headRows}, f32);
+    newMax = scratch({headRows}, f32);
     part = scratch({scoreRows, tb, lanes}, f32);
     if (stageK)
       keyStage = scratch({tb, dk}, f32);
@@ -1011,15 +1012,47 @@ struct BlockedLoop {
     });
   }
 
-  /// Online-softmax step of head kh's rows: sc becomes the weights.
+  /// Online-softmax step of head kh's rows: sc becomes the weights and
+  /// alphas the accumulators' rescales. The same step as
+  /// AttentionKernel::softmaxStep, with the head's rescales exp(m_old -
+  /// m_new) computed as one vector instead of one scalar exp per row.
   void softmax(Value kh) {
     Value zero = k.idx(0);
+    Value r0 = k.mul(kh, headRows);
+    auto fm = arith::FastMathFlags::nnan | arith::FastMathFlags::nsz;
+    // Each row's new running max (maxnum: a NaN score still reaches the
+    // output through its weight).
     k.forLoop(0, headRows, [&](Value lr) {
-      Value r = k.add(k.mul(kh, headRows), lr);
-      auto [p, alpha] =
-          kernel.softmaxStep(task, r, loadVec(sc, {lr, zero}, tb));
+      Value sv = loadVec(sc, {lr, zero}, tb);
+      Value blockMax = vector::ReductionOp::create(
+          b, vector::CombiningKind::MAXNUMF, sv, fm);
+      Value mOld = load(task.m, {k.add(r0, lr)});
+      memref::StoreOp::create(b,
+                              arith::MaxNumFOp::create(b, mOld, blockMax, fm),
+                              newMax, ValueRange{lr});
+    });
+    Value mOld = loadVec(task.m, {r0}, headRows);
+    Value mNew = loadVec(newMax, {zero}, headRows);
+    // A row that has seen no visible key keeps -inf: its weights and
+    // rescale are then exp(-inf) = 0, not NaN.
+    Value none = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mNew,
+                                       k.splat(k.f32(kNegInf), headRows));
+    Value mUse =
+        arith::SelectOp::create(b, none, k.splat(k.f32(0), headRows), mNew);
+    storeVec(math::ExpOp::create(b, arith::SubFOp::create(b, mOld, mUse)),
+             alphas, {zero});
+    storeVec(mNew, task.m, {r0});
+    storeVec(mUse, newMax, {zero});
+    k.forLoop(0, headRows, [&](Value lr) {
+      Value r = k.add(r0, lr);
+      Value p = math::ExpOp::create(
+          b, arith::SubFOp::create(b, loadVec(sc, {lr, zero}, tb),
+                                   k.splat(load(newMax, {lr}), tb)));
       storeVec(p, sc, {lr, zero});
-      memref::StoreOp::create(b, alpha, alphas, ValueRange{lr});
+      Value l = arith::AddFOp::create(
+          b, arith::MulFOp::create(b, load(task.l, {r}), load(alphas, {lr})),
+          k.sum(p));
+      memref::StoreOp::create(b, l, task.l, ValueRange{r});
     });
   }
 
