@@ -21,8 +21,21 @@
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
 
+#include "kvopt/Transforms/Passes.h"
+
+#include "mlir/Target/LLVMIR/Export.h"
+
+#include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
+#include "llvm/IR/LegacyPassManager.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Program.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
+#include "llvm/Target/TargetMachine.h"
 
 #include <functional>
 #include <mutex>
@@ -38,51 +51,80 @@ struct CPUModule::Impl {
 
 CPUModule::~CPUModule() = default;
 
+namespace {
+
+/// A context with every dialect the pipeline touches and a handler that
+/// collects its diagnostics for the error messages.
+struct Lowering {
+  std::unique_ptr<MLIRContext> context;
+  std::string diagnostics;
+  llvm::raw_string_ostream diagOS{diagnostics};
+  std::unique_ptr<ScopedDiagnosticHandler> handler;
+
+  Lowering() {
+    static std::once_flag init;
+    std::call_once(init, [] {
+      llvm::InitializeNativeTarget();
+      llvm::InitializeNativeTargetAsmPrinter();
+    });
+    DialectRegistry registry;
+    registry.insert<kv::KVDialect>();
+    mlir::registerAllDialects(registry);
+    mlir::registerAllExtensions(registry);
+    registerBuiltinDialectTranslation(registry);
+    registerLLVMDialectTranslation(registry);
+    context = std::make_unique<MLIRContext>(registry);
+    context->disableMultithreading();
+    handler = std::make_unique<ScopedDiagnosticHandler>(
+        context.get(), [this](Diagnostic &d) {
+          diagOS << d.getLocation() << ": " << d << "\n";
+          return success();
+        });
+  }
+
+  llvm::Error fail(const llvm::Twine &what) {
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   what + ":\n" + diagnostics);
+  }
+
+  /// Parses `source` and runs kv-lower-to-cpu on it.
+  llvm::Expected<OwningOpRef<ModuleOp>> lower(llvm::StringRef source,
+                                              const CPUCompileOptions &options,
+                                              bool bundleEntries) {
+    OwningOpRef<ModuleOp> module =
+        parseSourceString<ModuleOp>(source, context.get());
+    if (!module)
+      return fail("cannot parse the module");
+    PassManager pm(context.get());
+    KVToCPUPipelineOptions pipeline;
+    pipeline.splits = options.splits;
+    pipeline.splitTokens = options.splitTokens;
+    pipeline.blockTokens = options.blockTokens;
+    pipeline.vectorBits = options.vectorBits;
+    pipeline.intDots = options.intDots;
+    pipeline.threads = options.threads;
+    pipeline.bundleEntries = bundleEntries;
+    // The C wrappers are the ExecutionEngine's; bundles have their entries.
+    pipeline.emitCInterface = !bundleEntries;
+    buildKVToCPUPipeline(pm, pipeline);
+    if (failed(pm.run(*module)))
+      return fail("kv-lower-to-cpu failed");
+    return std::move(module);
+  }
+};
+
+} // namespace
+
 llvm::Expected<std::unique_ptr<CPUModule>>
 CPUModule::compile(llvm::StringRef source, const CPUCompileOptions &options) {
-  static std::once_flag init;
-  std::call_once(init, [] {
-    llvm::InitializeNativeTarget();
-    llvm::InitializeNativeTargetAsmPrinter();
-  });
-  DialectRegistry registry;
-  registry.insert<kv::KVDialect>();
-  mlir::registerAllDialects(registry);
-  mlir::registerAllExtensions(registry);
-  registerBuiltinDialectTranslation(registry);
-  registerLLVMDialectTranslation(registry);
-
   auto result = std::unique_ptr<CPUModule>(new CPUModule());
   result->impl = std::make_unique<Impl>();
   Impl &impl = *result->impl;
-  impl.context = std::make_unique<MLIRContext>(registry);
-  impl.context->disableMultithreading();
-  std::string diagnostics;
-  llvm::raw_string_ostream diagOS(diagnostics);
-  ScopedDiagnosticHandler handler(impl.context.get(), [&](Diagnostic &d) {
-    diagOS << d.getLocation() << ": " << d << "\n";
-    return success();
-  });
-  auto fail = [&](llvm::StringRef what) {
-    return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                   what + ":\n" + diagnostics);
-  };
-
-  OwningOpRef<ModuleOp> module =
-      parseSourceString<ModuleOp>(source, impl.context.get());
-  if (!module)
-    return fail("cannot parse the module");
-  PassManager pm(impl.context.get());
-  KVToCPUPipelineOptions pipeline;
-  pipeline.splits = options.splits;
-  pipeline.splitTokens = options.splitTokens;
-  pipeline.blockTokens = options.blockTokens;
-  pipeline.vectorBits = options.vectorBits;
-  pipeline.intDots = options.intDots;
-  pipeline.threads = options.threads;
-  buildKVToCPUPipeline(pm, pipeline);
-  if (failed(pm.run(*module)))
-    return fail("kv-lower-to-cpu failed");
+  Lowering lowering;
+  auto lowered = lowering.lower(source, options, /*bundleEntries=*/false);
+  if (!lowered)
+    return lowered.takeError();
+  OwningOpRef<ModuleOp> module = std::move(*lowered);
   {
     llvm::raw_string_ostream os(result->lowered);
     module->print(os);
@@ -111,8 +153,11 @@ CPUModule::compile(llvm::StringRef source, const CPUCompileOptions &options) {
   engineOptions.sharedLibPaths = libs;
   auto engine = ExecutionEngine::create(*module, engineOptions);
   if (!engine)
-    return fail("ExecutionEngine: " + llvm::toString(engine.takeError()));
+    return lowering.fail("ExecutionEngine: " +
+                         llvm::toString(engine.takeError()));
   impl.engine = std::move(*engine);
+  // The context lives as long as the engine built from it.
+  impl.context = std::move(lowering.context);
   return result;
 }
 
@@ -127,4 +172,169 @@ llvm::Error CPUModule::invoke(llvm::StringRef name,
 
 void CPUModule::dumpObject(llvm::StringRef path) {
   impl->engine->dumpToObjectFile(path);
+}
+
+//===----------------------------------------------------------------------===//
+// Kernel bundles
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+llvm::Error writeFile(const std::string &path, llvm::StringRef text) {
+  std::error_code ec;
+  llvm::raw_fd_ostream os(path, ec);
+  if (ec)
+    return llvm::createStringError(ec, "cannot write " + path + ": " +
+                                           ec.message());
+  os << text;
+  return llvm::Error::success();
+}
+
+/// The manifest's kernels: every entry kv-cpu-bundle-entries added.
+llvm::json::Array manifestKernels(ModuleOp module) {
+  llvm::json::Array kernels;
+  for (auto f : module.getOps<LLVM::LLVMFuncOp>()) {
+    auto name = f->getAttrOfType<StringAttr>("kv.bundle_kernel");
+    auto args = f->getAttrOfType<ArrayAttr>("kv.bundle_args");
+    if (!name || !args)
+      continue;
+    llvm::json::Array jsonArgs;
+    for (auto arg : args.getAsRange<DictionaryAttr>())
+      jsonArgs.push_back(llvm::json::Object{
+          {"name", arg.getAs<StringAttr>("name").getValue()},
+          {"type", arg.getAs<StringAttr>("type").getValue()}});
+    kernels.push_back(llvm::json::Object{
+        {"name", name.getValue()},
+        {"symbol", f.getName()},
+        {"args", std::move(jsonArgs)},
+        {"launch", llvm::json::Object{{"grid", llvm::json::Array{1}},
+                                      {"block", llvm::json::Array{1}}}}});
+  }
+  return kernels;
+}
+
+} // namespace
+
+llvm::Expected<std::string>
+kvopt::writeCPUBundle(llvm::StringRef source, const CPUCompileOptions &options,
+                      const CPUBundleOptions &bundle) {
+  Lowering lowering;
+  if (auto ec = llvm::sys::fs::create_directories(bundle.outDir))
+    return llvm::createStringError(ec, "cannot create " + bundle.outDir + ": " +
+                                           ec.message());
+  std::string layoutPath = bundle.outDir + "/layout.json";
+  {
+    OwningOpRef<ModuleOp> module =
+        parseSourceString<ModuleOp>(source, lowering.context.get());
+    if (!module)
+      return lowering.fail("cannot parse the module");
+    PassManager pm(lowering.context.get());
+    KVExportLayoutOptions layoutOptions;
+    layoutOptions.output = layoutPath;
+    pm.addPass(createKVExportLayout(layoutOptions));
+    if (failed(pm.run(*module)))
+      return lowering.fail("kv-export-layout failed (a bundle carries the "
+                           "layout of its caches)");
+  }
+  auto layoutText = llvm::MemoryBuffer::getFile(layoutPath);
+  if (!layoutText)
+    return llvm::createStringError(layoutText.getError(),
+                                   "cannot read " + layoutPath);
+  auto layout = llvm::json::parse((*layoutText)->getBuffer());
+  if (!layout)
+    return layout.takeError();
+
+  auto lowered = lowering.lower(source, options, /*bundleEntries=*/true);
+  if (!lowered)
+    return lowered.takeError();
+  OwningOpRef<ModuleOp> module = std::move(*lowered);
+  llvm::json::Array kernels = manifestKernels(*module);
+  if (kernels.empty())
+    return lowering.fail("the module has no public function to bundle");
+
+  // LLVM IR for the host CPU (the kernels were tiled for its vector width),
+  // position independent for a shared object, optimized as the JIT does.
+  auto builder = llvm::orc::JITTargetMachineBuilder::detectHost();
+  if (!builder)
+    return builder.takeError();
+  builder->setRelocationModel(llvm::Reloc::PIC_);
+  builder->setCodeGenOptLevel(
+      static_cast<llvm::CodeGenOptLevel>(std::min(options.optLevel, 3u)));
+  auto machine = builder->createTargetMachine();
+  if (!machine)
+    return machine.takeError();
+  llvm::LLVMContext llvmContext;
+  auto llvmModule = translateModuleToLLVMIR(*module, llvmContext, "kvopt_cpu");
+  if (!llvmModule)
+    return lowering.fail("LLVM IR export failed");
+  llvmModule->setDataLayout((*machine)->createDataLayout());
+  llvmModule->setTargetTriple((*machine)->getTargetTriple());
+  if (auto error = makeOptimizingTransformer(options.optLevel, 0,
+                                             machine->get())(llvmModule.get()))
+    return error;
+
+  std::string object = bundle.outDir + "/kernels.cpu.o";
+  {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(object, ec, llvm::sys::fs::OF_None);
+    if (ec)
+      return llvm::createStringError(ec, "cannot write " + object + ": " +
+                                             ec.message());
+    llvm::legacy::PassManager codegen;
+    if ((*machine)->addPassesToEmitFile(codegen, os, nullptr,
+                                        llvm::CodeGenFileType::ObjectFile))
+      return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                     "the host target cannot emit objects");
+    codegen.run(*llvmModule);
+  }
+
+  // Linked with the MLIR runtime libraries the code calls into (memrefCopy
+  // of model graphs, the async runtime's workers), found through an rpath.
+  std::string linker =
+      bundle.linker.empty() ? KVOPT_CPU_BUNDLE_CXX : bundle.linker;
+  auto exe = llvm::sys::findProgramByName(linker);
+  if (!exe)
+    return llvm::createStringError(
+        exe.getError(),
+        "C++ compiler '" + linker + "' not found: " + exe.getError().message());
+  std::string so = bundle.outDir + "/kernels.cpu.so";
+  std::string rpath = std::string("-Wl,-rpath,") + KVOPT_MLIR_LIB_DIR;
+  llvm::SmallVector<std::string> argv = {*exe, "-shared", object, "-o", so};
+  bool needsCopy = llvmModule->getFunction("memrefCopy") != nullptr;
+  if (needsCopy)
+    argv.push_back(std::string(KVOPT_MLIR_LIB_DIR) +
+                   "/libmlir_c_runner_utils.so");
+  if (options.threads > 0) {
+    argv.push_back(std::string(KVOPT_MLIR_LIB_DIR) +
+                   "/libmlir_async_runtime.so");
+    // The async runtime's worker pool must not be torn down by a dlclose
+    // while the process runs.
+    argv.push_back("-Wl,-z,nodelete");
+  }
+  if (needsCopy || options.threads > 0)
+    argv.push_back(rpath);
+  llvm::SmallVector<llvm::StringRef> argRefs(argv.begin(), argv.end());
+  std::string message;
+  int rc = llvm::sys::ExecuteAndWait(*exe, argRefs, std::nullopt, {}, 0, 0,
+                                     &message);
+  if (rc != 0)
+    return llvm::createStringError(
+        llvm::inconvertibleErrorCode(),
+        "linking " + so + " failed (" + *exe + " exit " + std::to_string(rc) +
+            (message.empty() ? "" : ": " + message) + ")");
+
+  llvm::json::Object manifest{
+      {"abi_version", kCPUBundleAbiVersion},
+      {"target", "cpu-" + (*machine)->getTargetCPU().str()},
+      {"format", "so"},
+      {"binary", "kernels.cpu.so"},
+      {"cache_layout", std::move(*layout)},
+      {"kernels", std::move(kernels)}};
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << llvm::formatv("{0:2}", llvm::json::Value(std::move(manifest))) << "\n";
+  std::string manifestPath = bundle.outDir + "/manifest.cpu.json";
+  if (auto error = writeFile(manifestPath, text))
+    return std::move(error);
+  return manifestPath;
 }

@@ -196,9 +196,21 @@ void kvopt::buildKVToCPUPipeline(OpPassManager &pm,
   bufferize.functionBoundaryTypeConversion =
       bufferization::LayoutMapOption::IdentityLayoutMap;
   pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  if (options.bundleEntries) {
+    // The caller owns every buffer of a bundle kernel: results become
+    // trailing out-parameters, written in place where the result is a
+    // static allocation.
+    bufferization::BufferResultsToOutParamsPassOptions outParams;
+    outParams.addResultAttribute = true;
+    outParams.hoistStaticAllocs = true;
+    outParams.modifyPublicFunctions = true;
+    pm.addPass(bufferization::createBufferResultsToOutParamsPass(outParams));
+  }
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
   bufferization::BufferDeallocationPipelineOptions dealloc;
   bufferization::buildBufferDeallocationPipeline(pm, dealloc);
+  if (options.bundleEntries)
+    pm.addPass(createKVCPUBundleEntries());
 
   if (options.threads > 0) {
     AsyncParallelForPassOptions async;

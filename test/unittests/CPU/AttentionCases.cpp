@@ -130,8 +130,8 @@ std::string AttentionCase::describe() const {
      << " causal=" << causal << " window=" << window << " sinks=" << sinks
      << " lse=" << lse << " splits=" << compile.splits
      << " threads=" << compile.threads << " block=" << compile.blockTokens
-     << " vector-bits=" << compile.vectorBits
-     << " int-dots=" << compile.intDots;
+     << " vector-bits=" << compile.vectorBits << " int-dots=" << compile.intDots
+     << (executor == Executor::Bundle ? " bundle" : "");
   return os.str();
 }
 
@@ -206,7 +206,6 @@ void kvopt::cputest::runAttention(const AttentionCase &c, uint64_t seed) {
         << lt << ">, memref<" << lt << ">) -> ()\n";
   src << "  return\n}\n";
 
-  CPUModule &module = compiled(src.str(), c.compile);
   std::vector<uint8_t> qBytes = encode(q, c.queryType);
   std::vector<int32_t> lens;
   for (int64_t len : lengths)
@@ -222,7 +221,7 @@ void kvopt::cputest::runAttention(const AttentionCase &c, uint64_t seed) {
   descs.push_back(makeDesc(out.data(), {b, hq, tq, d}));
   if (c.lse)
     descs.push_back(makeDesc(lse.data(), {b, hq, tq}));
-  call(module, "attn", descs);
+  run(c.executor, src.str(), c.compile, "attn", descs);
 
   Tensor got = decode(out, {b, hq, tq, d}, c.queryType);
   int64_t keys = *std::max_element(lengths.begin(), lengths.end());
@@ -256,7 +255,8 @@ void kvopt::cputest::runAttention(const AttentionCase &c, uint64_t seed) {
 std::string AppendCase::describe() const {
   std::ostringstream os;
   os << cache.mlirType() << " B=" << batch << " T=" << tokens
-     << " in=" << typeName(inputType) << " rope=" << ropeTheta;
+     << " in=" << typeName(inputType) << " rope=" << ropeTheta
+     << (executor == Executor::Bundle ? " bundle" : "");
   return os.str();
 }
 
@@ -329,7 +329,6 @@ void kvopt::cputest::runAppend(const AppendCase &c, uint64_t seed) {
       << ">, tensor<" << rows << ">"
       << (cs.pageSize ? ", tensor<" + bt + ">" : "") << "\n  return\n}\n";
 
-  CPUModule &module = compiled(src.str());
   std::vector<uint8_t> kBytes = encode(kNew, c.inputType);
   std::vector<uint8_t> vBytes = encode(vNew, c.inputType);
   std::vector<int32_t> pos(start.begin(), start.end());
@@ -339,7 +338,7 @@ void kvopt::cputest::runAppend(const AppendCase &c, uint64_t seed) {
       makeDesc(vBytes.data(), {b, hkv, t, d})};
   if (cs.pageSize)
     descs.push_back(makeDesc(pool.tableData.data(), {b, table.maxPages}));
-  call(module, "append", descs);
+  run(c.executor, src.str(), {}, "append", descs);
 
   std::string where = c.describe() + " seed " + std::to_string(seed);
   ASSERT_EQ(pool.bytes.size(), want.bytes.size());
@@ -381,7 +380,8 @@ std::string MLACase::describe() const {
   os << "MLA " << latent << "+" << rope << " cap=" << capacity
      << " page=" << pageSize << " B=" << batch << " H=" << heads
      << " Tq=" << queryRows << " " << typeName(element)
-     << (quant ? " " + quantAttr(*quant) : "") << " causal=" << causal;
+     << (quant ? " " + quantAttr(*quant) : "") << " causal=" << causal
+     << (executor == Executor::Bundle ? " bundle" : "");
   return os.str();
 }
 
@@ -539,7 +539,6 @@ void kvopt::cputest::runMLA(const MLACase &c, uint64_t seed) {
          "%lse : (tensor<"
       << lt << ">, memref<" << lt << ">) -> ()\n  return\n}\n";
 
-  CPUModule &module = compiled(src.str(), c.compile);
   std::vector<uint8_t> qlBytes = encode(ql, c.element),
                        qrBytes = encode(qr, c.element);
   std::vector<int32_t> lens(lengths.begin(), lengths.end());
@@ -554,7 +553,7 @@ void kvopt::cputest::runMLA(const MLACase &c, uint64_t seed) {
     descs.push_back(makeDesc(ids.data(), {b, pagesPerSeq}));
   descs.push_back(makeDesc(out.data(), {b, h, tq, c.latent}));
   descs.push_back(makeDesc(lse.data(), {b, h, tq}));
-  call(module, "mla", descs);
+  run(c.executor, src.str(), c.compile, "mla", descs);
 
   Tensor got = decode(out, {b, h, tq, c.latent}, c.element);
   // Key of width latent + rope: the attention bound with D = 576.

@@ -29,6 +29,7 @@ struct AttentionCase {
   CPUCompileOptions compile;
   /// Added to the lengths the kernel sees (tests of the test: -1 must fail).
   int64_t kernelLengthDelta = 0;
+  Executor executor = Executor::Jit;
   std::string describe() const;
 };
 /// Runs `c` with `seed`; failures are reported through gtest.
@@ -40,6 +41,7 @@ struct AppendCase {
   int64_t tokens = 1;
   ScalarType inputType = ScalarType::F16;
   double ropeTheta = 0;
+  Executor executor = Executor::Jit;
   std::string describe() const;
 };
 /// Appends `tokens` rows after random prefixes and compares the page and
@@ -54,6 +56,7 @@ struct MLACase {
   std::optional<QuantEncoding> quant;
   bool causal = false;
   CPUCompileOptions compile;
+  Executor executor = Executor::Jit;
   std::string describe() const;
 };
 void runMLA(const MLACase &c, uint64_t seed);

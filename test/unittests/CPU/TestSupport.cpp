@@ -100,6 +100,7 @@ Desc kvopt::cputest::makeDesc(void *data, const std::vector<int64_t> &shape) {
   Desc d;
   d.allocated = d.aligned = data;
   int64_t n = static_cast<int64_t>(shape.size());
+  d.rank = n;
   int64_t stride = 1;
   for (int64_t i = n - 1; i >= 0; --i) {
     d.dims[i] = shape[i];
@@ -109,16 +110,40 @@ Desc kvopt::cputest::makeDesc(void *data, const std::vector<int64_t> &shape) {
   return d;
 }
 
+std::string kvopt::cputest::compileKey(const std::string &source,
+                                       const CPUCompileOptions &options) {
+  std::ostringstream key;
+  key << options.splits << "/" << options.splitTokens << "/"
+      << options.blockTokens << "/" << options.vectorBits << "/"
+      << options.intDots << "/" << options.threads << "/" << options.optLevel
+      << "\n"
+      << source;
+  return key.str();
+}
+
+std::vector<void *>
+kvopt::cputest::expandedParams(const std::vector<Desc> &descs,
+                               std::vector<uint64_t> &values) {
+  values.clear();
+  for (const Desc &d : descs) {
+    values.push_back(reinterpret_cast<uint64_t>(d.allocated));
+    values.push_back(reinterpret_cast<uint64_t>(d.aligned));
+    values.push_back(static_cast<uint64_t>(d.offset));
+    for (int64_t i = 0; i < 2 * d.rank; ++i)
+      values.push_back(static_cast<uint64_t>(d.dims[i]));
+  }
+  std::vector<void *> params;
+  for (uint64_t &v : values)
+    params.push_back(&v);
+  return params;
+}
+
 CPUModule &kvopt::cputest::compiled(const std::string &source,
                                     const CPUCompileOptions &options) {
   // Never destroyed: tearing ExecutionEngines down from static destructors
   // runs after LLVM's own statics are gone.
   static auto &cache = *new std::map<std::string, std::unique_ptr<CPUModule>>();
-  std::ostringstream key;
-  key << options.splits << "/" << options.splitTokens << "/"
-      << options.blockTokens << "/" << options.threads << "\n"
-      << source;
-  auto &slot = cache[key.str()];
+  auto &slot = cache[compileKey(source, options)];
   if (!slot) {
     auto module = CPUModule::compile(source, options);
     if (!module) {

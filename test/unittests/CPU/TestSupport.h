@@ -59,15 +59,38 @@ struct Desc {
   void *allocated = nullptr, *aligned = nullptr;
   int64_t offset = 0;
   int64_t dims[16] = {};
+  int64_t rank = 0; ///< not part of the descriptor: for the expanded ABI
 };
 /// A descriptor for row-major `shape` over `data`.
 Desc makeDesc(void *data, const std::vector<int64_t> &shape);
+
+/// A key of `source` compiled with `options`, for per-binary caches.
+std::string compileKey(const std::string &source,
+                       const CPUCompileOptions &options);
+
+/// The runtime's expanded kernel ABI of `descs` (allocated and aligned
+/// pointer, offset, sizes, strides each): `values` holds the values and the
+/// returned params point at them, params[i] at argument i.
+std::vector<void *> expandedParams(const std::vector<Desc> &descs,
+                                   std::vector<uint64_t> &values);
 
 /// Returns the compiled module of `source`, compiling it once per binary.
 CPUModule &compiled(const std::string &source,
                     const CPUCompileOptions &options = {});
 /// Calls `name` with one descriptor per argument.
 void call(CPUModule &module, const std::string &name, std::vector<Desc> &descs);
+
+/// How a case's kernels run: JIT-compiled by the ExecutionEngine, or written
+/// as a runtime kernel bundle (writeCPUBundle) and launched through
+/// rt::KernelBundle on the runtime's "cpu" backend with the expanded ABI.
+enum class Executor { Jit, Bundle };
+/// Compiles `source` for `executor` (once per binary) and calls `name`.
+void run(Executor executor, const std::string &source,
+         const CPUCompileOptions &options, const std::string &name,
+         std::vector<Desc> &descs);
+/// The bundle path of run(); fails the test if the runtime is not built.
+void callBundle(const std::string &source, const CPUCompileOptions &options,
+                const std::string &name, std::vector<Desc> &descs);
 
 /// A K/V cache as a byte pool in the kernels' layout: pages written by the
 /// reference's writePagedCache (contiguous = one page of `capacity` tokens

@@ -57,6 +57,33 @@ private:
   std::string lowered;
 };
 
+/// The manifest ABI version writeCPUBundle writes; must equal the runtime's
+/// kKernelAbiVersion (checked by the bundle tests).
+constexpr int64_t kCPUBundleAbiVersion = 1;
+
+/// Where writeCPUBundle writes, and with what it links.
+struct CPUBundleOptions {
+  std::string outDir;
+  /// C++ compiler driver that links the shared object; empty = the one
+  /// kvopt was built with.
+  std::string linker;
+};
+
+/// Writes a runtime kernel bundle of format "so" (docs/Runtime.md) for the
+/// host CPU into `bundle.outDir`: layout.json (kv-export-layout; the module
+/// needs caches of one layout), kernels.cpu.o, kernels.cpu.so and
+/// manifest.cpu.json. `source` is lowered with
+/// kv-lower-to-cpu{bundle-entries} (`options` as for CPUModule::compile),
+/// so every public function `f` becomes kernel `f` with entry
+/// `kvopt_entry_f(void **params)` over the expanded kernel ABI, results as
+/// trailing out-parameters, launched on a 1x1x1 grid (the function runs its
+/// own loops, on `options.threads` async-runtime workers if any). Returns
+/// the manifest's path; errors carry the MLIR diagnostics or the linker's
+/// exit status.
+llvm::Expected<std::string> writeCPUBundle(llvm::StringRef source,
+                                           const CPUCompileOptions &options,
+                                           const CPUBundleOptions &bundle);
+
 } // namespace kvopt
 
 #endif // KVOPT_CODEGEN_KVTOCPU_CPUJIT_H

@@ -11,6 +11,7 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -58,6 +59,13 @@ struct KVToCPUPipelineOptions
       *this, "emit-c-interface",
       llvm::cl::desc("mark public functions llvm.emit_c_interface"),
       llvm::cl::init(true)};
+  Option<bool> bundleEntries{
+      *this, "bundle-entries",
+      llvm::cl::desc("turn function results into out-parameters and add "
+                     "the runtime's `void kvopt_entry_<f>(void **)` entry of "
+                     "every public function (kv-cpu-bundle-entries), as "
+                     "kernel bundles of format so need"),
+      llvm::cl::init(false)};
 };
 
 /// Appends kv-cpu-to-loops, one-shot bufferization, buffer deallocation and
@@ -66,6 +74,9 @@ struct KVToCPUPipelineOptions
 /// values are reported by kv-cpu-to-loops when the pipeline runs.
 void buildKVToCPUPipeline(mlir::OpPassManager &pm,
                           const KVToCPUPipelineOptions &options);
+
+/// Prefix of the entry kv-cpu-bundle-entries adds for public function `f`.
+constexpr llvm::StringLiteral kBundleEntryPrefix = "kvopt_entry_";
 
 /// Registers kv-cpu-to-loops and the kv-lower-to-cpu pipeline.
 void registerKVToCPUPasses();

@@ -72,4 +72,36 @@ def KVCPUToLoops : Pass<"kv-cpu-to-loops", "::mlir::ModuleOp"> {
   ];
 }
 
+def KVCPUBundleEntries : Pass<"kv-cpu-bundle-entries", "::mlir::ModuleOp"> {
+  let summary = "add the runtime's `void entry(void **params)` entry point "
+                "of every public function";
+  let description = [{
+    For every public function `@f` with a body, adds
+    `func.func @kvopt_entry_f(%params: !llvm.ptr)`: the kernel entry the
+    runtime's `cpu` launch backend calls for a bundle of format `so`
+    (docs/Runtime.md). `params[i]` points at the value of argument `i` of
+    the expanded kernel ABI, the same one the GPU kernels use: a memref
+    argument `x` of rank r is `x_alloc` (ptr), `x` (aligned ptr),
+    `x_offset`, `x_size<d>` and `x_stride<d>` (i64; `x_size`, `x_stride`
+    when r = 1); an i32, i64 or index argument is one i32/i64/i64 and an f32
+    argument one f32. The entry rebuilds the memref descriptors and calls
+    `@f`.
+
+    Runs after bufferization: arguments must be memrefs with strided
+    layouts in the default memory space or i32/i64/index/f32 scalars, and
+    `@f` must return nothing (results become out-parameters first:
+    `buffer-results-to-out-params`, whose `bufferize.result` attribute
+    names them `result<j>`; other arguments are `arg<i>`). Anything else is
+    an error naming the function and the argument. Each entry carries
+    `kv.bundle_kernel` (the name callers launch, `f`) and `kv.bundle_args`
+    (the manifest's args: name and type per value), which survive the lowering to LLVM
+    dialect for the bundle writer.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::func::FuncDialect",
+    "::mlir::LLVM::LLVMDialect"
+  ];
+}
+
 #endif // KVOPT_CODEGEN_KVTOCPU_PASSES_TD
