@@ -267,6 +267,11 @@ kvopt::writeCPUBundle(llvm::StringRef source, const CPUCompileOptions &options,
   auto llvmModule = translateModuleToLLVMIR(*module, llvmContext, "kvopt_cpu");
   if (!llvmModule)
     return lowering.fail("LLVM IR export failed");
+  // Only the entries are the bundle's interface: everything else stays
+  // inside the shared object, whatever flags it is dlopen'ed with.
+  for (llvm::Function &f : *llvmModule)
+    if (!f.isDeclaration() && !f.getName().starts_with(kBundleEntryPrefix))
+      f.setVisibility(llvm::GlobalValue::HiddenVisibility);
   llvmModule->setDataLayout((*machine)->createDataLayout());
   llvmModule->setTargetTriple((*machine)->getTargetTriple());
   if (auto error = makeOptimizingTransformer(options.optLevel, 0,
