@@ -67,8 +67,10 @@ struct KVCPUBundleEntries
       return f.emitError() << "bundle entry of @" << f.getName()
                            << ": the function returns " << f.getNumResults()
                            << " value(s); a bundle kernel writes its results "
-                              "into out-parameters (run "
-                              "buffer-results-to-out-params first)";
+                              "into memref out-parameters (buffer-results-to-"
+                              "out-params moves memref results there; a "
+                              "scalar result has to be returned in a tensor "
+                              "or memref)";
     std::string entryName = (kBundleEntryPrefix + f.getName()).str();
     if (SymbolTable::lookupNearestSymbolFrom(f,
                                              StringAttr::get(ctx, entryName)))

@@ -104,8 +104,6 @@ struct Lowering {
     pipeline.intDots = options.intDots;
     pipeline.threads = options.threads;
     pipeline.bundleEntries = bundleEntries;
-    // The C wrappers are the ExecutionEngine's; bundles have their entries.
-    pipeline.emitCInterface = !bundleEntries;
     buildKVToCPUPipeline(pm, pipeline);
     if (failed(pm.run(*module)))
       return fail("kv-lower-to-cpu failed");
@@ -190,21 +188,39 @@ llvm::Error writeFile(const std::string &path, llvm::StringRef text) {
   return llvm::Error::success();
 }
 
-/// The manifest's kernels: every entry kv-cpu-bundle-entries added.
-llvm::json::Array manifestKernels(ModuleOp module) {
+/// The manifest's kernels: every entry kv-cpu-bundle-entries added. An
+/// input that carries malformed kv.bundle_* attributes of its own is an
+/// error, not a crash.
+FailureOr<llvm::json::Array> manifestKernels(ModuleOp module) {
   llvm::json::Array kernels;
   for (auto f : module.getOps<LLVM::LLVMFuncOp>()) {
-    auto name = f->getAttrOfType<StringAttr>("kv.bundle_kernel");
-    auto args = f->getAttrOfType<ArrayAttr>("kv.bundle_args");
-    if (!name || !args)
+    Attribute name = f->getAttr("kv.bundle_kernel");
+    Attribute args = f->getAttr("kv.bundle_args");
+    if (!name && !args)
       continue;
+    auto bad = [&] {
+      return f.emitError() << "@" << f.getName()
+                           << ": kv.bundle_kernel must be a string and "
+                              "kv.bundle_args an array of {name, type} "
+                              "strings (attributes kv-cpu-bundle-entries "
+                              "sets; not for input modules)";
+    };
+    auto nameAttr = dyn_cast_or_null<StringAttr>(name);
+    auto argsAttr = dyn_cast_or_null<ArrayAttr>(args);
+    if (!nameAttr || !argsAttr || f.isExternal())
+      return bad();
     llvm::json::Array jsonArgs;
-    for (auto arg : args.getAsRange<DictionaryAttr>())
-      jsonArgs.push_back(llvm::json::Object{
-          {"name", arg.getAs<StringAttr>("name").getValue()},
-          {"type", arg.getAs<StringAttr>("type").getValue()}});
+    for (Attribute a : argsAttr) {
+      auto arg = dyn_cast<DictionaryAttr>(a);
+      StringAttr argName = arg ? arg.getAs<StringAttr>("name") : nullptr;
+      StringAttr argType = arg ? arg.getAs<StringAttr>("type") : nullptr;
+      if (!argName || !argType)
+        return bad();
+      jsonArgs.push_back(llvm::json::Object{{"name", argName.getValue()},
+                                            {"type", argType.getValue()}});
+    }
     kernels.push_back(llvm::json::Object{
-        {"name", name.getValue()},
+        {"name", nameAttr.getValue()},
         {"symbol", f.getName()},
         {"args", std::move(jsonArgs)},
         {"launch", llvm::json::Object{{"grid", llvm::json::Array{1}},
@@ -222,7 +238,10 @@ kvopt::writeCPUBundle(llvm::StringRef source, const CPUCompileOptions &options,
   if (auto ec = llvm::sys::fs::create_directories(bundle.outDir))
     return llvm::createStringError(ec, "cannot create " + bundle.outDir + ": " +
                                            ec.message());
-  std::string layoutPath = bundle.outDir + "/layout.json";
+  // Files are written under temporary names and renamed into place only
+  // once the whole bundle is built: a failure leaves an earlier bundle in
+  // the folder as it was.
+  std::string layoutPath = bundle.outDir + "/layout.json.partial";
   {
     OwningOpRef<ModuleOp> module =
         parseSourceString<ModuleOp>(source, lowering.context.get());
@@ -243,12 +262,17 @@ kvopt::writeCPUBundle(llvm::StringRef source, const CPUCompileOptions &options,
   auto layout = llvm::json::parse((*layoutText)->getBuffer());
   if (!layout)
     return layout.takeError();
+  std::string layoutJson = (*layoutText)->getBuffer().str();
+  llvm::sys::fs::remove(layoutPath);
 
   auto lowered = lowering.lower(source, options, /*bundleEntries=*/true);
   if (!lowered)
     return lowered.takeError();
   OwningOpRef<ModuleOp> module = std::move(*lowered);
-  llvm::json::Array kernels = manifestKernels(*module);
+  FailureOr<llvm::json::Array> entries = manifestKernels(*module);
+  if (failed(entries))
+    return lowering.fail("cannot describe the bundle's kernels");
+  llvm::json::Array kernels = std::move(*entries);
   if (kernels.empty())
     return lowering.fail("the module has no public function to bundle");
 
@@ -270,7 +294,8 @@ kvopt::writeCPUBundle(llvm::StringRef source, const CPUCompileOptions &options,
   // Only the entries are the bundle's interface: everything else stays
   // inside the shared object, whatever flags it is dlopen'ed with.
   for (llvm::Function &f : *llvmModule)
-    if (!f.isDeclaration() && !f.getName().starts_with(kBundleEntryPrefix))
+    if (!f.isDeclaration() && !f.hasLocalLinkage() &&
+        !f.getName().starts_with(kBundleEntryPrefix))
       f.setVisibility(llvm::GlobalValue::HiddenVisibility);
   llvmModule->setDataLayout((*machine)->createDataLayout());
   llvmModule->setTargetTriple((*machine)->getTargetTriple());
@@ -302,7 +327,7 @@ kvopt::writeCPUBundle(llvm::StringRef source, const CPUCompileOptions &options,
     return llvm::createStringError(
         exe.getError(),
         "C++ compiler '" + linker + "' not found: " + exe.getError().message());
-  std::string so = bundle.outDir + "/kernels.cpu.so";
+  std::string so = bundle.outDir + "/kernels.cpu.so.partial";
   std::string rpath = std::string("-Wl,-rpath,") + KVOPT_MLIR_LIB_DIR;
   llvm::SmallVector<std::string> argv = {*exe, "-shared", object, "-o", so};
   bool needsCopy = llvmModule->getFunction("memrefCopy") != nullptr;
@@ -339,7 +364,14 @@ kvopt::writeCPUBundle(llvm::StringRef source, const CPUCompileOptions &options,
   llvm::raw_string_ostream os(text);
   os << llvm::formatv("{0:2}", llvm::json::Value(std::move(manifest))) << "\n";
   std::string manifestPath = bundle.outDir + "/manifest.cpu.json";
-  if (auto error = writeFile(manifestPath, text))
+  if (auto error = writeFile(manifestPath + ".partial", text))
     return std::move(error);
+  if (auto error = writeFile(bundle.outDir + "/layout.json", layoutJson))
+    return std::move(error);
+  for (const std::string &path :
+       {bundle.outDir + "/kernels.cpu.so", manifestPath})
+    if (auto ec = llvm::sys::fs::rename(path + ".partial", path))
+      return llvm::createStringError(ec, "cannot rename " + path +
+                                             ".partial: " + ec.message());
   return manifestPath;
 }

@@ -183,7 +183,9 @@ void kvopt::buildKVToCPUPipeline(OpPassManager &pm,
   lower.blockTokens = options.blockTokens;
   lower.vectorBits = options.vectorBits;
   lower.intDots = options.intDots;
-  lower.emitCInterface = options.emitCInterface;
+  // A bundle's interface is its entries; the ExecutionEngine's C wrappers
+  // would only add exported code.
+  lower.emitCInterface = options.emitCInterface && !options.bundleEntries;
   pm.addPass(createKVCPUToLoops(lower));
   pm.addPass(createCanonicalizerPass());
   // Model graphs keep their projections and reshapes in linalg/arith on

@@ -2,7 +2,7 @@
 // What the expanded kernel ABI cannot pass is an error naming the function
 // and the argument.
 
-// expected-error @+1 {{bundle entry of @results: the function returns 1 value(s); a bundle kernel writes its results into out-parameters (run buffer-results-to-out-params first)}}
+// expected-error @+1 {{bundle entry of @results: the function returns 1 value(s); a bundle kernel writes its results into memref out-parameters (buffer-results-to-out-params moves memref results there; a scalar result has to be returned in a tensor or memref)}}
 func.func @results(%x: memref<4xf32>) -> memref<4xf32> {
   return %x : memref<4xf32>
 }

@@ -3,8 +3,10 @@
 // With bundle-entries the pipeline turns results into trailing
 // out-parameters written in place (the kernel stores straight into them,
 // no copy), adds the runtime's entry of every public function and no C
-// wrappers; without it, results are returned and only the C wrapper exists.
+// wrappers (bundle-entries implies emit-c-interface=false); without it,
+// results are returned and only the C wrapper exists.
 
+// CHECK-NOT: _mlir_ciface
 // CHECK-LABEL: llvm.func @decode(
 // CHECK-SAME: %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: i64, %{{.*}}: i64, %{{.*}}: i64, %{{.*}}: i64, %{{.*}}: i64, %{{.*}}: i64, %{{.*}}: i64, %{{.*}}: i64, %{{.*}}: i64,
 // CHECK-NOT: llvm.call @malloc

@@ -267,9 +267,56 @@ TEST(CPUBundle, RejectsWhatTheKernelAbiCannotPass) {
   EXPECT_NE(bundleError(ok, "kvopt-no-such-compiler")
                 .find("C++ compiler 'kvopt-no-such-compiler' not found"),
             std::string::npos);
+  // Attributes only the pass may set, malformed in the input.
+  std::string spoofed = std::string("func.func @f(%c: ") + cache +
+                        ") {\n  return\n}\nllvm.func @x() attributes "
+                        "{kv.bundle_kernel = \"x\", kv.bundle_args = "
+                        "[{type = \"ptr\"}]} {\n  llvm.return\n}\n";
+  EXPECT_NE(bundleError(spoofed).find(
+                "@x: kv.bundle_kernel must be a string and kv.bundle_args "
+                "an array of {name, type} strings"),
+            std::string::npos)
+      << bundleError(spoofed);
   std::string onlyPrivate =
       std::string("func.func private @f(%c: ") + cache + ") {\n  return\n}\n";
   EXPECT_NE(bundleError(onlyPrivate).find("no public function"),
             std::string::npos)
       << bundleError(onlyPrivate);
+}
+
+TEST(CPUBundle, FailedWriteKeepsTheEarlierBundle) {
+  // The files are renamed into place only when the whole bundle is built:
+  // a later failure (here the linker) leaves the earlier bundle intact.
+  const char *cache =
+      "!kv.cache<kv_heads = 1, head_dim = 64, capacity = 64, element = f16>";
+  std::string ok =
+      std::string("func.func @f(%c: ") + cache + ") {\n  return\n}\n";
+  CPUBundleOptions where;
+  where.outDir = tempDir("keep");
+  std::filesystem::remove_all(where.outDir);
+  auto first = writeCPUBundle(ok, {}, where);
+  ASSERT_TRUE(static_cast<bool>(first)) << llvm::toString(first.takeError());
+  std::string manifest = readText(*first);
+  std::string layout = readText(where.outDir + "/layout.json");
+  std::string so = readText(where.outDir + "/kernels.cpu.so");
+  ASSERT_FALSE(so.empty());
+
+  std::string other = std::string("func.func @g(%c: ") +
+                      "!kv.cache<kv_heads = 2, head_dim = 64, capacity = 64, "
+                      "element = f16>) {\n  return\n}\n";
+  where.linker = "false";
+  auto second = writeCPUBundle(other, {}, where);
+  ASSERT_FALSE(static_cast<bool>(second));
+  std::string error = llvm::toString(second.takeError());
+  EXPECT_NE(error.find("linking"), std::string::npos) << error;
+  EXPECT_EQ(readText(*first), manifest);
+  EXPECT_EQ(readText(where.outDir + "/layout.json"), layout);
+  EXPECT_EQ(readText(where.outDir + "/kernels.cpu.so"), so);
+
+  // And the same folder takes the next good bundle.
+  where.linker.clear();
+  auto third = writeCPUBundle(other, {}, where);
+  ASSERT_TRUE(static_cast<bool>(third)) << llvm::toString(third.takeError());
+  EXPECT_NE(readText(*third).find("kvopt_entry_g"), std::string::npos);
+  EXPECT_NE(readText(where.outDir + "/layout.json"), layout);
 }

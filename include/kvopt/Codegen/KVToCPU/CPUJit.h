@@ -33,7 +33,8 @@ struct CPUCompileOptions {
 /// A JIT-compiled module. Every public function `f` of the source module is
 /// callable as `void _mlir__mlir_ciface_f(void **params)`: params[i] points
 /// to argument i, and a memref argument is a pointer to its
-/// StridedMemRefType descriptor (the runtime's `void entry(void **)` form).
+/// StridedMemRefType descriptor. (Runtime bundles use the expanded ABI
+/// instead, one value per descriptor field: writeCPUBundle.)
 class CPUModule {
 public:
   ~CPUModule();

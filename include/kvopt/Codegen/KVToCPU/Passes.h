@@ -64,7 +64,8 @@ struct KVToCPUPipelineOptions
       llvm::cl::desc("turn function results into out-parameters and add "
                      "the runtime's `void kvopt_entry_<f>(void **)` entry of "
                      "every public function (kv-cpu-bundle-entries), as "
-                     "kernel bundles of format so need"),
+                     "kernel bundles of format so need; implies "
+                     "emit-c-interface=false"),
       llvm::cl::init(false)};
 };
 
