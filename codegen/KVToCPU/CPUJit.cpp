@@ -277,7 +277,7 @@ kvopt::writeCPUBundle(llvm::StringRef source, const CPUCompileOptions &options,
     return lowering.fail("the module has no public function to bundle");
 
   // LLVM IR for the host CPU (the kernels were tiled for its vector width),
-  // position independent for a shared object, optimized as the JIT does.
+  // position independent for a shared object.
   auto builder = llvm::orc::JITTargetMachineBuilder::detectHost();
   if (!builder)
     return builder.takeError();
@@ -299,8 +299,12 @@ kvopt::writeCPUBundle(llvm::StringRef source, const CPUCompileOptions &options,
       f.setVisibility(llvm::GlobalValue::HiddenVisibility);
   llvmModule->setDataLayout((*machine)->createDataLayout());
   llvmModule->setTargetTriple((*machine)->getTargetTriple());
+  // The same optimizer as the JIT's (no target-specific cost model), so
+  // that a bundle runs the code the tests and kvopt-bench measure; the
+  // target machine only generates code.
   if (auto error = makeOptimizingTransformer(options.optLevel, 0,
-                                             machine->get())(llvmModule.get()))
+                                             /*targetMachine=*/nullptr)(
+          llvmModule.get()))
     return error;
 
   std::string object = bundle.outDir + "/kernels.cpu.o";

@@ -10,6 +10,7 @@
 #include "kvopt/Codegen/KVToCPU/CPUJit.h"
 
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <algorithm>
@@ -23,6 +24,9 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <dlfcn.h>
+#include <unistd.h>
 
 using namespace kvopt;
 namespace cl = llvm::cl;
@@ -59,6 +63,13 @@ static cl::opt<double>
              cl::init(1.5));
 static cl::opt<double> streamGiB("stream-gib", cl::init(2.0));
 static cl::opt<int> repeats("bench-repeats", cl::init(3));
+static cl::opt<bool> viaBundle(
+    "bench-bundle",
+    cl::desc("run the kernels from a runtime kernel bundle (writeCPUBundle's "
+             "kernels.cpu.so, entry kvopt_entry_decode over the expanded "
+             "ABI, as the runtime's cpu backend calls it) instead of the "
+             "ExecutionEngine's JIT"),
+    cl::init(false));
 static cl::opt<std::string>
     dumpObject("dump-object",
                cl::desc("write the first compiled kernel's object file"),
@@ -378,17 +389,42 @@ int main(int argc, char **argv) {
       options.vectorBits = vectorBits;
       options.intDots = intDots;
       options.keepObject = !dumpObject.empty();
-      auto module = CPUModule::compile(src.str(), options);
-      if (!module) {
-        llvm::errs() << llvm::toString(module.takeError()) << "\n";
-        return 1;
+      void (*bundleEntry)(void **) = nullptr;
+      llvm::Expected<void (*)(void **)> entry = bundleEntry;
+      if (viaBundle) {
+        CPUBundleOptions where;
+        where.outDir = "/tmp/kvopt-bench-bundle-" + std::to_string(getpid()) +
+                       "-" + typeName + "-" + std::to_string(ctx);
+        auto manifest = writeCPUBundle(src.str(), options, where);
+        if (!manifest) {
+          llvm::errs() << llvm::toString(manifest.takeError()) << "\n";
+          return 1;
+        }
+        // Loaded as the runtime's cpu backend does; never unloaded.
+        void *so = dlopen((where.outDir + "/kernels.cpu.so").c_str(),
+                          RTLD_NOW | RTLD_LOCAL);
+        void *sym = so ? dlsym(so, "kvopt_entry_decode") : nullptr;
+        if (!sym) {
+          llvm::errs() << "kvopt-bench: cannot load the bundle in "
+                       << where.outDir << ": " << dlerror() << "\n";
+          return 1;
+        }
+        entry = reinterpret_cast<void (*)(void **)>(sym);
+        // The mapping outlives the files.
+        llvm::sys::fs::remove_directories(where.outDir);
+      } else {
+        auto module = CPUModule::compile(src.str(), options);
+        if (!module) {
+          llvm::errs() << llvm::toString(module.takeError()) << "\n";
+          return 1;
+        }
+        if (!dumpObject.empty()) {
+          (*module)->dumpObject(dumpObject);
+          dumpObject = "";
+        }
+        keep.push_back(std::move(*module));
+        entry = keep.back()->entry("decode");
       }
-      if (!dumpObject.empty()) {
-        (*module)->dumpObject(dumpObject);
-        dumpObject = "";
-      }
-      keep.push_back(std::move(*module));
-      auto entry = keep.back()->entry("decode");
       if (!entry) {
         llvm::errs() << llvm::toString(entry.takeError()) << "\n";
         return 1;
@@ -428,6 +464,22 @@ int main(int argc, char **argv) {
         Desc1 cd{pools[l].data(), pools[l].data(), 0,
                  static_cast<int64_t>(pools[l].size()), 1};
         Desc2 bd{tables[l].data(), tables[l].data(), 0, {1, pages}, {pages, 1}};
+        if (viaBundle) {
+          // The expanded ABI: every descriptor field is one argument.
+          int64_t *fields[] = {reinterpret_cast<int64_t *>(&qd),
+                               reinterpret_cast<int64_t *>(&cd),
+                               reinterpret_cast<int64_t *>(&ld),
+                               reinterpret_cast<int64_t *>(&bd),
+                               reinterpret_cast<int64_t *>(&od)};
+          int ranks[] = {4, 1, 1, 2, 4};
+          void *params[5 * 11];
+          int n = 0;
+          for (int a = 0; a < 5; ++a)
+            for (int f = 0; f < 3 + 2 * ranks[a]; ++f)
+              params[n++] = fields[a] + f;
+          (*entry)(params);
+          return;
+        }
         void *ptrs[] = {&qd, &cd, &ld, &bd, &od};
         void *args[] = {&ptrs[0], &ptrs[1], &ptrs[2], &ptrs[3], &ptrs[4]};
         (*entry)(args);
