@@ -28,6 +28,19 @@ AttentionCase baseCase(int64_t pageSize, int64_t dim, int64_t group,
   return c;
 }
 
+/// The failures runAttention reports for `c` (seed 7), intercepted.
+int failuresOf(const AttentionCase &c) {
+  ::testing::TestPartResultArray failures;
+  {
+    ::testing::ScopedFakeTestPartResultReporter reporter(
+        ::testing::ScopedFakeTestPartResultReporter::
+            INTERCEPT_ONLY_CURRENT_THREAD,
+        &failures);
+    runAttention(c, 7);
+  }
+  return failures.size();
+}
+
 void runSeeds(const AttentionCase &c) {
   for (uint64_t seed : testSeeds())
     runAttention(c, seed);
@@ -176,15 +189,7 @@ TEST(CPUAttention, FixedPointDetectsAMissingKey) {
   c.batch = 1;
   c.lengths = {9};
   c.kernelLengthDelta = -1;
-  ::testing::TestPartResultArray failures;
-  {
-    ::testing::ScopedFakeTestPartResultReporter reporter(
-        ::testing::ScopedFakeTestPartResultReporter::
-            INTERCEPT_ONLY_CURRENT_THREAD,
-        &failures);
-    runAttention(c, 7);
-  }
-  EXPECT_GT(failures.size(), 0);
+  EXPECT_GT(failuresOf(c), 0);
 }
 
 TEST(CPUAttention, DetectsAMissingKey) {
@@ -194,15 +199,7 @@ TEST(CPUAttention, DetectsAMissingKey) {
   c.batch = 1;
   c.lengths = {9};
   c.kernelLengthDelta = -1;
-  ::testing::TestPartResultArray failures;
-  {
-    ::testing::ScopedFakeTestPartResultReporter reporter(
-        ::testing::ScopedFakeTestPartResultReporter::
-            INTERCEPT_ONLY_CURRENT_THREAD,
-        &failures);
-    runAttention(c, 7);
-  }
-  EXPECT_GT(failures.size(), 0);
+  EXPECT_GT(failuresOf(c), 0);
 }
 
 TEST(CPUAppend, FullPrecisionLayouts) {
