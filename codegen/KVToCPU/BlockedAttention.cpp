@@ -40,6 +40,7 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/SCF/Utils/Utils.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 #include <limits>
@@ -60,10 +61,12 @@ int64_t tileOf(int64_t n, int64_t cap) {
 }
 
 /// Emits scf.for [lb, ub) with `inits` as iter_args; `body(iv, args)`
-/// returns the values to yield.
+/// returns the values to yield. With `unroll` > 1 the loop is unrolled by
+/// that factor (it must divide the static trip count).
 SmallVector<Value>
 forWithArgs(KB &k, Value lb, Value ub, ValueRange inits,
-            const std::function<SmallVector<Value>(Value, ValueRange)> &body) {
+            const std::function<SmallVector<Value>(Value, ValueRange)> &body,
+            int64_t unroll = 1) {
   ImplicitLocOpBuilder &b = k.b;
   auto loop = scf::ForOp::create(
       b, lb, ub, k.idx(1), inits,
@@ -73,6 +76,16 @@ forWithArgs(KB &k, Value lb, Value ub, ValueRange inits,
                             nested.getInsertionPoint());
         scf::YieldOp::create(b, body(iv, args));
       });
+  if (unroll > 1) {
+    // Unrolling replaces the loop's results (and, fully unrolled, the loop
+    // itself): a placeholder use carries them through.
+    auto holder = UnrealizedConversionCastOp::create(
+        b, loop.getResultTypes(), loop.getResults());
+    (void)loopUnrollByFactor(loop, unroll);
+    SmallVector<Value> values(holder.getOperands());
+    holder.erase();
+    return values;
+  }
   return SmallVector<Value>(loop.getResults());
 }
 
@@ -429,6 +442,23 @@ struct BlockedLoop {
     int64_t bytes = c.heads * rowBytes(c);
     int64_t per = std::max<int64_t>(1, (share + iters - 1) / iters);
     Value first = k.mul(kh, share);
+    auto prefetch = [&](Value at) {
+      memref::PrefetchOp::create(b, cache.bytes, ValueRange{at},
+                                 /*isWrite=*/false, prefetchLocality(),
+                                 /*isDataCache=*/true);
+    };
+    // The common case, cheaply: the heads' shares and the iterations'
+    // parts tile the block exactly, and each part lies in one token's rows.
+    if (per > 1 && iters * per == share && c.heads * share == total &&
+        lines % per == 0 && bytes % 64 == 0) {
+      Value i0 = k.add(first, k.mul(it, per));
+      Value t = k.div(i0, lines);
+      Value row = k.add(load(aheadTable, {t}),
+                        k.mul(k.sub(i0, k.mul(t, lines)), 64));
+      for (int64_t j = 0; j < per; ++j)
+        prefetch(k.add(row, k.idx(j * 64)));
+      return;
+    }
     for (int64_t j = 0; j < per; ++j) {
       Value local = per == 1 ? k.div(k.mul(it, share), iters)
                              : k.add(k.mul(it, per), k.idx(j));
@@ -436,25 +466,22 @@ struct BlockedLoop {
                       k.idx(total - 1));
       Value t = k.div(i, lines);
       Value at = k.min(k.mul(k.sub(i, k.mul(t, lines)), 64), k.idx(bytes - 1));
-      memref::PrefetchOp::create(b, cache.bytes,
-                                 ValueRange{k.add(load(aheadTable, {t}), at)},
-                                 /*isWrite=*/false, prefetchLocality(),
-                                 /*isDataCache=*/true);
+      prefetch(k.add(load(aheadTable, {t}), at));
     }
   }
   /// The next block's V lines, from the value loops of head kh: row tile
   /// `tile` of `tiles`, channel slice `slice` of `slices`, each running
   /// tb / 2 token-pair iterations. Called once per slice (tp null) and
-  /// once per pair; prefetches at the pair level unless a head's loops
-  /// have more pair iterations than its share has lines (then per slice,
-  /// rather than each line several times).
+  /// once per pair; prefetches at the pair level when that is at least 4
+  /// lines a pair, else per slice (fewer address computations; the order
+  /// of the lines is what counts, see prefetchShare).
   void prefetchValueShare(Value kh, Value tile, int64_t tiles, Value slice,
                           int64_t slices, Value tp) {
     if (!prefetchValues())
       return;
     int64_t pairs = tb / 2;
     Value it = k.add(k.mul(tile, slices), slice);
-    bool perPair = tiles * slices * pairs <= headShare(valueC);
+    bool perPair = 4 * tiles * slices * pairs <= headShare(valueC);
     if (tp && perPair)
       prefetchShare(valueC, aheadValue, kh, k.add(k.mul(it, pairs), tp),
                     tiles * slices * pairs);
@@ -567,7 +594,8 @@ struct BlockedLoop {
               next.push_back(
                   math::FmaOp::create(b, q[r], key[t], acc[r * T + t]));
           return next;
-        });
+        },
+        /*unroll=*/tileOf(dk / lanes, 16));
   }
 
   /// Scores of head kh's rows over the block into sc (-inf where hidden).

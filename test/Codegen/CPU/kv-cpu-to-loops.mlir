@@ -21,16 +21,19 @@
 // CHECK: scf.parallel
 // CHECK: memref.alloca_scope
 // Scores: a register tile of query rows x tokens of 16-lane partial dot
-// products, accumulated in scf.for iter_args over the row's chunks (K
-// chunks are vector<32xi8> bitcast to f16), each token group first
-// prefetching its part of the next block's lines; the partials of 16 tokens are
+// products, accumulated over the row's chunks in straight-line code (the
+// chunk loop is unrolled; K chunks are vector<32xi8> bitcast to f16), each
+// token group first prefetching its part of the next block's lines; the
+// partials of 16 tokens are
 // reduced together by a shuffle tree; the softmax sums the block's
 // weights; values accumulate in scf.for iter_args over the block's tokens,
 // 2 rows x 64 lanes of accumulators.
 // CHECK: memref.prefetch
-// CHECK: scf.for {{.*}} iter_args({{.*}}) -> (vector<16xf32>, vector<16xf32>
+// CHECK-NOT: scf.for
 // CHECK: vector.load %{{.*}} : memref<?xi8>, vector<32xi8>
 // CHECK: vector.bitcast %{{.*}} : vector<32xi8> to vector<16xf16>
+// CHECK: math.fma %{{.*}}, %[[ZERO:cst[_0-9]*]] : vector<16xf32>
+// CHECK-NOT: scf.for
 // CHECK: math.fma %{{.*}} : vector<16xf32>
 // CHECK: vector.shuffle %{{.*}} [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23] : vector<16xf32>, vector<16xf32>
 // CHECK: vector.reduction <add>
