@@ -119,7 +119,8 @@ struct BlockedLoop {
   /// V: channels per unit (the codes of `lanes` bytes, 8 / bits planes of
   /// `lanes` channels each), units per slice, groups, largest weight.
   int64_t vUnit = 0, vUnits = 0, vGroups = 0, weightMax = 0;
-  // Fixed-point scratch: queries [rows][dk] i16 (chunk-permuted), their
+  // Fixed-point scratch: queries [T][rows][dk] i16 (chunk-permuted, one
+  // copy per token of the score tile), their
   // scales [rows], per-group sums [rows][kGroups]; the block's group
   // scales and zero points [groups][tb] of K and of V; the zero-point term
   // of the scores [headRows][tb]; weights [R'][vGroups][tb] i16, their
@@ -286,7 +287,10 @@ struct BlockedLoop {
       weights = scratch({valueRows, tb}, f32);
     auto i16 = b.getI16Type();
     if (intK) {
-      qInt = scratch({kernel.rows, dk}, i16);
+      // One copy per token of the score tile: each load of a query chunk
+      // then has one use and folds into its pair product (vpmaddwd with a
+      // memory operand) instead of occupying a register.
+      qInt = scratch({scoreTokens, kernel.rows, dk}, i16);
       qScale = scratch({kernel.rows}, f32);
       if (!keyC.quant.getSymmetric()) {
         qSum = scratch({kernel.rows, kGroups}, f32);
@@ -797,7 +801,9 @@ struct BlockedLoop {
             b, arith::MulFOp::create(b, part, k.splat(inv, kChunk)));
         Value fixed =
             arith::FPToSIOp::create(b, k.vec(kChunk, b.getI16Type()), scaled);
-        vector::StoreOp::create(b, fixed, qInt, ValueRange{r, k.idx(c)});
+        for (int64_t copy = 0; copy < scoreTokens; ++copy)
+          vector::StoreOp::create(b, fixed, qInt,
+                                  ValueRange{k.idx(copy), r, k.idx(c)});
       }
       if (qSum) {
         int64_t g = keyC.group();
@@ -844,18 +850,18 @@ struct BlockedLoop {
           k, zero, k.idx(chunks), izero, [&](Value c, ValueRange acc) {
             Value it = k.add(k.mul(sp, chunks), c);
             Value ch = k.mul(it, kChunk);
-            SmallVector<Value> q, key;
-            for (int64_t r = 0; r < R; ++r)
-              q.push_back(
-                  vector::LoadOp::create(b, k.vec(kChunk, b.getI16Type()), qInt,
-                                         ValueRange{k.add(r0, k.idx(r)), ch}));
+            SmallVector<Value> key;
             for (int64_t t = 0; t < T; ++t)
               key.push_back(keyCodes(data[t], ch));
             SmallVector<Value> next;
             for (int64_t r = 0; r < R; ++r)
-              for (int64_t t = 0; t < T; ++t)
+              for (int64_t t = 0; t < T; ++t) {
+                Value q = vector::LoadOp::create(
+                    b, k.vec(kChunk, b.getI16Type()), qInt,
+                    ValueRange{k.idx(t), k.add(r0, k.idx(r)), ch});
                 next.push_back(arith::AddIOp::create(b, acc[r * T + t],
-                                                     pairDot(q[r], key[t])));
+                                                     pairDot(q, key[t])));
+              }
             return next;
           });
     };
