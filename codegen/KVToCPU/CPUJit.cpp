@@ -146,7 +146,7 @@ CPUModule::compile(llvm::StringRef source, const CPUCompileOptions &options) {
   llvm::SmallVector<llvm::StringRef> libs;
   if (result->lowered.find("memrefCopy") != std::string::npos)
     libs.push_back(runnerUtils);
-  if (options.threads > 0)
+  if (options.threads > 1)
     libs.push_back(asyncRuntime);
   engineOptions.sharedLibPaths = libs;
   auto engine = ExecutionEngine::create(*module, engineOptions);
@@ -338,14 +338,14 @@ kvopt::writeCPUBundle(llvm::StringRef source, const CPUCompileOptions &options,
   if (needsCopy)
     argv.push_back(std::string(KVOPT_MLIR_LIB_DIR) +
                    "/libmlir_c_runner_utils.so");
-  if (options.threads > 0) {
+  if (options.threads > 1) {
     argv.push_back(std::string(KVOPT_MLIR_LIB_DIR) +
                    "/libmlir_async_runtime.so");
     // The async runtime's worker pool must not be torn down by a dlclose
     // while the process runs.
     argv.push_back("-Wl,-z,nodelete");
   }
-  if (needsCopy || options.threads > 0)
+  if (needsCopy || options.threads > 1)
     argv.push_back(rpath);
   llvm::SmallVector<llvm::StringRef> argRefs(argv.begin(), argv.end());
   std::string message;

@@ -214,7 +214,11 @@ void kvopt::buildKVToCPUPipeline(OpPassManager &pm,
   if (options.bundleEntries)
     pm.addPass(createKVCPUBundleEntries());
 
-  if (options.threads > 0) {
+  // One thread runs the loops sequentially: the async runtime would run
+  // them on its pool of one thread per hardware thread whatever
+  // num-workers says (num-workers only sets how many blocks it cuts).
+  bool async = options.threads > 1;
+  if (async) {
     AsyncParallelForPassOptions async;
     async.numWorkerThreads = options.threads;
     async.asyncDispatch = false;
@@ -232,7 +236,7 @@ void kvopt::buildKVToCPUPipeline(OpPassManager &pm,
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(arith::createArithExpandOpsPass(
       arith::ArithExpandOpsPassOptions{/*includeBf16=*/true}));
-  if (options.threads > 0)
+  if (async)
     pm.addPass(createConvertAsyncToLLVMPass());
   ConvertVectorToLLVMPassOptions vectorToLLVM;
   vectorToLLVM.reassociateFPReductions = true;

@@ -44,8 +44,8 @@ static cl::opt<bool> intDots("int-dots",
                              cl::init(true));
 static cl::opt<unsigned>
     threads("worker-threads",
-            cl::desc("async-runtime workers for the parallel loops (the "
-                     "pipeline's threads option); 0 = "
+            cl::desc("async-runtime parallel blocks for the parallel loops "
+                     "(the pipeline's threads option); 0 or 1 = "
                      "sequential"),
             cl::init(0));
 static cl::opt<unsigned> optLevel("O", cl::desc("LLVM optimization level"),

@@ -25,7 +25,7 @@ struct CPUCompileOptions {
   int64_t blockTokens = 16;  ///< block-tokens
   int64_t vectorBits = 0;    ///< vector-bits (0 = the host's widest)
   bool intDots = true;       ///< int-dots
-  unsigned threads = 0;      ///< async worker threads (0 = sequential)
+  unsigned threads = 0;      ///< async parallel blocks (0 or 1 = sequential)
   unsigned optLevel = 3;     ///< LLVM -O level
   bool keepObject = false;   ///< allow dumpObject()
 };

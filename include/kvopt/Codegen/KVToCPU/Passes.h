@@ -51,9 +51,10 @@ struct KVToCPUPipelineOptions
       llvm::cl::init(true)};
   Option<unsigned> threads{
       *this, "threads",
-      llvm::cl::desc("worker threads for scf.parallel loops through the "
-                     "async runtime (libmlir_async_runtime.so); 0 = run "
-                     "them sequentially, no runtime library needed"),
+      llvm::cl::desc("parallel blocks for scf.parallel loops on the async "
+                     "runtime (libmlir_async_runtime.so, whose pool has a "
+                     "thread per hardware thread); 0 or 1 = run them "
+                     "sequentially, no runtime library needed"),
       llvm::cl::init(0)};
   Option<bool> emitCInterface{
       *this, "emit-c-interface",
