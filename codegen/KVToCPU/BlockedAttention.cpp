@@ -79,8 +79,8 @@ forWithArgs(KB &k, Value lb, Value ub, ValueRange inits,
   if (unroll > 1) {
     // Unrolling replaces the loop's results (and, fully unrolled, the loop
     // itself): a placeholder use carries them through.
-    auto holder = UnrealizedConversionCastOp::create(
-        b, loop.getResultTypes(), loop.getResults());
+    auto holder = UnrealizedConversionCastOp::create(b, loop.getResultTypes(),
+                                                     loop.getResults());
     (void)loopUnrollByFactor(loop, unroll);
     SmallVector<Value> values(holder.getOperands());
     holder.erase();
@@ -434,10 +434,11 @@ struct BlockedLoop {
   ///
   /// The lines are taken in address order, token after token and every
   /// head of a token (the page layout), not head kh's rows: memory then
-  /// sees one sequential stream per page, and the reads of head kh hit
-  /// lines fetched while the earlier heads ran. Measured on Zen 3 with
-  /// shuffled 64 KiB pages read head by head, 2 threads: 21-23 GB/s in
-  /// address order against 14-15 for the same lines in head order
+  /// sees one sequential stream per page, and each head's reads in the
+  /// next block hit lines fetched during this one. Measured on Zen 3 with
+  /// shuffled 64 KiB pages read head by head, 2 threads
+  /// (tools/kvopt-bench/profile/prefetch-order.cpp): 19-20 GB/s in
+  /// address order against 13-15 for the same lines in head order
   /// (docs/CPU.md). With more iterations than lines, line
   /// floor(it * share / iters) (each line a few times, evenly spread).
   void prefetchShare(const ComponentLayout &c, Value aheadTable, Value kh,
@@ -457,8 +458,8 @@ struct BlockedLoop {
         lines % per == 0 && bytes % 64 == 0) {
       Value i0 = k.add(first, k.mul(it, per));
       Value t = k.div(i0, lines);
-      Value row = k.add(load(aheadTable, {t}),
-                        k.mul(k.sub(i0, k.mul(t, lines)), 64));
+      Value row =
+          k.add(load(aheadTable, {t}), k.mul(k.sub(i0, k.mul(t, lines)), 64));
       for (int64_t j = 0; j < per; ++j)
         prefetch(k.add(row, k.idx(j * 64)));
       return;
@@ -466,8 +467,8 @@ struct BlockedLoop {
     for (int64_t j = 0; j < per; ++j) {
       Value local = per == 1 ? k.div(k.mul(it, share), iters)
                              : k.add(k.mul(it, per), k.idx(j));
-      Value i = k.min(k.add(first, k.min(local, k.idx(share - 1))),
-                      k.idx(total - 1));
+      Value i =
+          k.min(k.add(first, k.min(local, k.idx(share - 1))), k.idx(total - 1));
       Value t = k.div(i, lines);
       Value at = k.min(k.mul(k.sub(i, k.mul(t, lines)), 64), k.idx(bytes - 1));
       prefetch(k.add(load(aheadTable, {t}), at));
@@ -584,7 +585,8 @@ struct BlockedLoop {
       data.push_back(stageK ? Value() : rowData(keyC, t, kh));
     SmallVector<Value> init(R * T, k.splat(k.f32(0), lanes));
     return forWithArgs(
-        k, k.idx(0), k.idx(dk / lanes), init, [&](Value c, ValueRange acc) {
+        k, k.idx(0), k.idx(dk / lanes), init,
+        [&](Value c, ValueRange acc) {
           Value lane = k.mul(c, lanes);
           SmallVector<Value> q, key;
           for (int64_t r = 0; r < R; ++r)
@@ -965,55 +967,53 @@ struct BlockedLoop {
         bool oneGroup = g % width == 0;
         SmallVector<Value> izero(R * vUnits * planes, k.splat(k.i32(0), lanes));
         SmallVector<Value> sums = forWithArgs(
-              k, zero, k.idx(tb / 2), izero, [&](Value tp, ValueRange acc) {
-                Value t0 = k.mul(tp, 2), t1 = k.add(t0, k.idx(1));
-                prefetchValueShare(kh, tile, headRows / R, slice, dv / width,
-                                   tp);
-                Value d0 = rowData(valueC, t0, kh),
-                      d1 = rowData(valueC, t1, kh);
-                // pairs[u][m]: plane m of unit u, the two tokens' codes
-                // interleaved per channel.
-                SmallVector<Value> pairs;
+            k, zero, k.idx(tb / 2), izero, [&](Value tp, ValueRange acc) {
+              Value t0 = k.mul(tp, 2), t1 = k.add(t0, k.idx(1));
+              prefetchValueShare(kh, tile, headRows / R, slice, dv / width, tp);
+              Value d0 = rowData(valueC, t0, kh), d1 = rowData(valueC, t1, kh);
+              // pairs[u][m]: plane m of unit u, the two tokens' codes
+              // interleaved per channel.
+              SmallVector<Value> pairs;
+              for (int64_t u = 0; u < vUnits; ++u) {
+                Value at = k.div(
+                    k.mul(k.add(lane0, k.idx(u * vUnit)), valueC.bits()), 8);
+                auto bytesOf = [&](Value d) {
+                  return k.loadBytes(cache.bytes, k.add(d, at),
+                                     k.vec(lanes, b.getI8Type()));
+                };
+                SmallVector<Value> p0 = planesOf(valueC, bytesOf(d0));
+                SmallVector<Value> p1 = planesOf(valueC, bytesOf(d1));
+                for (int64_t m = 0; m < planes; ++m)
+                  pairs.push_back(widen(
+                      valueC, vector::InterleaveOp::create(b, p0[m], p1[m])));
+              }
+              SmallVector<Value> next;
+              for (int64_t rr = 0; rr < R; ++rr) {
+                Value wpair;
                 for (int64_t u = 0; u < vUnits; ++u) {
-                  Value at = k.div(
-                      k.mul(k.add(lane0, k.idx(u * vUnit)), valueC.bits()), 8);
-                  auto bytesOf = [&](Value d) {
-                    return k.loadBytes(cache.bytes, k.add(d, at),
-                                       k.vec(lanes, b.getI8Type()));
-                  };
-                  SmallVector<Value> p0 = planesOf(valueC, bytesOf(d0));
-                  SmallVector<Value> p1 = planesOf(valueC, bytesOf(d1));
-                  for (int64_t m = 0; m < planes; ++m)
-                    pairs.push_back(widen(
-                        valueC, vector::InterleaveOp::create(b, p0[m], p1[m])));
-                }
-                SmallVector<Value> next;
-                for (int64_t rr = 0; rr < R; ++rr) {
-                  Value wpair;
-                  for (int64_t u = 0; u < vUnits; ++u) {
-                    if (!wpair || !oneGroup) {
-                      Value gi = k.div(k.add(lane0, k.idx(u * vUnit)), g);
-                      Value two = vector::LoadOp::create(
-                          b, k.vec(2, b.getI16Type()), wInt,
-                          ValueRange{k.idx(rr), gi, t0});
-                      Value word = vector::ExtractOp::create(
-                          b,
-                          vector::BitCastOp::create(b, k.vec(1, b.getI32Type()),
-                                                    two),
-                          ArrayRef<int64_t>{0});
-                      wpair = vector::BitCastOp::create(
-                          b, k.vec(2 * lanes, b.getI16Type()),
-                          k.splat(word, lanes));
-                    }
-                    for (int64_t m = 0; m < planes; ++m) {
-                      int64_t at = (rr * vUnits + u) * planes + m;
-                      next.push_back(arith::AddIOp::create(
-                          b, acc[at], pairDot(pairs[u * planes + m], wpair)));
-                    }
+                  if (!wpair || !oneGroup) {
+                    Value gi = k.div(k.add(lane0, k.idx(u * vUnit)), g);
+                    Value two = vector::LoadOp::create(
+                        b, k.vec(2, b.getI16Type()), wInt,
+                        ValueRange{k.idx(rr), gi, t0});
+                    Value word = vector::ExtractOp::create(
+                        b,
+                        vector::BitCastOp::create(b, k.vec(1, b.getI32Type()),
+                                                  two),
+                        ArrayRef<int64_t>{0});
+                    wpair = vector::BitCastOp::create(
+                        b, k.vec(2 * lanes, b.getI16Type()),
+                        k.splat(word, lanes));
+                  }
+                  for (int64_t m = 0; m < planes; ++m) {
+                    int64_t at = (rr * vUnits + u) * planes + m;
+                    next.push_back(arith::AddIOp::create(
+                        b, acc[at], pairDot(pairs[u * planes + m], wpair)));
                   }
                 }
-                return next;
-              });
+              }
+              return next;
+            });
         // Once per block: planes back in channel order, converted, scaled.
         for (int64_t rr = 0; rr < R; ++rr) {
           Value lr = k.add(lr0, k.idx(rr)), r = k.add(r0, k.idx(rr));
@@ -1128,28 +1128,27 @@ struct BlockedLoop {
         // Two tokens per iteration (blocks are whole vectors of lanes, so
         // even): half the loop control and address arithmetic.
         SmallVector<Value> accs = forWithArgs(
-              k, zero, k.idx(tb / 2), init, [&](Value tp, ValueRange acc) {
-                SmallVector<Value> next(acc.begin(), acc.end());
-                prefetchValueShare(kh, tile, headRows / R, slice, dv / width,
-                                   tp);
-                for (int64_t half = 0; half < 2; ++half) {
-                  Value t = k.add(k.mul(tp, 2), k.idx(half));
-                  Value data = stageV ? Value() : rowData(valueC, t, kh);
-                  SmallVector<Value> v;
-                  for (int64_t c = 0; c < valueChunks; ++c)
-                    v.push_back(chunk(valueC, valueStage, foldV, t, kh, data,
-                                      k.add(lane0, k.idx(c * lanes))));
-                  for (int64_t rr = 0; rr < R; ++rr) {
-                    Value p =
-                        k.splat(load(w, {k.add(wRow0, k.idx(rr)), t}), lanes);
-                    for (int64_t c = 0; c < valueChunks; ++c) {
-                      Value &a = next[rr * valueChunks + c];
-                      a = math::FmaOp::create(b, p, v[c], a);
-                    }
+            k, zero, k.idx(tb / 2), init, [&](Value tp, ValueRange acc) {
+              SmallVector<Value> next(acc.begin(), acc.end());
+              prefetchValueShare(kh, tile, headRows / R, slice, dv / width, tp);
+              for (int64_t half = 0; half < 2; ++half) {
+                Value t = k.add(k.mul(tp, 2), k.idx(half));
+                Value data = stageV ? Value() : rowData(valueC, t, kh);
+                SmallVector<Value> v;
+                for (int64_t c = 0; c < valueChunks; ++c)
+                  v.push_back(chunk(valueC, valueStage, foldV, t, kh, data,
+                                    k.add(lane0, k.idx(c * lanes))));
+                for (int64_t rr = 0; rr < R; ++rr) {
+                  Value p =
+                      k.splat(load(w, {k.add(wRow0, k.idx(rr)), t}), lanes);
+                  for (int64_t c = 0; c < valueChunks; ++c) {
+                    Value &a = next[rr * valueChunks + c];
+                    a = math::FmaOp::create(b, p, v[c], a);
                   }
                 }
-                return next;
-              });
+              }
+              return next;
+            });
         for (int64_t rr = 0; rr < R; ++rr)
           for (int64_t c = 0; c < valueChunks; ++c)
             storeVec(accs[rr * valueChunks + c], task.acc,
