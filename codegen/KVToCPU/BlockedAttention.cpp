@@ -408,12 +408,6 @@ struct BlockedLoop {
   static int64_t rowBytes(const ComponentLayout &c) {
     return c.dim * c.bits() / 8;
   }
-  /// Lines a row can touch: ceil(bytes / 64), one more when rows do not
-  /// start on line boundaries.
-  static int64_t rowLines(const ComponentLayout &c) {
-    int64_t bytes = rowBytes(c);
-    return (bytes + 63) / 64 + (bytes % 64 ? 1 : 0);
-  }
   /// Whether V rows are separate from K rows (not MLA) and get prefetched.
   bool prefetchValues() const { return !spec.mla && valueC.present; }
 

@@ -146,7 +146,9 @@ CPUModule::compile(llvm::StringRef source, const CPUCompileOptions &options) {
   llvm::SmallVector<llvm::StringRef> libs;
   if (result->lowered.find("memrefCopy") != std::string::npos)
     libs.push_back(runnerUtils);
-  if (options.threads > 1)
+  // The pipeline decides whether loops run on the async runtime (threads
+  // >= 2); the lowered code says whether they do.
+  if (result->lowered.find("@mlirAsyncRuntime") != std::string::npos)
     libs.push_back(asyncRuntime);
   engineOptions.sharedLibPaths = libs;
   auto engine = ExecutionEngine::create(*module, engineOptions);
@@ -338,14 +340,17 @@ kvopt::writeCPUBundle(llvm::StringRef source, const CPUCompileOptions &options,
   if (needsCopy)
     argv.push_back(std::string(KVOPT_MLIR_LIB_DIR) +
                    "/libmlir_c_runner_utils.so");
-  if (options.threads > 1) {
+  bool needsAsync = llvm::any_of(llvmModule->functions(), [](auto &f) {
+    return f.getName().starts_with("mlirAsyncRuntime");
+  });
+  if (needsAsync) {
     argv.push_back(std::string(KVOPT_MLIR_LIB_DIR) +
                    "/libmlir_async_runtime.so");
     // The async runtime's worker pool must not be torn down by a dlclose
     // while the process runs.
     argv.push_back("-Wl,-z,nodelete");
   }
-  if (needsCopy || options.threads > 1)
+  if (needsCopy || needsAsync)
     argv.push_back(rpath);
   llvm::SmallVector<llvm::StringRef> argRefs(argv.begin(), argv.end());
   std::string message;
