@@ -31,47 +31,74 @@
 using namespace kvopt;
 namespace cl = llvm::cl;
 
-static cl::list<int64_t> contexts("contexts", cl::desc("context lengths"),
+static cl::OptionCategory benchCategory("kvopt-bench options");
+
+static cl::list<int64_t> contexts("contexts", cl::cat(benchCategory),
+                                  cl::desc("context lengths"),
                                   cl::CommaSeparated);
-static cl::list<std::string> kvTypes("kv-types", cl::desc("f16,int8,int4"),
+static cl::list<std::string> kvTypes("kv-types", cl::cat(benchCategory),
+                                     cl::desc("f16,int8,int4"),
                                      cl::CommaSeparated);
-static cl::opt<unsigned> threads("bench-threads",
+static cl::opt<unsigned> threads("bench-threads", cl::cat(benchCategory),
                                  cl::desc("worker threads (0 = all cores)"),
                                  cl::init(0));
-static cl::opt<int64_t> pageSize("bench-page-size", cl::init(16));
+static cl::opt<int64_t> pageSize("bench-page-size", cl::cat(benchCategory),
+                                 cl::desc("tokens per cache page"),
+                                 cl::init(16));
+static cl::opt<int64_t> kvHeadsOpt("bench-kv-heads", cl::cat(benchCategory),
+                                   cl::desc("KV heads"), cl::init(8));
+static cl::opt<int64_t> groupOpt("bench-group", cl::cat(benchCategory),
+                                 cl::desc("query heads per KV head"),
+                                 cl::init(4));
 static cl::opt<int64_t>
-    kvSplits("bench-kv-splits",
+    kvSplits("bench-kv-splits", cl::cat(benchCategory),
              cl::desc("0 = one split per split-tokens keys, at most 64"),
              cl::init(0));
 static cl::opt<int64_t> splitTokens("bench-split-tokens",
+                                    cl::cat(benchCategory),
                                     cl::desc("split-tokens of the pipeline"),
                                     cl::init(128));
 static cl::opt<int64_t> blockTokens("bench-block-tokens",
+                                    cl::cat(benchCategory),
                                     cl::desc("block-tokens of the pipeline"),
                                     cl::init(16));
 static cl::opt<int64_t>
-    vectorBits("bench-vector-bits",
+    vectorBits("bench-vector-bits", cl::cat(benchCategory),
                cl::desc("vector-bits of the pipeline (0 = the host's)"),
                cl::init(0));
 static cl::opt<bool>
-    intDots("bench-int-dots",
+    intDots("bench-int-dots", cl::cat(benchCategory),
             cl::desc("int-dots of the pipeline (fixed-point dot products)"),
             cl::init(true));
 static cl::opt<double>
-    touchGiB("touch-gib",
+    touchGiB("touch-gib", cl::cat(benchCategory),
              cl::desc("KV GiB one measured step reads (cycled layers)"),
              cl::init(1.5));
-static cl::opt<double> streamGiB("stream-gib", cl::init(2.0));
-static cl::opt<int> repeats("bench-repeats", cl::init(3));
+static cl::opt<double>
+    streamGiB("stream-gib", cl::cat(benchCategory),
+              cl::desc("GiB of the streaming-read bandwidth buffer"),
+              cl::init(2.0));
+static cl::opt<int>
+    repeats("bench-repeats", cl::cat(benchCategory),
+            cl::desc("timed passes over the layers (the best is printed)"),
+            cl::init(3));
 static cl::opt<bool> viaBundle(
-    "bench-bundle",
+    "bench-bundle", cl::cat(benchCategory),
     cl::desc("run the kernels from a runtime kernel bundle (writeCPUBundle's "
              "kernels.cpu.so, entry kvopt_entry_decode over the expanded "
              "ABI, as the runtime's cpu backend calls it) instead of the "
              "ExecutionEngine's JIT"),
     cl::init(false));
+static cl::opt<std::string> compare(
+    "bench-compare", cl::cat(benchCategory),
+    cl::desc("also compile every case with these pipeline options changed "
+             "(comma-separated name=value: threads, splits, split-tokens, "
+             "block-tokens, vector-bits, int-dots) and time both builds in "
+             "paired, alternating rounds; prints the other build's median "
+             "and the median ratio other / this"),
+    cl::init(""));
 static cl::opt<std::string>
-    dumpObject("dump-object",
+    dumpObject("dump-object", cl::cat(benchCategory),
                cl::desc("write the first compiled kernel's object file"),
                cl::init(""));
 
@@ -309,8 +336,84 @@ static KVType kvType(const std::string &name, int64_t heads, int64_t dim) {
   std::exit(2);
 }
 
+static double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/// Parses --bench-compare into `options`; false (after a message naming
+/// the option) for an unknown name or a bad value.
+static bool parseCompare(CPUCompileOptions &options) {
+  llvm::SmallVector<llvm::StringRef> items;
+  llvm::StringRef(compare).split(items, ',', -1, /*KeepEmpty=*/false);
+  if (items.empty()) {
+    llvm::errs() << "kvopt-bench: --bench-compare: expected name=value\n";
+    return false;
+  }
+  for (llvm::StringRef item : items) {
+    auto [name, text] = item.split('=');
+    name = name.trim();
+    text = text.trim();
+    int64_t value = 0;
+    bool isBool = name == "int-dots";
+    if (isBool && (text == "true" || text == "false"))
+      value = text == "true";
+    else if (text.empty() || text.getAsInteger(10, value) || value < 0) {
+      llvm::errs() << "kvopt-bench: --bench-compare: '" << item
+                   << "' needs a non-negative integer"
+                   << (isBool ? " or true/false" : "") << "\n";
+      return false;
+    }
+    if (name == "threads")
+      options.threads = static_cast<unsigned>(value);
+    else if (name == "splits")
+      options.splits = value;
+    else if (name == "split-tokens")
+      options.splitTokens = value;
+    else if (name == "block-tokens")
+      options.blockTokens = value;
+    else if (name == "vector-bits")
+      options.vectorBits = value;
+    else if (isBool)
+      options.intDots = value != 0;
+    else {
+      llvm::errs() << "kvopt-bench: --bench-compare: unknown pipeline option '"
+                   << name
+                   << "' (threads, splits, split-tokens, block-tokens, "
+                      "vector-bits, int-dots)\n";
+      return false;
+    }
+  }
+  return true;
+}
+static void applyCompare(CPUCompileOptions &options) {
+  (void)parseCompare(options); // validated in main
+}
+
 int main(int argc, char **argv) {
+  cl::HideUnrelatedOptions(benchCategory);
   cl::ParseCommandLineOptions(argc, argv, "kvopt CPU decode-attention bench\n");
+  for (auto *opt : {&kvHeadsOpt, &groupOpt, &pageSize})
+    if (*opt < 1) {
+      llvm::errs() << "kvopt-bench: --" << opt->ArgStr
+                   << " must be at least 1\n";
+      return 2;
+    }
+  if (repeats < 1) {
+    llvm::errs() << "kvopt-bench: --bench-repeats must be at least 1\n";
+    return 2;
+  }
+  if (!compare.empty()) {
+    CPUCompileOptions probe;
+    if (!parseCompare(probe))
+      return 2;
+    if (viaBundle) {
+      llvm::errs() << "kvopt-bench: --bench-compare times JIT builds; it "
+                      "cannot be used with --bench-bundle\n";
+      return 2;
+    }
+  }
   if (contexts.empty())
     for (int64_t c : {1024, 4096, 16384, 32768})
       contexts.push_back(c);
@@ -318,7 +421,7 @@ int main(int argc, char **argv) {
     for (const char *t : {"f16", "int8", "int4"})
       kvTypes.push_back(t);
   unsigned n = threads ? threads : std::thread::hardware_concurrency();
-  const int64_t hq = 32, hkv = 8, dim = 128, batch = 1;
+  const int64_t hkv = kvHeadsOpt, hq = hkv * groupOpt, dim = 128, batch = 1;
 
   double bandwidth = measureBandwidth(n);
   std::printf("streaming read bandwidth: %.1f GB/s (%u threads, %.1f GiB "
@@ -364,7 +467,8 @@ int main(int argc, char **argv) {
         cache << ", key = " << type.encoding << ", value = " << type.encoding;
       cache << ">";
       std::ostringstream src;
-      std::string q = "1x32x1x128xf16",
+      std::string q = "1x" + std::to_string(hq) + "x1x" + std::to_string(dim) +
+                      "xf16",
                   bt = "1x" + std::to_string(pages) + "xi32";
       src << "func.func @decode(%q: memref<" << q << ">, %c: " << cache.str()
           << ", %lens: memref<1xi32>, %bt: memref<" << bt << ">, %out: memref<"
@@ -390,6 +494,7 @@ int main(int argc, char **argv) {
       options.intDots = intDots;
       options.keepObject = !dumpObject.empty();
       void (*bundleEntry)(void **) = nullptr;
+      void (*altEntry)(void **) = nullptr;
       llvm::Expected<void (*)(void **)> entry = bundleEntry;
       if (viaBundle) {
         CPUBundleOptions where;
@@ -424,6 +529,22 @@ int main(int argc, char **argv) {
         }
         keep.push_back(std::move(*module));
         entry = keep.back()->entry("decode");
+        if (!compare.empty()) {
+          CPUCompileOptions alt = options;
+          applyCompare(alt);
+          auto other = CPUModule::compile(src.str(), alt);
+          if (!other) {
+            llvm::errs() << llvm::toString(other.takeError()) << "\n";
+            return 1;
+          }
+          keep.push_back(std::move(*other));
+          auto otherEntry = keep.back()->entry("decode");
+          if (!otherEntry) {
+            llvm::errs() << llvm::toString(otherEntry.takeError()) << "\n";
+            return 1;
+          }
+          altEntry = *otherEntry;
+        }
       }
       if (!entry) {
         llvm::errs() << llvm::toString(entry.takeError()) << "\n";
@@ -506,6 +627,29 @@ int main(int argc, char **argv) {
                   typeName.c_str(), (long long)ctx, (long long)layers,
                   best * 1e6, kvBytes / 1e6, gbs, 100 * gbs / bandwidth,
                   fmaBound, 100 * gbs / fmaBound);
+      if (altEntry) {
+        // Paired rounds: this build then the other, each a pass over every
+        // layer, so that both see the same machine state.
+        auto base = *entry;
+        std::vector<double> us[2], ratio;
+        for (int r = 0; r < std::max(repeats.getValue(), 5); ++r) {
+          for (int v = 0; v < 2; ++v) {
+            entry = v ? altEntry : base;
+            auto start = Clock::now();
+            for (int64_t l = 0; l < layers; ++l)
+              runLayer(l);
+            us[v].push_back(seconds(start, Clock::now()) / layers * 1e6);
+          }
+          ratio.push_back(us[1].back() / us[0].back());
+        }
+        entry = base;
+        std::printf(
+            "  vs %s: us/layer median %.1f against %.1f, paired "
+            "ratio median %.3f (%.3f-%.3f over %zu rounds)\n",
+            compare.c_str(), median(us[1]), median(us[0]), median(ratio),
+            *std::min_element(ratio.begin(), ratio.end()),
+            *std::max_element(ratio.begin(), ratio.end()), ratio.size());
+      }
       std::fflush(stdout);
     }
   }

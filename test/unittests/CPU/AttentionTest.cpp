@@ -75,6 +75,20 @@ TEST(CPUAttention, MultiQueryWithoutLse) {
   runSeeds(c);
 }
 
+TEST(CPUAttention, MultiQueryEveryEncoding) {
+  // One KV head (MQA) at head dim 128, as kvopt-bench --bench-kv-heads=1
+  // runs it: every encoding, fixed-point path included.
+  for (auto &[name, q] : encodingZoo(128)) {
+    SCOPED_TRACE(name);
+    AttentionCase c = baseCase(16, 128, 4, ScalarType::F16);
+    c.cache.kvHeads = 1;
+    c.queryHeads = 4;
+    c.cache.key = q;
+    c.cache.value = q;
+    runSeeds(c);
+  }
+}
+
 TEST(CPUAttention, EveryEncodingPaged) {
   for (auto &[name, q] : encodingZoo(64)) {
     SCOPED_TRACE(name);
