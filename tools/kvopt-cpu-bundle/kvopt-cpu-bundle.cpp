@@ -19,45 +19,48 @@
 
 namespace cl = llvm::cl;
 
-static cl::opt<std::string> input(cl::Positional, cl::desc("<input.mlir>"),
-                                  cl::Required);
-static cl::opt<std::string> outDir("o", cl::desc("output folder"),
-                                   cl::Required);
-static cl::opt<int64_t> splits("kv-splits",
+static cl::OptionCategory toolCategory("kvopt-cpu-bundle options");
+static cl::opt<std::string> input(cl::Positional, cl::cat(toolCategory),
+                                  cl::desc("<input.mlir>"), cl::Required);
+static cl::opt<std::string> outDir("o", cl::cat(toolCategory),
+                                   cl::desc("output folder"), cl::Required);
+static cl::opt<int64_t> splits("kv-splits", cl::cat(toolCategory),
                                cl::desc("key splits per sequence in "
                                         "attention; 0 = automatic"),
                                cl::init(0));
-static cl::opt<int64_t> splitTokens("split-tokens",
+static cl::opt<int64_t> splitTokens("split-tokens", cl::cat(toolCategory),
                                     cl::desc("fewest keys one split processes"),
                                     cl::init(128));
 static cl::opt<int64_t>
-    blockTokens("block-tokens", cl::desc("keys scored per online-softmax step"),
-                cl::init(16));
+    blockTokens("block-tokens", cl::cat(toolCategory),
+                cl::desc("keys scored per online-softmax step"), cl::init(16));
 static cl::opt<int64_t>
-    vectorBits("vector-bits",
+    vectorBits("vector-bits", cl::cat(toolCategory),
                cl::desc("f32 vector width the attention kernels are tiled "
                         "for (128, 256, 512); 0 = the host CPU's widest"),
                cl::init(0));
-static cl::opt<bool> intDots("int-dots",
+static cl::opt<bool> intDots("int-dots", cl::cat(toolCategory),
                              cl::desc("fixed-point dot products for "
                                       "token-axis integer K/V codes"),
                              cl::init(true));
 static cl::opt<unsigned>
-    threads("worker-threads",
+    threads("worker-threads", cl::cat(toolCategory),
             cl::desc("async-runtime parallel blocks for the parallel loops "
                      "(the pipeline's threads option); 0 or 1 = "
                      "sequential"),
             cl::init(0));
-static cl::opt<unsigned> optLevel("O", cl::desc("LLVM optimization level"),
+static cl::opt<unsigned> optLevel("O", cl::cat(toolCategory),
+                                  cl::desc("LLVM optimization level"),
                                   cl::init(3), cl::Prefix);
 static cl::opt<std::string>
-    cxx("cxx",
+    cxx("cxx", cl::cat(toolCategory),
         cl::desc("C++ compiler driver that links the shared object "
                  "(default: the one kvopt was built with)"),
         cl::init(""));
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
+  cl::HideUnrelatedOptions(toolCategory);
   cl::ParseCommandLineOptions(argc, argv, "kvopt CPU kernel bundle writer\n");
   if (optLevel > 3) {
     llvm::errs() << "kvopt-cpu-bundle: option '-O' must be 0..3, got "

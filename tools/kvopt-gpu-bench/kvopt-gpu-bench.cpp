@@ -39,41 +39,44 @@ using namespace kvopt::gpu_test;
 namespace ref = kvopt::reference;
 namespace cl = llvm::cl;
 
-static cl::list<int64_t> contexts("contexts",
+static cl::OptionCategory toolCategory("kvopt-gpu-bench options");
+static cl::list<int64_t> contexts("contexts", cl::cat(toolCategory),
                                   cl::desc("context lengths (default "
                                            "1024,4096,16384,32768)"),
                                   cl::CommaSeparated);
-static cl::list<std::string> kvTypes("kv-types",
+static cl::list<std::string> kvTypes("kv-types", cl::cat(toolCategory),
                                      cl::desc("f16,int8,int4 (default all)"),
                                      cl::CommaSeparated);
-static cl::opt<int64_t> batch("batch", cl::desc("sequences per step"),
-                              cl::init(8));
-static cl::opt<int64_t> qHeads("q-heads", cl::init(32));
-static cl::opt<int64_t> kvHeads("kv-heads", cl::init(8));
-static cl::opt<int64_t> headDim("head-dim", cl::init(128));
-static cl::opt<int64_t> pageSize("page-size", cl::init(16));
-static cl::opt<int> repeats("repeats", cl::desc("timed steps per case"),
-                            cl::init(20));
-static cl::opt<std::string> chip("chip",
+static cl::opt<int64_t> batch("batch", cl::cat(toolCategory),
+                              cl::desc("sequences per step"), cl::init(8));
+static cl::opt<int64_t> qHeads("q-heads", cl::cat(toolCategory), cl::init(32));
+static cl::opt<int64_t> kvHeads("kv-heads", cl::cat(toolCategory), cl::init(8));
+static cl::opt<int64_t> headDim("head-dim", cl::cat(toolCategory),
+                                cl::init(128));
+static cl::opt<int64_t> pageSize("page-size", cl::cat(toolCategory),
+                                 cl::init(16));
+static cl::opt<int> repeats("repeats", cl::cat(toolCategory),
+                            cl::desc("timed steps per case"), cl::init(20));
+static cl::opt<std::string> chip("chip", cl::cat(toolCategory),
                                  cl::desc("target the kernels are generated "
                                           "for (sm_80, sm_90)"),
                                  cl::init("sm_90"));
-static cl::opt<int> device("device", cl::desc("CUDA device ordinal"),
-                           cl::init(0));
+static cl::opt<int> device("device", cl::cat(toolCategory),
+                           cl::desc("CUDA device ordinal"), cl::init(0));
 static cl::opt<std::string>
-    toolkit("toolkit",
+    toolkit("toolkit", cl::cat(toolCategory),
             cl::desc("CUDA toolkit folder; default $CUDA_HOME or "
                      "/usr/local/cuda"),
             cl::init(""));
-static cl::opt<bool> requireGpu("require-gpu",
+static cl::opt<bool> requireGpu("require-gpu", cl::cat(toolCategory),
                                 cl::desc("exit 1 when no GPU is found"),
                                 cl::init(false));
 static cl::opt<bool>
-    emulate("emulate",
+    emulate("emulate", cl::cat(toolCategory),
             cl::desc("run the cases under the SIMT emulator (numerics and "
                      "launch plan only; no GPU)"),
             cl::init(false));
-static cl::opt<double> copyGiB("copy-gib",
+static cl::opt<double> copyGiB("copy-gib", cl::cat(toolCategory),
                                cl::desc("device-to-device copy that measures "
                                         "the bandwidth reference"),
                                cl::init(2.0));
@@ -324,6 +327,7 @@ rt::Status measureCopy(Gpu &gpu) {
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
+  cl::HideUnrelatedOptions(toolCategory);
   cl::ParseCommandLineOptions(argc, argv,
                               "kvopt GPU decode-attention bandwidth bench\n");
   std::vector<int64_t> ctxs(contexts.begin(), contexts.end());

@@ -49,31 +49,33 @@
 using namespace mlir;
 namespace cl = llvm::cl;
 
-static cl::opt<std::string> input(cl::Positional, cl::desc("<input.mlir>"),
-                                  cl::Required);
-static cl::opt<std::string> outDir("o", cl::desc("output folder"),
-                                   cl::Required);
+static cl::OptionCategory toolCategory("kvopt-gpu-bundle options");
+static cl::opt<std::string> input(cl::Positional, cl::cat(toolCategory),
+                                  cl::desc("<input.mlir>"), cl::Required);
+static cl::opt<std::string> outDir("o", cl::cat(toolCategory),
+                                   cl::desc("output folder"), cl::Required);
 static cl::opt<std::string>
-    toolkit("toolkit",
+    toolkit("toolkit", cl::cat(toolCategory),
             cl::desc("CUDA toolkit folder (libdevice); default $CUDA_HOME or "
                      "/usr/local/cuda"),
             cl::init(""));
 static cl::list<std::string>
-    chips("chip", cl::desc("sm_80, sm_90, simt (repeat; default all three)"),
+    chips("chip", cl::cat(toolCategory),
+          cl::desc("sm_80, sm_90, simt (repeat; default all three)"),
           cl::ZeroOrMore);
-static cl::opt<bool> ptxOnly("ptx-only",
+static cl::opt<bool> ptxOnly("ptx-only", cl::cat(toolCategory),
                              cl::desc("write only kernels.<chip>.ptx, no "
                                       "layout, manifests or simt-so"),
                              cl::init(false));
 static cl::opt<std::string>
-    simtSizing("simt-sizing",
+    simtSizing("simt-sizing", cl::cat(toolCategory),
                cl::desc("target description that sizes the simt-so kernels"),
                cl::init("sm_80"));
-static cl::opt<std::string> cxx("cxx",
+static cl::opt<std::string> cxx("cxx", cl::cat(toolCategory),
                                 cl::desc("C++ compiler linking the simt-so"),
                                 cl::init(KVOPT_GPU_BUNDLE_CXX));
 static cl::opt<std::string>
-    simtRuntime("simt-runtime",
+    simtRuntime("simt-runtime", cl::cat(toolCategory),
                 cl::desc("libkvopt_simt_runtime.so the simt-so links"),
                 cl::init(KVOPT_GPU_BUNDLE_SIMT_RUNTIME));
 
@@ -277,6 +279,7 @@ struct Tool {
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
+  cl::HideUnrelatedOptions(toolCategory);
   cl::ParseCommandLineOptions(argc, argv, "kvopt GPU kernel bundle writer\n");
   std::vector<std::string> targets(chips.begin(), chips.end());
   if (targets.empty()) {
