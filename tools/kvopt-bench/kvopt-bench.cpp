@@ -387,9 +387,6 @@ static bool parseCompare(CPUCompileOptions &options) {
   }
   return true;
 }
-static void applyCompare(CPUCompileOptions &options) {
-  (void)parseCompare(options); // validated in main
-}
 
 int main(int argc, char **argv) {
   cl::HideUnrelatedOptions(benchCategory);
@@ -404,9 +401,18 @@ int main(int argc, char **argv) {
     llvm::errs() << "kvopt-bench: --bench-repeats must be at least 1\n";
     return 2;
   }
+  unsigned n = threads ? threads : std::thread::hardware_concurrency();
+  CPUCompileOptions options;
+  options.threads = n;
+  options.splits = kvSplits;
+  options.splitTokens = splitTokens;
+  options.blockTokens = blockTokens;
+  options.vectorBits = vectorBits;
+  options.intDots = intDots;
+  // The other build of --bench-compare: these options with its changes.
+  CPUCompileOptions alt = options;
   if (!compare.empty()) {
-    CPUCompileOptions probe;
-    if (!parseCompare(probe))
+    if (!parseCompare(alt))
       return 2;
     if (viaBundle) {
       llvm::errs() << "kvopt-bench: --bench-compare times JIT builds; it "
@@ -420,7 +426,6 @@ int main(int argc, char **argv) {
   if (kvTypes.empty())
     for (const char *t : {"f16", "int8", "int4"})
       kvTypes.push_back(t);
-  unsigned n = threads ? threads : std::thread::hardware_concurrency();
   const int64_t hkv = kvHeadsOpt, hq = hkv * groupOpt, dim = 128, batch = 1;
 
   double bandwidth = measureBandwidth(n);
@@ -485,13 +490,6 @@ int main(int argc, char **argv) {
           << "  bufferization.materialize_in_destination %o in restrict "
              "writable %out : (tensor<"
           << q << ">, memref<" << q << ">) -> ()\n  return\n}\n";
-      CPUCompileOptions options;
-      options.threads = n;
-      options.splits = kvSplits;
-      options.splitTokens = splitTokens;
-      options.blockTokens = blockTokens;
-      options.vectorBits = vectorBits;
-      options.intDots = intDots;
       options.keepObject = !dumpObject.empty();
       void (*bundleEntry)(void **) = nullptr;
       void (*altEntry)(void **) = nullptr;
@@ -530,8 +528,6 @@ int main(int argc, char **argv) {
         keep.push_back(std::move(*module));
         entry = keep.back()->entry("decode");
         if (!compare.empty()) {
-          CPUCompileOptions alt = options;
-          applyCompare(alt);
           auto other = CPUModule::compile(src.str(), alt);
           if (!other) {
             llvm::errs() << llvm::toString(other.takeError()) << "\n";

@@ -6,53 +6,20 @@ per-instruction counts of FUNCTION (callgrind --dump-instr=yes), maps them
 onto the objdump disassembly, and prints the total divided by UNITS and each
 loop (a backward branch's range) that takes more than 2 per unit.
 """
-import collections
 import re
 import sys
+
+from callgrind import at_objdump_addresses, parse_callgrind, parse_objdump
 
 
 def main():
     out, dis, units, fn = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     unit = sys.argv[5] if len(sys.argv) > 5 else 'unit'
-    names, counts, cur, last = {}, collections.Counter(), False, 0
-    for line in open(out):
-        line = line.rstrip('\n')
-        m = re.match(r'(c?fn)=\((\d+)\)(?: (.*))?', line)
-        if m:
-            if m.group(3):
-                names[m.group(2)] = m.group(3)
-            if m.group(1) == 'fn':
-                cur = names.get(m.group(2), '') == fn
-            continue
-        if not cur or not line or re.match(r'[a-z]+=', line):
-            continue
-        p = line.split()
-        a = p[0]
-        if a.startswith('0x'):
-            addr = int(a, 16)
-        elif a.startswith('+'):
-            addr = last + int(a[1:])
-        elif a.startswith('-'):
-            addr = last - int(a[1:])
-        elif a == '*':
-            addr = last
-        else:
-            continue
-        last = addr
-        if len(p) >= 3:
-            counts[addr] += int(p[2])
-    text, start = {}, None
-    for line in open(dis):
-        m = re.match(r'([0-9a-f]+) <(.*)>:', line)
-        if m and m.group(2) == fn:
-            start = int(m.group(1), 16)
-        m = re.match(r'\s*([0-9a-f]+):\s+(.*)', line)
-        if m:
-            text[int(m.group(1), 16)] = m.group(2)
+    counts, _ = parse_callgrind(out, fn)
+    text, start = parse_objdump(dis, fn)
     if not counts or start is None:
         sys.exit('no counts for ' + fn)
-    base = min(counts) - start
-    counts = {a - base: v for a, v in counts.items()}
+    counts = at_objdump_addresses(counts, start)
     lo, hi = min(counts), max(counts)
     print('%s: %.1f instructions per %s' % (fn, sum(counts.values()) / units,
                                              unit))

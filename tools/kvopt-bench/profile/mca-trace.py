@@ -24,66 +24,7 @@ import subprocess
 import sys
 import tempfile
 
-
-def parse_callgrind(path, fn):
-    """Per-address instruction counts and (taken) jump counts of fn."""
-    names, cur, last, pending = {}, False, 0, None
-    ir, taken = collections.Counter(), collections.Counter()
-
-    def position(text):
-        if text.startswith('0x'):
-            return int(text, 16)
-        if text.startswith('+'):
-            return last + int(text[1:])
-        if text.startswith('-'):
-            return last - int(text[1:])
-        if text == '*':
-            return last
-        return None
-
-    for line in open(path):
-        line = line.rstrip('\n')
-        m = re.match(r'(c?fn)=\((\d+)\)(?: (.*))?', line)
-        if m:
-            if m.group(3):
-                names[m.group(2)] = m.group(3)
-            if m.group(1) == 'fn':
-                cur = names.get(m.group(2), '') == fn
-            pending = None
-            continue
-        if not cur or not line:
-            continue
-        m = re.match(r'jcnd=(\d+)/(\d+) ', line)
-        if m:
-            pending = int(m.group(1))
-            continue
-        if re.match(r'[a-z]+=', line):
-            pending = None
-            continue
-        fields = line.split()
-        at = position(fields[0])
-        if at is None:
-            continue
-        last = at
-        if len(fields) >= 3:
-            ir[at] += int(fields[2])
-        if pending is not None:
-            taken[at] += pending
-            pending = None
-    return ir, taken
-
-
-def parse_objdump(path, fn):
-    text, start = {}, None
-    for line in open(path):
-        m = re.match(r'([0-9a-f]+) <(.*)>:', line)
-        if m and m.group(2) == fn:
-            start = int(m.group(1), 16)
-        m = re.match(r'\s*([0-9a-f]+):\s+(.*)', line)
-        if m:
-            text[int(m.group(1), 16)] = re.sub(r'\s*<.*>', '',
-                                               m.group(2).strip())
-    return text, start
+from callgrind import parse_callgrind, parse_objdump
 
 
 def branch(text):
@@ -109,7 +50,7 @@ def main():
     text, start = parse_objdump(dis, fn)
     if not ir or start is None:
         sys.exit('no counts for ' + fn)
-    base = min(ir) - start
+    base = min(ir) - start  # run-time address of objdump's address 0
     ir = {a - base: v for a, v in ir.items()}
     taken = {a - base: v for a, v in taken.items()}
     addrs = sorted(a for a in text if a >= start)
